@@ -1,0 +1,286 @@
+"""The library API: one function per pipeline step, each reading and writing run files.
+
+Every step takes a :class:`Project` and a run directory, so the steps can run
+in separate CI jobs. Nothing here prints; callers pass ``on_step`` to hear
+about progress. See DESIGN.md for the files and their writers.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ci_ml import rundir
+from ci_ml.config import CONFIG_FILE, Config, gate_lines, load_config
+from ci_ml.data import Dataset
+from ci_ml.errors import RunDirError
+
+StepHook = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Project:
+    """A repository with a ``ci-ml.yaml``: its root and validated config."""
+
+    root: Path
+    config: Config
+    config_path: Path
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / self.config.runs_dir
+
+
+def open_project(config_path: Path | str = CONFIG_FILE) -> Project:
+    """Load the config; the project root is the config file's directory."""
+    path = Path(config_path).resolve()
+    return Project(root=path.parent, config=load_config(path), config_path=path)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def actor() -> str:
+    """Who is acting: the GitHub actor inside Actions, else the local user."""
+    return os.environ.get("GITHUB_ACTOR") or getpass.getuser()
+
+
+# --- steps --------------------------------------------------------------------------
+
+
+def pull(project: Project) -> dict[str, Any]:
+    """``dvc pull`` the configured data and record its version; returns pull.json."""
+    from ci_ml.data import data_version, dvc_pull, dvc_targets
+
+    targets = dvc_targets(project.config.data, project.root)
+    if targets:
+        dvc_pull(project.root, targets)
+    return {
+        "data_path": project.config.data.path,
+        "dvc_targets": targets,
+        "data_version": data_version(project.root, project.config.data),
+        "pulled_at": now(),
+    }
+
+
+def write_pull(project: Project, run_dir: Path) -> dict[str, Any]:
+    record = pull(project)
+    rundir.write_json(run_dir, rundir.PULL, record)
+    return record
+
+
+def load_data(project: Project, run_dir: Path) -> tuple[Dataset, str]:
+    """The dataset, checked to be the version that ``pull`` recorded."""
+    from ci_ml.data import data_version, load_dataset
+
+    pulled = rundir.read_json(run_dir, rundir.PULL)["data_version"]
+    current = data_version(project.root, project.config.data)
+    if current != pulled:
+        raise RunDirError(
+            f"the data changed since 'ci-ml pull' recorded {pulled} (now {current}); "
+            "start a new run with 'ci-ml run' or 'ci-ml pull'."
+        )
+    return load_dataset(project.root, project.config.data), current
+
+
+def validate(project: Project, run_dir: Path) -> dict[str, Any]:
+    """Built-in checks and the GX suite; writes data-report.json."""
+    import pandas as pd
+
+    from ci_ml import quality
+
+    dataset, version = load_data(project, run_dir)
+    checks = quality.builtin_checks(dataset, project.config.data)
+    suite = project.config.expectations
+    if suite is not None:
+        frame = pd.concat([dataset.train, dataset.holdout], ignore_index=True)
+        checks += quality.run_suite(frame, project.root / suite.suite)
+    extra = {
+        "data_version": version,
+        "task": dataset.task,
+        "rows": {"train": len(dataset.train), "holdout": len(dataset.holdout)},
+        "suite": suite.suite if suite else None,
+        "created_at": now(),
+    }
+    record = quality.report(checks, extra)
+    rundir.write_json(run_dir, rundir.DATA_REPORT, record)
+    return record
+
+
+def train(project: Project, run_dir: Path) -> dict[str, Any]:
+    """Fit the candidate (built-in or user command); writes model.skops + model.json."""
+    from ci_ml import training
+    from ci_ml.errors import GateBlocked
+
+    data_report = rundir.read_json(run_dir, rundir.DATA_REPORT)
+    if not data_report["success"]:
+        raise GateBlocked(
+            f"data gates failed ({', '.join(data_report['blocking'])}); "
+            f"not training — see {run_dir / rundir.DATA_REPORT}."
+        )
+    dataset, version = load_data(project, run_dir)
+    model_cfg = project.config.model
+    model_path = run_dir / rundir.MODEL
+    if model_cfg.command:
+        model, digest = training.train_command(
+            model_cfg, dataset, project.root, run_dir, model_path
+        )
+    else:
+        model, digest = training.train_builtin(model_cfg, dataset, model_path)
+    extra = {
+        "data_version": version,
+        "git_sha": training.git_sha(project.root),
+        "size_bytes": model_path.stat().st_size,
+    }
+    card = training.model_card(model_cfg, dataset, model, digest, extra)
+    rundir.write_json(run_dir, rundir.MODEL_CARD, card)
+    return card
+
+
+def load_candidate(project: Project, run_dir: Path) -> tuple[Any, dict[str, Any]]:
+    """The trained model, after checking its digest against model.json."""
+    from ci_ml.errors import ModelFileError
+    from ci_ml.modelio import load_model, sha256_file
+
+    card = rundir.read_json(run_dir, rundir.MODEL_CARD)
+    path = rundir.require(run_dir, rundir.MODEL)
+    if sha256_file(path) != card["digest"]:
+        raise ModelFileError(
+            f"{path} does not match the digest in model.json; it was changed after "
+            "training — run 'ci-ml train' again."
+        )
+    return load_model(path, project.config.model.trusted_types), card
+
+
+def evaluate(project: Project, run_dir: Path) -> dict[str, Any]:
+    """Candidate metrics on the holdout; writes metrics.json and evaluation.json."""
+    from ci_ml import evaluation
+
+    model, card = load_candidate(project, run_dir)
+    dataset, version = load_data(project, run_dir)
+    preds = evaluation.predict(model, dataset)
+    metrics = evaluation.candidate_metrics(project.config, dataset, preds)
+    record = {
+        "task": dataset.task,
+        "data_version": version,
+        "rows": {"train": len(dataset.train), "holdout": len(dataset.holdout)},
+        "positive_class": card.get("positive_class"),
+        "candidate": {"digest": card["digest"], "metrics": metrics},
+        "baseline": None,
+        "model": {k: card.get(k) for k in ("estimator", "params", "size_bytes")},
+        "created_at": now(),
+    }
+    rundir.write_json(run_dir, rundir.METRICS, metrics)
+    rundir.write_json(run_dir, rundir.EVALUATION, record)
+    return record
+
+
+def gate(project: Project, run_dir: Path) -> dict[str, Any]:
+    """Apply the gates; writes gate-report.json (the decision record)."""
+    from ci_ml import gates
+
+    data_report = rundir.read_json(run_dir, rundir.DATA_REPORT)
+    results = [gates.data_gate(data_report)]
+    evaluation = None
+    if data_report["success"] or (run_dir / rundir.EVALUATION).is_file():
+        evaluation = rundir.read_json(run_dir, rundir.EVALUATION)
+        gates.check_gate_metrics(project.config, evaluation["task"])
+        metrics = evaluation["candidate"]["metrics"]
+        lines = gate_lines(project.config_path)
+        for i, gate_cfg in enumerate(project.config.gates):
+            line = lines[i] if i < len(lines) else None
+            results.append(gates.threshold_gate(gate_cfg, metrics, line))
+    verdict = gates.verdict(results)
+    record = {
+        "verdict": verdict,
+        "reasons": [r.reason for r in results if r.verdict != gates.PASS],
+        "gates": gates.as_dicts(results),
+        "candidate": {"digest": (evaluation or {}).get("candidate", {}).get("digest")},
+        "baseline": None,
+        "data_version": data_report.get("data_version"),
+        "config": str(project.config_path.name),
+        "created_at": now(),
+    }
+    rundir.write_json(run_dir, rundir.GATE_REPORT, record)
+    return record
+
+
+def report(project: Project, run_dir: Path, links: dict[str, str] | None = None) -> str:
+    """Render report.md from the run files; returns the Markdown."""
+    from ci_ml import report as render
+
+    gate_report = rundir.read_json(run_dir, rundir.GATE_REPORT)
+    data_report = _optional(run_dir, rundir.DATA_REPORT)
+    evaluation = _optional(run_dir, rundir.EVALUATION)
+    text = render.render(gate_report, data_report, evaluation, links)
+    rundir.write_text(run_dir / rundir.REPORT, text)
+    return text
+
+
+def _optional(run_dir: Path, name: str) -> Any:
+    return rundir.read_json(run_dir, name) if (run_dir / name).is_file() else None
+
+
+def register(project: Project, run_dir: Path) -> Any:
+    """Register a passing candidate (model, card and decision record) in the registry."""
+    from ci_ml.errors import GateBlocked
+    from ci_ml.registry import open_registry
+
+    gate_report = rundir.read_json(run_dir, rundir.GATE_REPORT)
+    if gate_report["verdict"] != "pass":
+        raise GateBlocked(f"the candidate's verdict is {gate_report['verdict']}; not registering.")
+    card = rundir.read_json(run_dir, rundir.MODEL_CARD)
+    files = {
+        name: rundir.require(run_dir, name)
+        for name in (rundir.MODEL, rundir.MODEL_CARD, rundir.GATE_REPORT)
+    }
+    metadata = {
+        **{
+            k: card.get(k)
+            for k in (
+                "estimator",
+                "params",
+                "data_version",
+                "git_sha",
+                "feature_schema",
+                "task",
+                "target",
+                "positive_class",
+            )
+        },
+        "metrics": rundir.read_json(run_dir, rundir.METRICS),
+        "verdict": gate_report["verdict"],
+    }
+    registry = open_registry(project.config.registry.url, root=project.root)
+    return registry.register(files, metadata, by=actor())
+
+
+STEPS: list[tuple[str, Callable[[Project, Path], Any]]] = [
+    ("pull", write_pull),
+    ("validate", validate),
+    ("train", train),
+    ("evaluate", evaluate),
+    ("gate", gate),
+    ("report", report),
+]
+
+
+def run(project: Project, run_dir: Path, on_step: StepHook | None = None) -> dict[str, Any]:
+    """All steps in order; a data-gate failure skips training but still gates and reports."""
+    hook = on_step or (lambda _name: None)
+    results: dict[str, Any] = {}
+    for name, step in STEPS:
+        if name in ("train", "evaluate") and not results["validate"]["success"]:
+            continue
+        hook(name)
+        results[name] = step(project, run_dir)
+    if results["gate"]["verdict"] == "pass":
+        hook("register")
+        results["register"] = register(project, run_dir)
+    return results

@@ -1,0 +1,282 @@
+"""The ``ci-ml`` command line: parse flags, call :mod:`ci_ml.api`, print, exit.
+
+Exit codes (DESIGN.md): 0 done and passed, 1 a gate blocked, 2 bad input,
+3 an outside service failed, 4 production moved (conflict), 70 a bug.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from ci_ml.errors import CiMlError, GateBlocked
+
+INTERNAL_ERROR = 70
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="ci-ml",
+    help="CI/CD for machine-learning models: data and model gates, a comparison with "
+    "production, and deployment of only the models that pass.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+config_app = typer.Typer(help="Check and show ci-ml.yaml.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+_state = {"traceback": False}
+
+ConfigOpt = Annotated[
+    Path,
+    typer.Option("--config", "-c", help="Path of ci-ml.yaml (its folder is the project root)."),
+]
+RunDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--run-dir",
+        help="Run directory. Default: a new one under .ci-ml/runs for pull/run, "
+        "else .ci-ml/runs/latest.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the step's record as JSON.")]
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(message + "\n")
+
+
+def command(func: F) -> F:
+    """Run a command body; turn CiMlError into one line and its exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CiMlError as exc:
+            if _state["traceback"]:
+                raise
+            _err(f"ci-ml: {exc}")
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            _err("ci-ml: interrupted.")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if _state["traceback"]:
+                raise
+            _err(
+                f"ci-ml: unexpected error ({type(exc).__name__}: {exc}); this is a bug — "
+                "run again with --traceback and report it."
+            )
+            raise typer.Exit(INTERNAL_ERROR) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print_version(value: bool) -> None:
+    # eager, so `ci-ml --version` works without a command (a plain callback never runs then)
+    if value:
+        from ci_ml import __version__
+
+        print(f"ci-ml {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    traceback: Annotated[
+        bool, typer.Option("--traceback", help="Show the full traceback on errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Global options."""
+    _state["traceback"] = traceback
+
+
+def _project(config: Path) -> Any:
+    from ci_ml.api import open_project
+
+    return open_project(config)
+
+
+def _run_dir(project: Any, run_dir: Path | None, *, new: bool) -> Path:
+    from ci_ml import rundir
+
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return run_dir.resolve()
+    if new:
+        return rundir.new_run_dir(project.runs_dir)
+    return rundir.latest_run_dir(project.runs_dir)
+
+
+def _print_json(record: Any) -> None:
+    print(json.dumps(record, indent=2, default=str))
+
+
+def _step(
+    name: str, config: Path, run_dir: Path | None, as_json: bool, *, new: bool = False
+) -> Any:
+    from ci_ml import api
+
+    project = _project(config)
+    directory = _run_dir(project, run_dir, new=new)
+    func = dict(api.STEPS)[name]
+    with _progress(name):
+        record = func(project, directory)
+    if as_json:
+        _print_json(record)
+    else:
+        _err(f"{name}: done — {directory}")
+    return record
+
+
+class _progress:
+    """A spinner on stderr while a step runs (only on a terminal)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.status: Any = None
+
+    def __enter__(self) -> None:
+        if sys.stderr.isatty():
+            from rich.console import Console
+
+            self.status = Console(stderr=True).status(f"ci-ml {self.name} ...")
+            self.status.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.status is not None:
+            self.status.__exit__(*exc)
+
+
+@config_app.command("check")
+@command
+def config_check(config: ConfigOpt = Path("ci-ml.yaml")) -> None:
+    """Validate ci-ml.yaml and print the effective config (defaults filled in)."""
+    from ci_ml.config import dump_config
+
+    project = _project(config)
+    print(dump_config(project.config), end="")
+    _err(f"{project.config_path}: valid.")
+
+
+@app.command()
+@command
+def pull(
+    config: ConfigOpt = Path("ci-ml.yaml"), run_dir: RunDirOpt = None, json_: JsonOpt = False
+) -> None:
+    """Pull the configured data with DVC and record its version (starts a new run)."""
+    _step("pull", config, run_dir, json_, new=True)
+
+
+@app.command()
+@command
+def validate(
+    config: ConfigOpt = Path("ci-ml.yaml"), run_dir: RunDirOpt = None, json_: JsonOpt = False
+) -> None:
+    """Run the data gates: built-in checks and the Great Expectations suite."""
+    record = _step("validate", config, run_dir, json_)
+    if not record["success"]:
+        raise GateBlocked(f"data gates failed: {', '.join(record['blocking'])}.")
+
+
+@app.command()
+@command
+def train(
+    config: ConfigOpt = Path("ci-ml.yaml"), run_dir: RunDirOpt = None, json_: JsonOpt = False
+) -> None:
+    """Train the candidate and save it as model.skops with model.json."""
+    _step("train", config, run_dir, json_)
+
+
+@app.command()
+@command
+def evaluate(
+    config: ConfigOpt = Path("ci-ml.yaml"), run_dir: RunDirOpt = None, json_: JsonOpt = False
+) -> None:
+    """Compute the candidate's metrics on the holdout rows."""
+    _step("evaluate", config, run_dir, json_)
+
+
+@app.command()
+@command
+def gate(
+    config: ConfigOpt = Path("ci-ml.yaml"), run_dir: RunDirOpt = None, json_: JsonOpt = False
+) -> None:
+    """Apply the gates and write the decision record gate-report.json (exit 1 if blocked)."""
+    record = _step("gate", config, run_dir, json_)
+    _raise_unless_pass(record)
+
+
+@app.command()
+@command
+def report(config: ConfigOpt = Path("ci-ml.yaml"), run_dir: RunDirOpt = None) -> None:
+    """Write report.md from the run files and print it."""
+    from ci_ml import api
+
+    project = _project(config)
+    print(api.report(project, _run_dir(project, run_dir, new=False)), end="")
+
+
+@app.command()
+@command
+def run(
+    config: ConfigOpt = Path("ci-ml.yaml"), run_dir: RunDirOpt = None, json_: JsonOpt = False
+) -> None:
+    """Run every step: pull, validate, train, evaluate, gate, report, register."""
+    from ci_ml import api
+
+    project = _project(config)
+    directory = _run_dir(project, run_dir, new=True)
+    clock = {"t": time.perf_counter()}
+
+    def on_step(name: str) -> None:
+        if not json_:
+            _err(f"· {name} (at {time.perf_counter() - clock['t']:.1f}s)")
+
+    with _progress("run"):
+        results = api.run(project, directory, on_step)
+    if json_:
+        _print_json({k: v for k, v in results.items() if k != "report"})
+    else:
+        _summary(results, directory)
+    _raise_unless_pass(results["gate"])
+
+
+def _summary(results: dict[str, Any], directory: Path) -> None:
+    from ci_ml.report import ICONS
+
+    gate_report = results["gate"]
+    verdict = gate_report["verdict"]
+    lines = [f"\n{ICONS.get(verdict, '')} verdict: {verdict.upper()}"]
+    for g in gate_report["gates"]:
+        lines.append(f"  {ICONS.get(g['verdict'], '')} {g['name']}: {g['reason']}")
+    if "register" in results:
+        lines.append(f"registered model version {results['register'].version}")
+    lines.append(f"run files: {directory}  (report: {directory / 'report.md'})")
+    print("\n".join(lines))
+
+
+def _raise_unless_pass(gate_report: dict[str, Any]) -> None:
+    if gate_report["verdict"] != "pass":
+        reasons = "; ".join(gate_report.get("reasons") or []) or gate_report["verdict"]
+        raise GateBlocked(f"blocked ({gate_report['verdict']}): {reasons}.")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

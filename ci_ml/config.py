@@ -1,0 +1,215 @@
+"""``ci-ml.yaml``: the one config file, validated by pydantic models.
+
+A bad file never gives a traceback: :func:`load_config` turns every problem
+into a :class:`~ci_ml.errors.ConfigError` naming the file, the field, what was
+found and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ci_ml.errors import ConfigError
+
+CONFIG_FILE = "ci-ml.yaml"
+
+Task = Literal["classification", "regression"]
+Direction = Literal["higher", "lower"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HoldoutConfig(_Strict):
+    """How the holdout rows are chosen: a seeded split, or a file of their own."""
+
+    fraction: float = Field(0.2, gt=0, lt=1)
+    seed: int = 42
+    file: str | None = None
+
+
+class DataConfig(_Strict):
+    """Where the data lives and what to learn from it."""
+
+    path: str
+    target: str
+    task: Task | None = None
+    positive_class: str | int | None = None
+    drop: list[str] = Field(default_factory=list)
+    holdout: HoldoutConfig = Field(default_factory=HoldoutConfig)
+    dvc_targets: list[str] | None = None
+    max_overlap_percent: float = Field(0.0, ge=0, le=100)
+
+
+class ExpectationsConfig(_Strict):
+    """A Great Expectations suite kept as JSON in git."""
+
+    suite: str
+
+
+class ModelConfig(_Strict):
+    """The built-in trainer (estimator + params) or the user's own command."""
+
+    estimator: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+    command: str | None = None
+    output: str = "model.skops"
+    threshold: float = Field(0.5, gt=0, lt=1)
+    trusted_types: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_way_to_train(self) -> ModelConfig:
+        if (self.estimator is None) == (self.command is None):
+            raise ValueError("set exactly one of 'estimator' (built-in trainer) or 'command'")
+        return self
+
+
+class GateConfig(_Strict):
+    """An absolute threshold on one metric: ``min`` and/or ``max``."""
+
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _has_a_bound(self) -> GateConfig:
+        if self.min is None and self.max is None:
+            raise ValueError("a gate needs 'min' or 'max' (or both)")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"'min' ({self.min}) is above 'max' ({self.max})")
+        return self
+
+
+class RegistryConfig(_Strict):
+    """Where model versions and the production pointer live."""
+
+    url: str = ".ci-ml/registry"
+
+
+class Config(_Strict):
+    """The whole ``ci-ml.yaml``."""
+
+    data: DataConfig
+    expectations: ExpectationsConfig | None = None
+    model: ModelConfig
+    metrics: list[str] = Field(default_factory=list)
+    gates: list[GateConfig]
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    runs_dir: str = ".ci-ml/runs"
+
+    @field_validator("gates")
+    @classmethod
+    def _gates_not_empty(cls, gates: list[GateConfig]) -> list[GateConfig]:
+        if not gates:
+            raise ValueError("the gate list is empty; a candidate with no gate would always pass")
+        return gates
+
+
+def load_config(path: Path | str = CONFIG_FILE) -> Config:
+    """Read and validate ``ci-ml.yaml``; raise ConfigError with file and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: no config file here; create {CONFIG_FILE} at the repository root "
+            "(see docs/config.md) or pass --config."
+        )
+    raw = _read_yaml(path)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(path, exc)) from None
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{path}: {problem}{where}; fix the YAML syntax.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc}).") from None
+    if not isinstance(raw, dict):
+        found = "an empty file" if raw is None else f"a {type(raw).__name__}"
+        raise ConfigError(
+            f"{path}: found {found}; a mapping with 'data', 'model', 'gates' is expected."
+        )
+    return raw
+
+
+def _describe(path: Path, exc: ValidationError) -> str:
+    """One sentence per problem: file, field, what was found, what is allowed."""
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        found = err.get("input")
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "missing":
+            parts.append(f"field '{field}' is missing (required)")
+        elif err["type"] == "extra_forbidden":
+            parts.append(
+                f"field '{field}' is not a known setting (found {_short(found)}); check the "
+                f"spelling{_known_here(err['loc'])}"
+            )
+        else:
+            parts.append(f"field '{field}': found {_short(found)}; {message}")
+    more = f" (and {len(parts) - 3} more)" if len(parts) > 3 else ""
+    return f"{path}: " + "; ".join(parts[:3]) + more + "."
+
+
+def _known_here(loc: tuple[int | str, ...]) -> str:
+    """'; allowed here: ...' for an unknown key: the settings of the model that holds it."""
+    model: Any = Config
+    for part in loc[:-1]:
+        if isinstance(part, str):
+            field = model.model_fields.get(part) if model is not None else None
+            model = _model_in(field.annotation) if field is not None else None
+    if model is None:
+        return ""
+    names = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"{hint}; allowed here: {', '.join(names)}"
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as ``list[GateConfig]`` or ``X | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def dump_config(config: Config) -> str:
+    """The effective config (defaults filled in) as YAML."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def gate_lines(path: Path | str) -> list[int | None]:
+    """The line of each entry under ``gates:`` in the file (for annotations)."""
+    try:
+        root = yaml.compose(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return []
+    if not isinstance(root, yaml.MappingNode):
+        return []
+    for key, value in root.value:
+        if key.value == "gates" and isinstance(value, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in value.value]
+    return []

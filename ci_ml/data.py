@@ -1,0 +1,273 @@
+"""Data: DVC pull, the data version, loading CSV/Parquet, the train/holdout split.
+
+The split is deterministic and leak-free by construction: rows are grouped by a
+hash of their feature values, so identical rows always land on the same side,
+and groups are shuffled with the configured seed (stratified by class for
+classification). A row keeps its side when other rows are added, because its
+side depends only on its group's place in a seeded order of hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from ci_ml.config import DataConfig, Task
+from ci_ml.errors import DataError, ServiceError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+READERS = {".csv": "read_csv", ".parquet": "read_parquet", ".pq": "read_parquet"}
+MAX_CLASSES_FOR_INFERENCE = 10
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train and holdout rows of one data version, ready for the steps."""
+
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    target: str
+    task: Task
+    features: list[str]
+    positive_class: Any = None
+
+    def x(self, part: str) -> pd.DataFrame:
+        return getattr(self, part)[self.features]
+
+    def y(self, part: str) -> pd.Series:
+        return getattr(self, part)[self.target]
+
+
+# --- DVC ---------------------------------------------------------------------------
+
+
+def dvc_targets(config: DataConfig, root: Path) -> list[str]:
+    """The ``.dvc`` files that track the configured data (explicit or found)."""
+    if config.dvc_targets is not None:
+        return list(config.dvc_targets)
+    found = []
+    for path in [config.path, config.holdout.file]:
+        if path:
+            dvc_file = find_dvc_file(root, Path(path))
+            if dvc_file is not None and str(dvc_file) not in found:
+                found.append(str(dvc_file))
+    return found
+
+
+def find_dvc_file(root: Path, path: Path) -> Path | None:
+    """``<path>.dvc`` or that of the nearest tracked parent directory."""
+    for candidate in [path, *path.parents]:
+        if str(candidate) in ("", "."):
+            break
+        dvc_file = candidate.with_name(candidate.name + ".dvc")
+        if (root / dvc_file).is_file():
+            return dvc_file
+    return None
+
+
+def dvc_pull(root: Path, targets: list[str]) -> None:
+    """``dvc pull`` the targets; a remote that lacks the data is a ServiceError."""
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    logging.disable(logging.WARNING)  # DVC's warnings repeat what its error says
+    try:
+        with Repo(str(root)) as repo:
+            repo.pull(targets=targets or None)
+    except DvcException as exc:
+        raise ServiceError(_explain_dvc(exc, targets)) from None
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _explain_dvc(exc: Exception, targets: list[str]) -> str:
+    text = " ".join(str(exc).split())
+    what = ", ".join(targets) or "the tracked data"
+    if "unsaved files" in text:
+        raise DataError(
+            f"dvc pull of {what} stopped: the workspace has changes that DVC has not saved "
+            f"({text.split('to force.')[-1].strip()}); "
+            "version them with 'dvc add' or discard them with 'dvc checkout --force'."
+        )
+    if (
+        "missing" in text.lower()
+        or "failed to pull" in text.lower()
+        or "failed to fetch" in text.lower()
+    ):
+        return (
+            f"dvc pull of {what} failed: the DVC remote does not have the data ({text}); "
+            "run 'dvc push' where the data exists, or check the remote in .dvc/config."
+        )
+    return (
+        f"dvc pull of {what} failed: {text}; "
+        "check the remote with 'dvc remote list' and 'dvc status -c'."
+    )
+
+
+def data_version(root: Path, config: DataConfig) -> str:
+    """The DVC hash of the data (``md5:...``), or a sha256 of the file if untracked."""
+    dvc_file = find_dvc_file(root, Path(config.path))
+    if dvc_file is not None:
+        outs = (yaml.safe_load((root / dvc_file).read_text()) or {}).get("outs") or []
+        if outs and outs[0].get("md5"):
+            return "md5:" + str(outs[0]["md5"])
+    path = root / config.path
+    if not path.is_file():
+        raise DataError(
+            f"{path} does not exist; run 'ci-ml pull' or check data.path in ci-ml.yaml."
+        )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return "sha256:" + digest
+
+
+# --- loading -----------------------------------------------------------------------
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file; anything unreadable is a DataError."""
+    import pandas as pd
+
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        allowed = ", ".join(READERS)
+        raise DataError(f"{path}: unsupported file type '{path.suffix}'; use one of {allowed}.")
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; run 'ci-ml pull' first or check data.path.")
+    try:
+        frame = getattr(pd, reader)(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty; it needs a header row and data rows.") from None
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError) as exc:
+        kind = "CSV" if reader == "read_csv" else "Parquet"
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path} is not a readable {kind} file ({first}).") from None
+    if frame.empty:
+        raise DataError(f"{path} has a header but no data rows.")
+    return frame
+
+
+def load_dataset(root: Path, config: DataConfig) -> Dataset:
+    """Load, check and split the configured data."""
+    frame = _prepared(read_table(root / config.path), config, root / config.path)
+    task = config.task or infer_task(frame[config.target])
+    features = [c for c in frame.columns if c != config.target and c not in config.drop]
+    positive = _positive_class(frame[config.target], config, task)
+    if config.holdout.file:
+        holdout_path = root / config.holdout.file
+        holdout = _prepared(read_table(holdout_path), config, holdout_path)
+        _same_columns(frame, holdout, holdout_path)
+        return Dataset(frame, holdout, config.target, task, features, positive)
+    train_idx, holdout_idx = split_rows(frame, features, config.target, task, config.holdout)
+    return Dataset(
+        frame.iloc[train_idx].reset_index(drop=True),
+        frame.iloc[holdout_idx].reset_index(drop=True),
+        config.target,
+        task,
+        features,
+        positive,
+    )
+
+
+def _prepared(frame: pd.DataFrame, config: DataConfig, path: Path) -> pd.DataFrame:
+    """Check the target and columns; string columns become plain ``object``."""
+    if config.target not in frame.columns:
+        cols = ", ".join(map(str, frame.columns[:12]))
+        raise DataError(
+            f"{path}: target column '{config.target}' not found; columns are {cols}; "
+            "fix data.target in ci-ml.yaml."
+        )
+    missing_drop = [c for c in config.drop if c not in frame.columns]
+    if missing_drop:
+        raise DataError(f"{path}: data.drop names columns that do not exist: {missing_drop}.")
+    frame = frame.drop(columns=config.drop)
+    empty = [str(c) for c in frame.columns if frame[c].isna().all()]
+    if empty:
+        raise DataError(
+            f"{path}: column(s) {', '.join(empty)} have no values at all; "
+            "fix the data or list them under data.drop."
+        )
+    for column in frame.columns:
+        if frame[column].dtype.kind not in "biufcmM":
+            frame[column] = frame[column].astype(object)
+    return frame
+
+
+def _same_columns(train: pd.DataFrame, holdout: pd.DataFrame, path: Path) -> None:
+    missing = [c for c in train.columns if c not in holdout.columns]
+    if missing:
+        raise DataError(f"{path}: the holdout file lacks column(s) {', '.join(map(str, missing))}.")
+
+
+def infer_task(target: pd.Series) -> Task:
+    """Classification for labels and few distinct integers, regression otherwise."""
+    values = target.dropna()
+    if values.dtype.kind == "f" and not (values == values.round()).all():
+        return "regression"
+    if values.dtype.kind in "iuf" and values.nunique() > MAX_CLASSES_FOR_INFERENCE:
+        return "regression"
+    return "classification"
+
+
+def _positive_class(target: pd.Series, config: DataConfig, task: Task) -> Any:
+    if task != "classification":
+        return None
+    counts = target.value_counts()
+    if len(counts) < 2:
+        raise DataError(
+            f"target column '{config.target}' has a single class ({counts.index[0]!r}); "
+            "a classifier needs at least two."
+        )
+    if len(counts) > 2:
+        raise DataError(
+            f"target column '{config.target}' has {len(counts)} classes; ci-ml supports "
+            "binary classification and regression (set data.task: regression if numeric)."
+        )
+    if config.positive_class is None:
+        return counts.index[-1]  # the rarer class: what one usually wants to catch
+    labels = {str(v): v for v in counts.index}
+    if str(config.positive_class) not in labels:
+        raise DataError(
+            f"data.positive_class {config.positive_class!r} is not a value of "
+            f"'{config.target}' (found {sorted(labels)})."
+        )
+    return labels[str(config.positive_class)]
+
+
+# --- split -------------------------------------------------------------------------
+
+
+def row_keys(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
+    """A 64-bit hash per row of its feature values (equal rows, equal keys)."""
+    import pandas as pd
+
+    return pd.util.hash_pandas_object(frame[features], index=False).to_numpy()
+
+
+def split_rows(
+    frame: pd.DataFrame, features: list[str], target: str, task: Task, holdout: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded, stratified, duplicate-aware split; returns (train, holdout) row positions."""
+    import numpy as np
+
+    keys = row_keys(frame, features)
+    _, first, group = np.unique(keys, return_index=True, return_inverse=True)
+    if task == "classification":
+        strata = frame[target].to_numpy()[first]
+    else:
+        strata = np.zeros(len(first), dtype=int)
+    rng = np.random.default_rng(holdout.seed)
+    in_holdout = np.zeros(len(first), dtype=bool)
+    for stratum in sorted(set(strata.tolist()), key=str):
+        groups = np.flatnonzero(strata == stratum)
+        chosen = rng.permutation(groups)[: max(1, round(holdout.fraction * len(groups)))]
+        in_holdout[chosen] = True
+    mask = in_holdout[group]
+    return np.flatnonzero(~mask), np.flatnonzero(mask)

@@ -1,0 +1,214 @@
+"""Training: the built-in scikit-learn Pipeline, or the user's own command.
+
+The built-in trainer imputes and scales numeric columns, imputes and one-hot
+encodes categorical ones, then fits the configured estimator (any import path,
+e.g. ``sklearn.ensemble.HistGradientBoostingClassifier``) with its params and a
+seed. The user-command mode runs e.g. ``dvc repro train`` and picks up the
+skops file it writes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ci_ml import __version__
+from ci_ml.config import ModelConfig
+from ci_ml.data import Dataset
+from ci_ml.errors import ConfigError, ModelFileError
+from ci_ml.modelio import load_model, save_model
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+STDERR_FD = 2
+
+
+def feature_schema(frame: pd.DataFrame, features: list[str]) -> list[dict[str, Any]]:
+    """Name, kind and dtype of each feature (categories for categoricals)."""
+    schema: list[dict[str, Any]] = []
+    for name in features:
+        column = frame[name]
+        if column.dtype.kind in "biufc":
+            schema.append({"name": name, "kind": "numeric", "dtype": str(column.dtype)})
+        else:
+            values = sorted(map(str, column.dropna().unique().tolist()))
+            schema.append(
+                {"name": name, "kind": "categorical", "dtype": "object", "categories": values}
+            )
+    return schema
+
+
+def import_estimator(path: str) -> type:
+    """The estimator class at ``module.Class``, or a ConfigError saying why not."""
+    module_name, _, class_name = path.rpartition(".")
+    if not module_name:
+        raise ConfigError(
+            f"model.estimator: found {path!r}; give a full import path such as "
+            "'sklearn.ensemble.HistGradientBoostingClassifier'."
+        )
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError):
+        raise ConfigError(
+            f"model.estimator: {path!r} cannot be imported; check the spelling "
+            "or install the package that provides it."
+        ) from None
+    if not (isinstance(cls, type) and hasattr(cls, "fit")):
+        raise ConfigError(f"model.estimator: {path!r} is not an estimator class with fit().")
+    return cls
+
+
+def build_pipeline(config: ModelConfig, schema: list[dict[str, Any]]) -> Any:
+    """The preprocessing + estimator Pipeline for the built-in trainer."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    assert config.estimator is not None
+    numeric = [f["name"] for f in schema if f["kind"] == "numeric"]
+    categorical = [f["name"] for f in schema if f["kind"] == "categorical"]
+    numeric_steps = Pipeline(
+        [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+    )
+    categorical_steps = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+            ("onehot", OneHotEncoder(handle_unknown="ignore")),
+        ]
+    )
+    prepare = ColumnTransformer(
+        [("numeric", numeric_steps, numeric), ("categorical", categorical_steps, categorical)]
+    )
+    return Pipeline([("prepare", prepare), ("model", _estimator(config))])
+
+
+def _estimator(config: ModelConfig) -> Any:
+    assert config.estimator is not None
+    cls = import_estimator(config.estimator)
+    params = dict(config.params)
+    try:
+        estimator = cls(**params)
+        if "random_state" in estimator.get_params() and "random_state" not in params:
+            estimator.set_params(random_state=config.seed)
+    except TypeError as exc:
+        raise ConfigError(f"model.params: {config.estimator} rejects them ({exc}).") from None
+    return estimator
+
+
+def fit(pipeline: Any, dataset: Dataset, estimator: str) -> Any:
+    """Fit the pipeline; bad params are a ConfigError, not a traceback."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return pipeline.fit(dataset.x("train"), dataset.y("train"))
+    except (ValueError, TypeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(
+            f"model: fitting {estimator} failed ({first}); check model.params."
+        ) from None
+
+
+def train_builtin(config: ModelConfig, dataset: Dataset, model_path: Path) -> tuple[Any, str]:
+    """Fit the built-in Pipeline and save it; returns (model, sha256)."""
+    schema = feature_schema(dataset.train, dataset.features)
+    model = fit(build_pipeline(config, schema), dataset, str(config.estimator))
+    return model, save_model(model, model_path)
+
+
+def train_command(
+    config: ModelConfig, dataset: Dataset, root: Path, run_dir: Path, model_path: Path
+) -> tuple[Any, str]:
+    """Run the user's training command and take the skops file it writes."""
+    assert config.command is not None
+    train_file = run_dir / "train.parquet"
+    dataset.train.to_parquet(train_file, index=False)
+    output = (root / config.output).resolve()
+    env = {
+        **os.environ,
+        "CI_ML_TRAIN_DATA": str(train_file),
+        "CI_ML_MODEL_PATH": str(output),
+        "CI_ML_TARGET": dataset.target,
+        "CI_ML_SEED": str(config.seed),
+    }
+    # the command's chatter goes to stderr: stdout carries `ci-ml train --json` output
+    done = subprocess.run(
+        config.command, shell=True, cwd=root, env=env, check=False, stdout=STDERR_FD
+    )
+    if done.returncode != 0:
+        raise ModelFileError(
+            f"the training command {config.command!r} exited with {done.returncode}; "
+            "run it by hand to see why."
+        )
+    if not output.is_file():
+        raise ModelFileError(
+            f"the training command finished but wrote no model at {output} "
+            "(model.output); it must save a skops file there ($CI_ML_MODEL_PATH)."
+        )
+    model = load_model(output, config.trusted_types)
+    shutil.copyfile(output, model_path)
+    from ci_ml.modelio import sha256_file
+
+    return model, sha256_file(model_path)
+
+
+def model_card(
+    config: ModelConfig, dataset: Dataset, model: Any, digest: str, extra: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``model.json`` record that goes with the model file."""
+    estimator = model.steps[-1][1] if hasattr(model, "steps") else model
+    return {
+        "estimator": config.estimator or f"{type(estimator).__module__}.{type(estimator).__name__}",
+        "params": _plain(estimator.get_params(deep=False))
+        if hasattr(estimator, "get_params")
+        else {},
+        "configured_params": dict(config.params),
+        "command": config.command,
+        "seed": config.seed,
+        "task": dataset.task,
+        "target": dataset.target,
+        "positive_class": _plain(dataset.positive_class),
+        "classes": _plain(list(getattr(model, "classes_", []))),
+        "feature_schema": feature_schema(dataset.train, dataset.features),
+        "training_rows": len(dataset.train),
+        "digest": digest,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "ci_ml_version": __version__,
+        **extra,
+    }
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy of params: numbers, strings, lists; other objects by repr."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):
+        return value.item()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return repr(value)
+
+
+def git_sha(root: Path) -> str | None:
+    """The commit being trained, from GITHUB_SHA or ``git rev-parse HEAD``."""
+    if os.environ.get("GITHUB_SHA"):
+        return os.environ["GITHUB_SHA"]
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    return done.stdout.strip() or None

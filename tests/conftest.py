@@ -1,0 +1,92 @@
+"""Shared fixtures: the example project as a real git + DVC repository, and the CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+# files of the example project that a copy needs (the package itself is installed)
+EXAMPLE_FILES = [
+    ".dvc/config",
+    ".dvc/.gitignore",
+    ".dvcignore",
+    ".gitignore",
+    "data.dvc",
+    "ci-ml.yaml",
+    "expectations",
+    "dvc-storage",
+]
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def make_example_repo(dest: Path) -> Path:
+    """Copy the example project's tracked files into ``dest`` as a fresh git repo."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in EXAMPLE_FILES:
+        source = REPO / name
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target)
+        else:
+            shutil.copy2(source, target)
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "add", "-A")
+    git(
+        dest,
+        "-c",
+        "user.name=ci-ml tests",
+        "-c",
+        "user.email=tests@ci-ml.invalid",
+        "commit",
+        "-q",
+        "-m",
+        "example project",
+    )
+    return dest
+
+
+@pytest.fixture(scope="session")
+def pulled_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example project with its data pulled by DVC (read-only template)."""
+    repo = make_example_repo(tmp_path_factory.mktemp("template") / "repo")
+    subprocess.run([sys.executable, "-m", "dvc", "pull", "-q"], cwd=repo, check=True)
+    return repo
+
+
+@pytest.fixture
+def project(pulled_example: Path, tmp_path: Path) -> Path:
+    """A private, writable copy of the pulled example project."""
+    dest = tmp_path / "project"
+    shutil.copytree(pulled_example, dest, symlinks=True)
+    return dest
+
+
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``ci-ml`` as a user would, in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "ci_ml", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+from tests.github_api.fixtures import *  # noqa: E402, F403  (the local GitHub API server)
