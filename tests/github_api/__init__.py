@@ -1,0 +1,1 @@
+"""A local GitHub REST API for tests, built from GitHub's published OpenAPI description."""
