@@ -159,26 +159,62 @@ def load_candidate(project: Project, run_dir: Path) -> tuple[Any, dict[str, Any]
 
 
 def evaluate(project: Project, run_dir: Path) -> dict[str, Any]:
-    """Candidate metrics on the holdout; writes metrics.json and evaluation.json."""
-    from ci_ml import evaluation
+    """Candidate and production on the same holdout rows; writes metrics.json, evaluation.json."""
+    from ci_ml import comparison, evaluation
+    from ci_ml.baseline import fetch_production, predict_baseline
+    from ci_ml.registry import open_registry
 
+    config = project.config
     model, card = load_candidate(project, run_dir)
     dataset, version = load_data(project, run_dir)
-    preds = evaluation.predict(model, dataset)
-    metrics = evaluation.candidate_metrics(project.config, dataset, preds)
+    from ci_ml.gates import check_gate_metrics
+
+    check_gate_metrics(config, dataset.task)
+    names = evaluation.metric_names(config, dataset.task)
+    cand = evaluation.predict(model, dataset)
+    metrics = evaluation.candidate_metrics(config, dataset, cand)
+    ops: dict[str, Any] = comparison.latency_ms(model, dataset.x("holdout"), dataset.task)
+    ops["size_mb"] = card["size_bytes"] / 1e6
+    registry = open_registry(config.registry.url, root=project.root)
+    baseline = fetch_production(registry, run_dir, config.model.trusted_types)
+    prod, compared = None, {}
+    if baseline is not None:
+        prod, baseline = predict_baseline(baseline, dataset)
+    if prod is not None:
+        compared = comparison.compare_overall(config, dataset, names, cand, prod)
+        ops["churn"] = comparison.churn(cand, prod, dataset.task, config.model.threshold)
     record = {
         "task": dataset.task,
         "data_version": version,
         "rows": {"train": len(dataset.train), "holdout": len(dataset.holdout)},
         "positive_class": card.get("positive_class"),
-        "candidate": {"digest": card["digest"], "metrics": metrics},
-        "baseline": None,
+        "candidate": {"digest": card["digest"], "metrics": metrics, "operational": ops},
+        "baseline": _baseline_summary(baseline, compared),
+        "comparisons": compared,
+        "slices": comparison.compare_slices(config, dataset, names, cand, prod),
         "model": {k: card.get(k) for k in ("estimator", "params", "size_bytes")},
         "created_at": now(),
     }
-    rundir.write_json(run_dir, rundir.METRICS, metrics)
+    rundir.write_json(run_dir, rundir.METRICS, {**metrics, **_present(ops)})
     rundir.write_json(run_dir, rundir.EVALUATION, record)
     return record
+
+
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _baseline_summary(baseline: Any, compared: dict[str, Any]) -> dict[str, Any] | None:
+    if baseline is None:
+        return None
+    return {
+        "version": baseline.version,
+        "digest": baseline.digest,
+        "problem": baseline.problem,
+        "metrics": {name: c["production"] for name, c in compared.items()},
+        "params": baseline.card.get("params"),
+        "data_version": baseline.card.get("data_version"),
+    }
 
 
 def gate(project: Project, run_dir: Path) -> dict[str, Any]:
@@ -191,24 +227,80 @@ def gate(project: Project, run_dir: Path) -> dict[str, Any]:
     if data_report["success"] or (run_dir / rundir.EVALUATION).is_file():
         evaluation = rundir.read_json(run_dir, rundir.EVALUATION)
         gates.check_gate_metrics(project.config, evaluation["task"])
-        metrics = evaluation["candidate"]["metrics"]
-        lines = gate_lines(project.config_path)
-        for i, gate_cfg in enumerate(project.config.gates):
-            line = lines[i] if i < len(lines) else None
-            results.append(gates.threshold_gate(gate_cfg, metrics, line))
+        results += model_gates(project, evaluation)
     verdict = gates.verdict(results)
+    baseline = (evaluation or {}).get("baseline")
     record = {
         "verdict": verdict,
         "reasons": [r.reason for r in results if r.verdict != gates.PASS],
         "gates": gates.as_dicts(results),
         "candidate": {"digest": (evaluation or {}).get("candidate", {}).get("digest")},
-        "baseline": None,
+        "baseline": {k: baseline.get(k) for k in ("version", "digest", "problem")}
+        if baseline
+        else None,
         "data_version": data_report.get("data_version"),
         "config": str(project.config_path.name),
+        "comparison": project.config.comparison.model_dump(),
         "created_at": now(),
     }
     rundir.write_json(run_dir, rundir.GATE_REPORT, record)
     return record
+
+
+def model_gates(project: Project, evaluation: dict[str, Any]) -> list[Any]:
+    """Threshold and change gates (overall and per slice) from evaluation.json."""
+    from ci_ml import gates
+    from ci_ml.metrics import METRICS
+
+    config = project.config
+    values = {**evaluation["candidate"]["metrics"], **evaluation["candidate"]["operational"]}
+    baseline = evaluation.get("baseline")
+    lines = gate_lines(project.config_path)
+    results = []
+    for i, gate_cfg in enumerate(config.gates):
+        line = lines[i] if i < len(lines) else None
+        if gate_cfg.min is not None or gate_cfg.max is not None:
+            results.append(gates.threshold_gate(gate_cfg, values, line))
+        if gate_cfg.change is None:
+            continue
+        if baseline is None:
+            why = "no model in production yet"
+            results.append(gates.policy_gate(gate_cfg, config.comparison.first_model, why, line))
+            continue
+        if baseline.get("problem"):
+            policy = config.comparison.unusable_baseline
+            results.append(gates.policy_gate(gate_cfg, policy, baseline["problem"], line))
+            continue
+        higher = METRICS[gate_cfg.metric].higher_is_better
+        comparisons = evaluation["comparisons"]
+        results.append(gates.change_gate(gate_cfg, comparisons.get(gate_cfg.metric), higher, line))
+        if gate_cfg.slices:
+            results += _slice_gates(project, evaluation, gate_cfg, higher, line)
+    return results
+
+
+def _slice_gates(
+    project: Project, evaluation: dict[str, Any], gate_cfg: Any, higher: bool, line: int | None
+) -> list[Any]:
+    from ci_ml import gates
+    from ci_ml.errors import ConfigError
+
+    if project.config.slices is None:
+        raise ConfigError(
+            f"gate on '{gate_cfg.metric}' has 'slices: true' but ci-ml.yaml has no "
+            "'slices' section naming the columns."
+        )
+    slices = evaluation.get("slices") or []
+    if not slices:
+        raise ConfigError(f"gate on '{gate_cfg.metric}': no slice was computed; run evaluate.")
+    out = []
+    for entry in slices:
+        if not entry["judged"]:
+            continue
+        label = f" [{entry['column']}={entry['value']}]"
+        found = entry["comparisons"].get(gate_cfg.metric)
+        out.append(gates.change_gate(gate_cfg, found, higher, line, label=label))
+    return out
 
 
 def report(project: Project, run_dir: Path, links: dict[str, str] | None = None) -> str:
@@ -233,8 +325,8 @@ def register(project: Project, run_dir: Path) -> Any:
     from ci_ml.registry import open_registry
 
     gate_report = rundir.read_json(run_dir, rundir.GATE_REPORT)
-    if gate_report["verdict"] != "pass":
-        raise GateBlocked(f"the candidate's verdict is {gate_report['verdict']}; not registering.")
+    if gate_report["verdict"] == "fail":
+        raise GateBlocked("the candidate's verdict is fail; not registering.")
     card = rundir.read_json(run_dir, rundir.MODEL_CARD)
     files = {
         name: rundir.require(run_dir, name)
@@ -280,7 +372,7 @@ def run(project: Project, run_dir: Path, on_step: StepHook | None = None) -> dic
             continue
         hook(name)
         results[name] = step(project, run_dir)
-    if results["gate"]["verdict"] == "pass":
+    if results["gate"]["verdict"] != "fail":
         hook("register")
         results["register"] = register(project, run_dir)
     return results

@@ -272,9 +272,133 @@ def _summary(results: dict[str, Any], directory: Path) -> None:
 
 
 def _raise_unless_pass(gate_report: dict[str, Any]) -> None:
-    if gate_report["verdict"] != "pass":
-        reasons = "; ".join(gate_report.get("reasons") or []) or gate_report["verdict"]
-        raise GateBlocked(f"blocked ({gate_report['verdict']}): {reasons}.")
+    """Exit 1 on fail; an inconclusive verdict (policy 'approve') exits 0 with a warning."""
+    reasons = "; ".join(gate_report.get("reasons") or []) or gate_report["verdict"]
+    if gate_report["verdict"] == "fail":
+        raise GateBlocked(f"blocked: {reasons}.")
+    if gate_report["verdict"] == "inconclusive":
+        _err(f"ci-ml: inconclusive — deployable only with a maintainer's approval: {reasons}.")
+
+
+# --- registry ------------------------------------------------------------------------
+
+registry_app = typer.Typer(help="Model versions and the production pointer.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+RegistryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--registry",
+        envvar="CI_ML_REGISTRY_URL",
+        help="Registry URL or directory (default: registry.url of ci-ml.yaml).",
+    ),
+]
+
+
+def _registry(config: Path, url: str | None) -> Any:
+    from ci_ml.registry import open_registry
+
+    if url:
+        return open_registry(url, root=Path.cwd())
+    project = _project(config)
+    return open_registry(project.config.registry.url, root=project.root)
+
+
+def _version_row(version: Any, production: str | None) -> str:
+    mark = "*" if version.version == production else " "
+    metrics = version.metadata.get("metrics") or {}
+    shown = ", ".join(f"{k}={v:.4f}" for k, v in list(metrics.items())[:3] if isinstance(v, float))
+    return f"{mark} {version.version}  {version.created_at[:19]}  {version.registered_by}  {shown}"
+
+
+@registry_app.command("list")
+@command
+def registry_list(
+    config: ConfigOpt = Path("ci-ml.yaml"), registry: RegistryOpt = None, json_: JsonOpt = False
+) -> None:
+    """List the registered versions, newest first (* marks production)."""
+    from dataclasses import asdict
+
+    reg = _registry(config, registry)
+    versions = reg.list_versions()
+    production = reg.get_production()
+    current = production.version if production else None
+    if json_:
+        _print_json({"production": current, "versions": [asdict(v) for v in versions]})
+        return
+    if not versions:
+        _err("no model registered yet; 'ci-ml run' registers a passing candidate.")
+    for version in versions:
+        print(_version_row(version, current))
+
+
+@registry_app.command("show")
+@command
+def registry_show(
+    version: Annotated[str, typer.Argument(help="Version (12 hex) or full digest; 'production'.")],
+    config: ConfigOpt = Path("ci-ml.yaml"),
+    registry: RegistryOpt = None,
+) -> None:
+    """Show one version's record as JSON."""
+    from dataclasses import asdict
+
+    from ci_ml.errors import BadInputError
+
+    reg = _registry(config, registry)
+    found = reg.get_production() if version == "production" else reg.get(version)
+    if found is None:
+        raise BadInputError(
+            "no model is in production yet; promote one with 'ci-ml registry promote'."
+        )
+    _print_json(asdict(found))
+
+
+@registry_app.command("history")
+@command
+def registry_history(
+    config: ConfigOpt = Path("ci-ml.yaml"), registry: RegistryOpt = None, json_: JsonOpt = False
+) -> None:
+    """The production history: what was promoted or rolled back, when, by whom."""
+    from dataclasses import asdict
+
+    events = _registry(config, registry).history()
+    if json_:
+        _print_json([asdict(e) for e in events])
+        return
+    if not events:
+        _err("nothing has been promoted yet.")
+    for e in events:
+        print(
+            f"{e.seq:>4}  {e.at[:19]}  {e.action:<8} {e.version}  "
+            f"(was {e.previous or '—'})  by {e.by}"
+        )
+
+
+@registry_app.command("promote")
+@command
+def registry_promote(
+    version: Annotated[str, typer.Argument(help="The version to put in production.")],
+    expected_current: Annotated[
+        str | None,
+        typer.Option(
+            "--expected-current",
+            help="Refuse (exit 4) unless this version is in production now; "
+            "'none' when nothing is. Default: whatever is in production now.",
+        ),
+    ] = None,
+    config: ConfigOpt = Path("ci-ml.yaml"),
+    registry: RegistryOpt = None,
+) -> None:
+    """Put a registered version in production (compare-and-swap; exit 4 on a conflict)."""
+    from ci_ml.api import actor
+
+    reg = _registry(config, registry)
+    if expected_current is None:
+        current = reg.get_production()
+        expected = current.version if current else None
+    else:
+        expected = None if expected_current.lower() == "none" else expected_current
+    event = reg.promote(version, expected, by=actor(), record={"via": "ci-ml registry promote"})
+    print(f"production is now {event.version} (was {event.previous or 'none'}), event #{event.seq}")
 
 
 def main() -> None:

@@ -71,20 +71,55 @@ class ModelConfig(_Strict):
         return self
 
 
+Policy = Literal["fail", "approve"]
+
+
+class ChangeConfig(_Strict):
+    """A change gate: the candidate vs production on the same rows, judged on the interval.
+
+    ``margin`` is signed, in the metric's units, in the direction of "better":
+    negative allows a regression of at most that much, positive requires a gain.
+    """
+
+    margin: float = 0.0
+    inconclusive: Policy = "fail"
+
+
 class GateConfig(_Strict):
-    """An absolute threshold on one metric: ``min`` and/or ``max``."""
+    """One gate on one metric: bounds (``min``/``max``) and/or a ``change`` vs production."""
 
     metric: str
     min: float | None = None
     max: float | None = None
+    change: ChangeConfig | None = None
+    slices: bool = False
 
     @model_validator(mode="after")
-    def _has_a_bound(self) -> GateConfig:
-        if self.min is None and self.max is None:
-            raise ValueError("a gate needs 'min' or 'max' (or both)")
+    def _has_a_rule(self) -> GateConfig:
+        if self.min is None and self.max is None and self.change is None:
+            raise ValueError("a gate needs 'min', 'max' or 'change'")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"'min' ({self.min}) is above 'max' ({self.max})")
+        if self.slices and self.change is None:
+            raise ValueError("'slices: true' applies a change gate per slice; add 'change'")
         return self
+
+
+class ComparisonConfig(_Strict):
+    """How candidate and production are compared, and the policies around it."""
+
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    resamples: int = Field(2000, ge=100, le=100_000)
+    seed: int = 0
+    first_model: Literal["pass", "fail", "approve"] = "pass"
+    unusable_baseline: Policy = "fail"
+
+
+class SlicesConfig(_Strict):
+    """Metrics and change gates per value of some columns."""
+
+    columns: list[str] = Field(min_length=1)
+    min_size: int = Field(30, ge=2)
 
 
 class RegistryConfig(_Strict):
@@ -101,6 +136,8 @@ class Config(_Strict):
     model: ModelConfig
     metrics: list[str] = Field(default_factory=list)
     gates: list[GateConfig]
+    comparison: ComparisonConfig = Field(default_factory=ComparisonConfig)
+    slices: SlicesConfig | None = None
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     runs_dir: str = ".ci-ml/runs"
 

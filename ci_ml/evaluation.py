@@ -32,19 +32,21 @@ class Predictions:
 
 
 def metric_names(config: Config, task: str) -> list[str]:
-    """The configured metrics (or the task's defaults) plus every gated metric."""
+    """The configured metrics (or the task's defaults) plus every gated statistical metric."""
+    from ci_ml.comparison import OPERATIONAL
+
     names = list(config.metrics) or list(DEFAULT_METRICS[task])
     for gate in config.gates:
-        if gate.metric not in names:
+        if gate.metric not in names and gate.metric not in OPERATIONAL:
             names.append(gate.metric)
     return names
 
 
-def predict(model: Any, dataset: Dataset) -> Predictions:
-    """Predict the holdout; a model that cannot predict it is a ModelFileError."""
+def predict(model: Any, dataset: Dataset, features: list[str] | None = None) -> Predictions:
+    """Predict the holdout (with ``features``, default all); errors are ModelFileError."""
     import numpy as np
 
-    x = dataset.x("holdout")
+    x = dataset.holdout[features] if features else dataset.x("holdout")
     try:
         if dataset.task == "classification":
             classes = [str(c) for c in getattr(model, "classes_", [])]

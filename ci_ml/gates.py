@@ -32,38 +32,71 @@ class GateResult:
 
 def check_gate_metrics(config: Config, task: str) -> None:
     """Refuse gates on metrics that do not exist for this task (fail closed)."""
-    from ci_ml.metrics import resolve_metrics
+    from ci_ml.comparison import OPERATIONAL
+    from ci_ml.metrics import METRICS, resolve_metrics
 
-    resolve_metrics(task, [g.metric for g in config.gates])
     if config.metrics:
         resolve_metrics(task, config.metrics)
+    allowed = [n for n, spec in METRICS.items() if spec.task == task]
+    for gate in config.gates:
+        if gate.metric in OPERATIONAL and gate.change is None:
+            continue
+        if gate.metric in OPERATIONAL:
+            raise ConfigError(
+                f"gate on '{gate.metric}': an operational metric takes min/max, not 'change' "
+                "(it has no confidence interval)."
+            )
+        if gate.metric not in allowed:
+            raise ConfigError(
+                f"gate on '{gate.metric}': unknown {task} metric; allowed: "
+                f"{', '.join(allowed + list(OPERATIONAL))}."
+            )
 
 
-def threshold_gate(gate: GateConfig, metrics: dict[str, float], line: int | None) -> GateResult:
+def threshold_gate(gate: GateConfig, metrics: dict[str, Any], line: int | None) -> GateResult:
     """Judge one ``min``/``max`` gate against the candidate's metric value."""
+    if gate.metric == "churn" and metrics.get("churn") is None:
+        return GateResult(
+            name="churn threshold",
+            kind="threshold",
+            metric="churn",
+            rule=_bounds_rule(gate),
+            value=None,
+            verdict=PASS,
+            reason="no production model to churn against (first model)",
+            location=_location(line),
+        )
     if gate.metric not in metrics:
         raise ConfigError(
             f"gate on '{gate.metric}': the metric was not computed; "
             "run 'ci-ml evaluate' again with this config."
         )
     value = metrics[gate.metric]
-    bounds = []
-    if gate.min is not None:
-        bounds.append(f"{gate.metric} ≥ {gate.min:g}")
-    if gate.max is not None:
-        bounds.append(f"{gate.metric} ≤ {gate.max:g}")
     ok = (gate.min is None or value >= gate.min) and (gate.max is None or value <= gate.max)
     reason = f"{gate.metric} = {value:.4f}" + (" is within bounds" if ok else " is out of bounds")
     return GateResult(
         name=f"{gate.metric} threshold",
         kind="threshold",
         metric=gate.metric,
-        rule="pass if " + " and ".join(bounds),
+        rule=_bounds_rule(gate),
         value=value,
         verdict=PASS if ok else FAIL,
         reason=reason,
-        location={"file": "ci-ml.yaml", "line": line} if line else None,
+        location=_location(line),
     )
+
+
+def _bounds_rule(gate: GateConfig) -> str:
+    bounds = []
+    if gate.min is not None:
+        bounds.append(f"{gate.metric} ≥ {gate.min:g}")
+    if gate.max is not None:
+        bounds.append(f"{gate.metric} ≤ {gate.max:g}")
+    return "pass if " + " and ".join(bounds)
+
+
+def _location(line: int | None) -> dict[str, Any] | None:
+    return {"file": "ci-ml.yaml", "line": line} if line else None
 
 
 def data_gate(data_report: dict[str, Any]) -> GateResult:
@@ -101,3 +134,87 @@ def verdict(results: list[GateResult]) -> str:
 
 def as_dicts(results: list[GateResult]) -> list[dict[str, Any]]:
     return [asdict(r) for r in results]
+
+
+def change_rule(metric: str, higher: bool, margin: float, comparison: dict[str, Any] | None) -> str:
+    """The change rule in words, e.g. 'pass if the lower bound of Δ roc_auc ... is ≥ −0.005'."""
+    how = ""
+    if comparison:
+        how = f" ({comparison['method'].split(',')[0]}, {comparison['confidence']:.0%})"
+    if higher:
+        return (
+            f"pass if the lower bound of Δ {metric}{how} is ≥ {margin:+g}; "
+            f"fail if the upper bound is < {margin:+g}"
+        )
+    return (
+        f"pass if the upper bound of Δ {metric}{how} is ≤ {-margin:+g}; "
+        f"fail if the lower bound is > {-margin:+g}"
+    )
+
+
+def change_gate(
+    gate: GateConfig,
+    comparison: dict[str, Any] | None,
+    higher: bool,
+    line: int | None,
+    *,
+    label: str = "",
+) -> GateResult:
+    """Judge Δ = candidate − production by its interval against the signed margin."""
+    assert gate.change is not None
+    margin = gate.change.margin
+    name = f"{gate.metric} change{label}"
+    rule = change_rule(gate.metric, higher, margin, comparison)
+    if comparison is None:
+        raise ConfigError(f"gate on '{gate.metric}': no comparison was computed for it.")
+    low, high = comparison["ci_low"], comparison["ci_high"]
+    if higher:
+        passed, failed = low >= margin, high < margin
+    else:
+        passed, failed = high <= -margin, low > -margin
+    interval = f"Δ = {comparison['delta']:+.4f}, CI [{low:+.4f}, {high:+.4f}]"
+    if passed:
+        verdict, why = PASS, "clears the margin"
+    elif failed:
+        verdict, why = FAIL, "is wholly on the wrong side of the margin"
+    elif gate.change.inconclusive == "approve":
+        verdict, why = INCONCLUSIVE, "straddles the margin; needs a maintainer's approval"
+    else:
+        verdict, why = FAIL, "straddles the margin (inconclusive; policy: fail)"
+    return GateResult(
+        name=name,
+        kind="change",
+        metric=gate.metric,
+        rule=rule,
+        value={
+            k: comparison[k]
+            for k in (
+                "candidate",
+                "production",
+                "delta",
+                "ci_low",
+                "ci_high",
+                "confidence",
+                "method",
+                "n",
+            )
+        },
+        verdict=verdict,
+        reason=f"{gate.metric}{label}: {interval} {why}",
+        location=_location(line),
+    )
+
+
+def policy_gate(gate: GateConfig, policy: str, why: str, line: int | None) -> GateResult:
+    """A change gate that cannot be judged: the first model, or an unusable production model."""
+    verdict = {"pass": PASS, "fail": FAIL, "approve": INCONCLUSIVE}[policy]
+    return GateResult(
+        name=f"{gate.metric} change",
+        kind="change",
+        metric=gate.metric,
+        rule=f"not judged: {why}; policy '{policy}' applies",
+        value=None,
+        verdict=verdict,
+        reason=f"{gate.metric}: {why} (policy: {policy})",
+        location=_location(line),
+    )

@@ -12,12 +12,17 @@ from typing import Any
 ICONS = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
 
 
-def _fmt(value: Any) -> str:
+def _text(value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
         return f"{value:.4f}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return str(value)
+
+
+def _fmt(value: Any) -> str:
+    """A table cell: escaped once here, so callers pass plain text."""
+    return _text(value).replace("|", "\\|").replace("\n", " ")
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
@@ -45,7 +50,8 @@ def render(
     lines += _summary(gate_report)
     lines += _gates(gate_report)
     if evaluation:
-        lines += _metrics(evaluation)
+        lines += _metrics(evaluation, gate_report)
+        lines += _slices(evaluation, gate_report)
     if data_report:
         lines += _data(data_report)
     lines += _details(gate_report, evaluation)
@@ -73,11 +79,91 @@ def _gates(gate_report: dict[str, Any]) -> list[str]:
     return ["### Gates", "", *_table(["verdict", "gate", "rule", "result"], rows), ""]
 
 
-def _metrics(evaluation: dict[str, Any]) -> list[str]:
-    metrics = evaluation.get("candidate", {}).get("metrics", {})
-    rows = [[name, value] for name, value in metrics.items()]
+def _metrics(evaluation: dict[str, Any], gate_report: dict[str, Any]) -> list[str]:
+    candidate = evaluation.get("candidate", {})
+    metrics = {**candidate.get("metrics", {}), **_present(candidate.get("operational", {}))}
+    comparisons = evaluation.get("comparisons") or {}
+    by_metric = _gates_by_metric(gate_report)
     rows_text = f"{evaluation.get('rows', {}).get('holdout', '?')} holdout rows"
-    return [f"### Metrics ({rows_text})", "", *_table(["metric", "candidate"], rows), ""]
+    header = ["metric", "production", "candidate", "Δ", "CI", "rule", "verdict"]
+    rows = []
+    for name, value in metrics.items():
+        comp = comparisons.get(name)
+        gates = by_metric.get(name, [])
+        rows.append(
+            [
+                name,
+                comp["production"] if comp else None,
+                value,
+                f"{comp['delta']:+.4f}" if comp else None,
+                _interval(comp),
+                "; ".join(g["rule"] for g in gates) or None,
+                " ".join(ICONS.get(g["verdict"], "") for g in gates) or None,
+            ]
+        )
+    return [f"### Metrics ({rows_text}, same rows for both models)", "", *_table(header, rows), ""]
+
+
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _interval(comp: dict[str, Any] | None) -> str | None:
+    if not comp:
+        return None
+    return f"[{comp['ci_low']:+.4f}, {comp['ci_high']:+.4f}] ({comp['confidence']:.0%})"
+
+
+def _gates_by_metric(gate_report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for g in gate_report.get("gates", []):
+        if g.get("metric") and "[" not in g["name"]:
+            out.setdefault(g["metric"], []).append(g)
+    return out
+
+
+def _slices(evaluation: dict[str, Any], gate_report: dict[str, Any]) -> list[str]:
+    slices = evaluation.get("slices") or []
+    if not slices:
+        return []
+    gated = [g["metric"] for g in gate_report.get("gates", []) if g.get("metric")]
+    sliced = [g["metric"] for g in gate_report.get("gates", []) if "[" in g["name"]]
+    computed = [m for e in slices for m in (e.get("metrics") or {})]
+    metric = next(iter(sliced + [m for m in gated if m in computed] + computed), None)
+    verdicts = {
+        g["name"].split("[", 1)[1].rstrip("]"): g["verdict"]
+        for g in gate_report.get("gates", [])
+        if "[" in g["name"]
+    }
+    rows = []
+    for entry in sorted(slices, key=lambda e: _slice_order(e, metric)):
+        comp = (entry.get("comparisons") or {}).get(metric or "")
+        key = f"{entry['column']}={entry['value']}"
+        rows.append(
+            [
+                key,
+                entry["n"],
+                (entry.get("metrics") or {}).get(metric or ""),
+                f"{comp['delta']:+.4f}" if comp else None,
+                _interval(comp),
+                ICONS.get(verdicts.get(key, ""), "") or (entry.get("reason") or None),
+            ]
+        )
+    header = ["slice", "rows", metric or "metric", "Δ", "CI (Bonferroni)", "verdict"]
+    return [f"### Slices, worst first ({metric})", "", *_table(header, rows), ""]
+
+
+def _slice_order(entry: dict[str, Any], metric: str | None) -> tuple[int, float]:
+    """Judged slices first, the largest drop first; then by the metric, lowest first."""
+    from ci_ml.metrics import METRICS
+
+    comp = (entry.get("comparisons") or {}).get(metric or "")
+    higher = METRICS[metric].higher_is_better if metric in METRICS else True
+    sign = 1 if higher else -1
+    if comp:
+        return (0, sign * comp["delta"])
+    value = (entry.get("metrics") or {}).get(metric or "")
+    return (1 if entry.get("judged") else 2, sign * value if value is not None else 0.0)
 
 
 def _data(data_report: dict[str, Any]) -> list[str]:
@@ -104,7 +190,7 @@ def _data(data_report: dict[str, Any]) -> list[str]:
 
 def _check_row(check: dict[str, Any]) -> list[Any]:
     mark = "✅" if check["success"] else ("❌" if check["severity"] == "critical" else "⚠️")
-    sample = ", ".join(_fmt(v) for v in check.get("sample") or [])[:120]
+    sample = ", ".join(_text(v) for v in check.get("sample") or [])[:120]
     return [
         mark,
         check["name"],

@@ -1,0 +1,155 @@
+"""Candidate vs production on the example data: the verdicts a team relies on.
+
+Each test promotes a real production model into the registry, trains a real
+candidate and checks the verdict and its reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ci_ml import api, rundir
+from ci_ml.registry import open_registry
+
+pytestmark = pytest.mark.slow
+
+WEAK = {
+    "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+    "params": {"max_iter": 3, "max_depth": 1},
+}
+GOOD = {
+    "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
+    "params": {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15},
+}
+FOREST = {
+    "estimator": "sklearn.ensemble.RandomForestClassifier",
+    "params": {"n_estimators": 60, "min_samples_leaf": 5},
+}
+
+
+def configure(
+    project: Path, model: dict[str, Any], gates: list[dict[str, Any]], **extra: Any
+) -> None:
+    path = project / "ci-ml.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["model"] = {**model, "seed": extra.pop("seed", 0)}
+    config["gates"] = gates
+    config.update(extra)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def run(project: Path) -> dict[str, Any]:
+    proj = api.open_project(project / "ci-ml.yaml")
+    return api.run(proj, rundir.new_run_dir(proj.runs_dir))
+
+
+def promote_latest(project: Path) -> str:
+    registry = open_registry(".ci-ml/registry", root=project)
+    newest = registry.list_versions()[0]
+    current = registry.get_production()
+    registry.promote(newest.version, current.version if current else None, by="test")
+    return newest.version
+
+
+def establish(project: Path, model: dict[str, Any], **extra: Any) -> str:
+    configure(project, model, [{"metric": "roc_auc", "min": 0.5}], **extra)
+    assert run(project)["gate"]["verdict"] == "pass"
+    return promote_latest(project)
+
+
+def change_gate(results: dict[str, Any], metric: str = "roc_auc") -> dict[str, Any]:
+    return next(g for g in results["gate"]["gates"] if g["name"] == f"{metric} change")
+
+
+def test_clearly_worse_candidate_is_blocked(project: Path) -> None:
+    production = establish(project, GOOD)
+    configure(project, WEAK, [{"metric": "roc_auc", "change": {"margin": -0.01}}])
+    results = run(project)
+    gate = change_gate(results)
+    assert results["gate"]["verdict"] == "fail"
+    assert gate["verdict"] == "fail"
+    assert "wholly on the wrong side" in gate["reason"]
+    assert gate["value"]["ci_high"] < -0.01
+    assert gate["value"]["method"].startswith("DeLong")
+    assert results["gate"]["baseline"]["version"] == production
+    assert "register" not in results
+
+
+def test_clearly_better_candidate_passes_a_required_gain(project: Path) -> None:
+    establish(project, WEAK)
+    configure(
+        project,
+        GOOD,
+        [
+            {"metric": "roc_auc", "change": {"margin": 0.02}},
+            {"metric": "accuracy", "change": {"margin": 0.0}},
+        ],
+    )
+    results = run(project)
+    assert results["gate"]["verdict"] == "pass", results["gate"]["reasons"]
+    gate = change_gate(results)
+    assert gate["value"]["ci_low"] >= 0.02
+    assert "clears the margin" in gate["reason"]
+
+
+@pytest.mark.parametrize(("policy", "verdict"), [("approve", "inconclusive"), ("fail", "fail")])
+def test_retrain_with_same_config_follows_the_inconclusive_policy(
+    project: Path, policy: str, verdict: str
+) -> None:
+    establish(project, FOREST, seed=0)
+    gates = [{"metric": "roc_auc", "change": {"margin": 0.0, "inconclusive": policy}}]
+    configure(project, FOREST, gates, seed=1)
+    results = run(project)
+    gate = change_gate(results)
+    assert gate["value"]["ci_low"] < 0.0 < gate["value"]["ci_high"]
+    assert gate["verdict"] == verdict
+    assert results["gate"]["verdict"] == verdict
+    assert "straddles the margin" in gate["reason"]
+    # an inconclusive candidate is registered (deployable with approval); a failed one is not
+    assert ("register" in results) == (verdict == "inconclusive")
+
+
+def test_identical_retrain_passes_a_no_regression_gate(project: Path) -> None:
+    establish(project, GOOD)
+    configure(project, GOOD, [{"metric": "roc_auc", "change": {"margin": 0.0}}])
+    gate = change_gate(run(project))
+    assert gate["verdict"] == "pass"
+    assert gate["value"]["delta"] == 0.0
+
+
+def test_production_that_cannot_read_the_new_schema_is_a_clear_verdict(project: Path) -> None:
+    establish(project, GOOD)
+    config = yaml.safe_load((project / "ci-ml.yaml").read_text())
+    data = {**config["data"], "drop": ["Price"]}
+    gates = [{"metric": "roc_auc", "change": {"margin": -0.01}}]
+    # the suite pins the column set; this test is about the model, not the data gates
+    configure(project, GOOD, gates, data=data, expectations=None)
+    results = run(project)
+    gate = change_gate(results)
+    assert results["gate"]["verdict"] == "fail"
+    assert "Price" in gate["reason"] and "schema changed" in gate["reason"]
+    assert "policy: fail" in gate["reason"]
+
+
+def test_slice_gates_use_corrected_intervals_and_name_the_slice(project: Path) -> None:
+    establish(project, GOOD)
+    gates = [{"metric": "roc_auc", "change": {"margin": -0.5}, "slices": True}]
+    configure(project, WEAK, gates, slices={"columns": ["Home"], "min_size": 60})
+    results = run(project)
+    evaluation = results["evaluate"]
+    judged = [s for s in evaluation["slices"] if s["judged"]]
+    small = [s for s in evaluation["slices"] if not s["judged"]]
+    assert judged and small
+    assert all(s["n"] >= 60 for s in judged) and all(s["n"] < 60 for s in small)
+    k = len(judged)
+    for entry in judged:
+        assert entry["comparisons"]["roc_auc"]["confidence"] == pytest.approx(1 - 0.05 / k)
+    sliced = [g for g in results["gate"]["gates"] if "[Home=" in g["name"]]
+    assert len(sliced) == k
+    assert results["gate"]["verdict"] == "pass"
+    text = (project / ".ci-ml/runs/latest/report.md").read_text()
+    assert "### Slices, worst first (roc_auc)" in text
