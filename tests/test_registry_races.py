@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 WORKERS = 8
 ROUNDS = 2
-CYCLES = 4
+CYCLES = 3
 
 RACER = """
 import sys

@@ -36,7 +36,7 @@ def _open_object_store(url: str, root: Path) -> Registry:
         from ci_ml.registry.objectstore import ObjectStoreRegistry
     except ImportError as err:
         raise BadInputError(
-            f"the registry {url} needs the S3 libraries ({err.name} is missing); "
+            f"the registry {url} needs the S3 libraries ({err.name or err} is missing); "
             "install them with: pip install 'ci-ml[s3]'"
         ) from err
     return ObjectStoreRegistry(url)
