@@ -328,10 +328,9 @@ def register(project: Project, run_dir: Path) -> Any:
     if gate_report["verdict"] == "fail":
         raise GateBlocked("the candidate's verdict is fail; not registering.")
     card = rundir.read_json(run_dir, rundir.MODEL_CARD)
-    files = {
-        name: rundir.require(run_dir, name)
-        for name in (rundir.MODEL, rundir.MODEL_CARD, rundir.GATE_REPORT)
-    }
+    write_reference(project, run_dir)
+    names = (rundir.MODEL, rundir.MODEL_CARD, rundir.GATE_REPORT, rundir.REFERENCE)
+    files = {name: rundir.require(run_dir, name) for name in names}
     metadata = {
         **{
             k: card.get(k)
@@ -351,6 +350,21 @@ def register(project: Project, run_dir: Path) -> Any:
     }
     registry = open_registry(project.config.registry.url, root=project.root)
     return registry.register(files, metadata, by=actor())
+
+
+REFERENCE_ROWS = 200_000
+
+
+def write_reference(project: Project, run_dir: Path) -> Path:
+    """The model's training rows (a seeded sample of at most 200,000), for drift monitoring."""
+    dataset, _ = load_data(project, run_dir)
+    train = dataset.train
+    if len(train) > REFERENCE_ROWS:
+        train = train.sample(REFERENCE_ROWS, random_state=0)
+    path = run_dir / rundir.REFERENCE
+    with rundir.atomic_path(path) as tmp:
+        train.to_parquet(tmp, index=False)
+    return path
 
 
 STEPS: list[tuple[str, Callable[[Project, Path], Any]]] = [

@@ -6,6 +6,7 @@ Exit codes (DESIGN.md): 0 done and passed, 1 a gate blocked, 2 bad input,
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -124,7 +125,14 @@ def _run_dir(project: Any, run_dir: Path | None, *, new: bool) -> Path:
 
 
 def _print_json(record: Any) -> None:
-    print(json.dumps(record, indent=2, default=str))
+    print(json.dumps(record, indent=2, default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what json cannot encode: records (e.g. a ModelVersion) as objects, else str."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
 
 
 def _step(
@@ -224,12 +232,87 @@ def gate(
 
 @app.command()
 @command
-def report(config: ConfigOpt = Path("ci-ml.yaml"), run_dir: RunDirOpt = None) -> None:
-    """Write report.md from the run files and print it."""
-    from ci_ml import api
+def report(
+    config: ConfigOpt = Path("ci-ml.yaml"),
+    run_dir: RunDirOpt = None,
+    github: Annotated[
+        bool,
+        typer.Option(
+            "--github",
+            help="Also post it: job summary, annotations, the sticky PR "
+            "comment and the commit status (needs GITHUB_TOKEN).",
+        ),
+    ] = False,
+    publish_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--publish-from",
+            help="Post the report of a fork pull request from this "
+            "downloaded run directory (the workflow_run publisher job).",
+        ),
+    ] = None,
+    status_context: Annotated[
+        str, typer.Option("--status-context", help="Context name of the commit status.")
+    ] = "ci-ml/gates",
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            help="Sticky-comment key (default: workflow/job; add the "
+            "matrix values when a matrix reports on one pull request).",
+        ),
+    ] = None,
+) -> None:
+    """Write report.md from the run files and print it (and post it with --github)."""
+    from ci_ml import api, publish
 
+    if publish_from is not None:
+        _mask_token()
+        _show(publish.publish_from(publish_from.resolve(), _github_client))
+        return
     project = _project(config)
-    print(api.report(project, _run_dir(project, run_dir, new=False)), end="")
+    directory = _run_dir(project, run_dir, new=False)
+    links = _run_links()
+    text = api.report(project, directory, links)
+    if not github:
+        print(text, end="")
+        return
+    _mask_token()
+    _show(publish.publish(directory, text, _github_client, status_context=status_context, key=key))
+
+
+def _github_client() -> Any:
+    from ci_ml.github.client import GitHubClient
+
+    return GitHubClient()
+
+
+def _run_links() -> dict[str, str] | None:
+    from ci_ml.github.actions import read_context
+
+    url = read_context().run_url
+    return {"workflow run": url, "artifacts": url + "#artifacts"} if url else None
+
+
+def _mask_token() -> None:
+    """Inside Actions, tell the runner to mask the token in every log line."""
+    import os
+
+    from ci_ml.github.actions import mask_commands
+
+    token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
+    if token and os.environ.get("GITHUB_ACTIONS") == "true":
+        for line in mask_commands(token):
+            print(line)
+
+
+def _show(result: Any) -> None:
+    for line in result.annotations:
+        print(line)
+    for line in result.done:
+        _err(f"ci-ml: {line}")
+    for line in result.warnings:
+        _err(f"ci-ml: warning: {line}")
 
 
 @app.command()
@@ -399,6 +482,24 @@ def registry_promote(
         expected = None if expected_current.lower() == "none" else expected_current
     event = reg.promote(version, expected, by=actor(), record={"via": "ci-ml registry promote"})
     print(f"production is now {event.version} (was {event.previous or 'none'}), event #{event.seq}")
+
+
+def _register_areas() -> None:
+    """Commands that live in their own modules (each exposes ``register(app)``)."""
+    import importlib
+
+    for name in AREAS:
+        try:
+            module = importlib.import_module(f"ci_ml.cli_{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"ci_ml.cli_{name}":
+                raise
+            continue
+        module.register(app, command)
+
+
+AREAS: list[str] = ["serve", "monitor", "deploy", "github", "export"]
+_register_areas()
 
 
 def main() -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ci_ml.charts import metrics_chart
+
 ICONS = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
 
 
@@ -51,10 +53,11 @@ def render(
     lines += _gates(gate_report)
     if evaluation:
         lines += _metrics(evaluation, gate_report)
+        lines += [*metrics_chart(evaluation), ""]
         lines += _slices(evaluation, gate_report)
     if data_report:
         lines += _data(data_report)
-    lines += _details(gate_report, evaluation)
+    lines += _changes(evaluation)
     if links:
         lines += ["", " · ".join(f"[{name}]({url})" for name, url in links.items())]
     return "\n".join(lines).rstrip() + "\n"
@@ -201,18 +204,32 @@ def _check_row(check: dict[str, Any]) -> list[Any]:
     ]
 
 
-def _details(gate_report: dict[str, Any], evaluation: dict[str, Any] | None) -> list[str]:
-    model = (evaluation or {}).get("model") or {}
-    params = model.get("params") or {}
-    if not params:
+def _changes(evaluation: dict[str, Any] | None) -> list[str]:
+    """Changed hyperparameters and the data version, production → candidate."""
+    if not evaluation:
         return []
-    rows = [[k, v] for k, v in sorted(params.items())]
+    model = evaluation.get("model") or {}
+    baseline = evaluation.get("baseline") or {}
+    params = model.get("params") or {}
+    before = baseline.get("params") or {}
+    rows = [
+        [k, _fmt(before.get(k)) if baseline else None, _fmt(params.get(k))]
+        for k in sorted(set(params) | set(before))
+        if not baseline or before.get(k) != params.get(k)
+    ]
+    data_rows = []
+    if baseline:
+        old, new = baseline.get("data_version"), evaluation.get("data_version")
+        data_rows = [["data version", old, f"{new}{' (unchanged)' if old == new else ''}"]]
+    title = "Changes vs production" if baseline else "Model parameters"
+    summary = f"{title}: {len(rows)} hyperparameter(s) differ" if baseline else title
     return [
-        "<details><summary>Model parameters</summary>",
+        f"<details><summary>{summary}</summary>",
         "",
         f"Estimator `{model.get('estimator')}`",
         "",
-        *_table(["param", "value"], rows),
+        *_table(["", "production", "candidate"], data_rows + rows),
         "",
         "</details>",
+        "",
     ]

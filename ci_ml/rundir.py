@@ -29,6 +29,7 @@ METRICS = "metrics.json"
 EVALUATION = "evaluation.json"
 GATE_REPORT = "gate-report.json"
 REPORT = "report.md"
+REFERENCE = "reference.parquet"
 
 # which command writes each file: used to tell the user what to run first
 WRITTEN_BY = {
@@ -40,6 +41,7 @@ WRITTEN_BY = {
     EVALUATION: "evaluate",
     GATE_REPORT: "gate",
     REPORT: "report",
+    REFERENCE: "run",
 }
 
 

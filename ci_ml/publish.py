@@ -1,0 +1,236 @@
+"""Publishing the report on GitHub: job summary, annotations, sticky PR comment, commit status.
+
+Posting is best effort (a comment that cannot be posted is a warning saying how
+to fix it, never a lost run); the gate itself already decided.
+
+Pull requests from forks get a read-only token, so the gate job cannot post.
+It writes ``github-pr.json`` into the run directory instead, and a separate
+``workflow_run`` job in the base repository posts it (``--publish-from``).
+That job never runs the fork's code, and it checks that the pull request's
+head commit is the one the gate ran on before trusting the artifact.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ci_ml import rundir
+from ci_ml.errors import BadInputError, CiMlError
+from ci_ml.github.actions import (
+    ActionsContext,
+    Level,
+    annotation,
+    append_summary,
+    read_context,
+)
+from ci_ml.github.comments import set_commit_status, sticky_key, upsert_sticky_comment
+
+PR_FILE = "github-pr.json"
+STATUS = {"pass": "success", "fail": "failure", "inconclusive": "success"}
+FIX = "give the job 'pull-requests: write' and 'statuses: write' permissions and a GITHUB_TOKEN"
+
+
+@dataclass
+class Published:
+    """What publishing did, for the CLI to print."""
+
+    annotations: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    done: list[str] = field(default_factory=list)
+
+
+def status_description(gate_report: dict[str, Any]) -> str:
+    """≤140 characters: the verdict and the first reason."""
+    verdict = gate_report["verdict"]
+    reasons = gate_report.get("reasons") or []
+    if verdict == "inconclusive":
+        head = "inconclusive: deploy needs a maintainer's approval"
+    else:
+        head = f"{verdict}"
+    return f"{head} — {reasons[0]}" if reasons else head
+
+
+def annotation_lines(run_dir: Path, config_file: str = "ci-ml.yaml") -> list[str]:
+    """``::error`` lines for each failing gate or check, at the line that set it."""
+    lines = []
+    gate_report = rundir.read_json(run_dir, rundir.GATE_REPORT)
+    for gate in gate_report.get("gates", []):
+        if gate["verdict"] == "pass" or gate["kind"] == "data":
+            continue
+        where = gate.get("location") or {}
+        level: Level = "error" if gate["verdict"] == "fail" else "warning"
+        lines.append(
+            annotation(
+                gate["reason"],
+                level,
+                file=where.get("file") or config_file,
+                line=where.get("line"),
+                title=f"ci-ml gate: {gate['name']}",
+            )
+        )
+    data_path = run_dir / rundir.DATA_REPORT
+    if data_path.is_file():
+        for check in json.loads(data_path.read_text(encoding="utf-8")).get("checks", []):
+            if check["success"] or check["severity"] == "info":
+                continue
+            where = check.get("location") or {}
+            level = "error" if check["severity"] == "critical" else "warning"
+            text = f"{check['name']} failed on {check.get('column') or 'the table'}"
+            if check.get("unexpected_percent") is not None:
+                text += f" ({check['unexpected_percent']}% unexpected)"
+            lines.append(
+                annotation(
+                    text,
+                    level,
+                    file=where.get("file"),
+                    line=where.get("line"),
+                    title="ci-ml data check",
+                )
+            )
+    return lines
+
+
+def publish(
+    run_dir: Path,
+    report_md: str,
+    client_factory: Callable[[], Any],
+    *,
+    env: Mapping[str, str] | None = None,
+    status_context: str = "ci-ml/gates",
+    key: str | None = None,
+) -> Published:
+    """Job summary, annotations, and — for a pull request — the sticky comment and status."""
+    ctx = read_context(env)
+    out = Published(annotations=annotation_lines(run_dir))
+    if append_summary(report_md, env) is not None:
+        out.done.append("job summary written")
+    gate_report = rundir.read_json(run_dir, rundir.GATE_REPORT)
+    pr = ctx.pull_request
+    if pr is not None and pr.is_fork and ctx.event_name == "pull_request":
+        _write_pr_file(run_dir, ctx, status_context, key)
+        out.done.append(f"fork pull request #{pr.number}: left {PR_FILE} for the publisher job")
+        return out
+    if not ctx.repository:
+        out.warnings.append("not in GitHub Actions (GITHUB_REPOSITORY unset); nothing posted")
+        return out
+    number = pr.number if pr else None
+    _post(
+        out,
+        client_factory,
+        ctx.repository,
+        number,
+        ctx.head_sha,
+        report_md,
+        gate_report,
+        status_context,
+        key or sticky_key(ctx.workflow, ctx.job),
+        ctx.run_url,
+    )
+    return out
+
+
+def _write_pr_file(
+    run_dir: Path, ctx: ActionsContext, status_context: str, key: str | None
+) -> None:
+    assert ctx.pull_request is not None
+    rundir.write_json(
+        run_dir,
+        PR_FILE,
+        {
+            "repository": ctx.repository,
+            "number": ctx.pull_request.number,
+            "head_sha": ctx.head_sha,
+            "status_context": status_context,
+            "key": key or sticky_key(ctx.workflow, ctx.job),
+            "run_url": ctx.run_url,
+        },
+    )
+
+
+def _post(
+    out: Published,
+    client_factory: Callable[[], Any],
+    repo: str,
+    number: int | None,
+    sha: str,
+    report_md: str,
+    gate_report: dict[str, Any],
+    status_context: str,
+    key: str,
+    run_url: str | None,
+) -> None:
+    try:
+        client = client_factory()
+    except CiMlError as exc:
+        out.warnings.append(f"cannot post to GitHub ({exc}); {FIX}")
+        return
+    with client:
+        if number is not None:
+            try:
+                result = upsert_sticky_comment(client, repo, number, report_md, key)
+                out.done.append(f"comment {result.action} on #{number}")
+            except CiMlError as exc:
+                out.warnings.append(f"could not post the PR comment ({exc}); {FIX}")
+        state = STATUS[gate_report["verdict"]]
+        try:
+            set_commit_status(
+                client,
+                repo,
+                sha,
+                state,
+                status_description(gate_report),
+                context=status_context,
+                target_url=run_url,
+            )
+            out.done.append(f"status {status_context}={state} on {sha[:12]}")
+        except CiMlError as exc:
+            out.warnings.append(f"could not set the commit status ({exc}); {FIX}")
+
+
+def publish_from(
+    run_dir: Path,
+    client_factory: Callable[[], Any],
+    *,
+    env: Mapping[str, str] | None = None,
+) -> Published:
+    """The ``workflow_run`` publisher: post a fork PR's report after checking its head."""
+    ctx = read_context(env)
+    record = rundir.read_json(run_dir, PR_FILE) if (run_dir / PR_FILE).is_file() else None
+    if record is None:
+        raise BadInputError(f"{run_dir} has no {PR_FILE}: the gate job did not defer publishing.")
+    expected = str((ctx.event.get("workflow_run") or {}).get("head_sha") or "")
+    if not expected or record.get("head_sha") != expected:
+        raise BadInputError(
+            f"{PR_FILE} names head {record.get('head_sha')!r} but the workflow run was for "
+            f"{expected or 'an unknown commit'}; refusing to publish a foreign report."
+        )
+    if record.get("repository") != ctx.repository:
+        raise BadInputError(f"{PR_FILE} is for {record.get('repository')!r}, not {ctx.repository}.")
+    report_md = rundir.require(run_dir, rundir.REPORT).read_text(encoding="utf-8")
+    gate_report = rundir.read_json(run_dir, rundir.GATE_REPORT)
+    out = Published()
+    with client_factory() as client:
+        pull = client.get(f"/repos/{ctx.repository}/pulls/{int(record['number'])}")
+    if (pull.get("head") or {}).get("sha") != expected:
+        out.warnings.append(
+            f"pull request #{record['number']} has moved on from {expected[:12]}; "
+            "not posting a report about an older commit"
+        )
+        return out
+    _post(
+        out,
+        client_factory,
+        ctx.repository,
+        int(record["number"]),
+        expected,
+        report_md,
+        gate_report,
+        str(record.get("status_context") or "ci-ml/gates"),
+        str(record["key"]),
+        ctx.run_url,
+    )
+    return out
