@@ -263,11 +263,24 @@ def split_rows(
         strata = frame[target].to_numpy()[first]
     else:
         strata = np.zeros(len(first), dtype=int)
-    rng = np.random.default_rng(holdout.seed)
+    # rank groups by a seeded hash of their own key, not by a shuffle of their positions:
+    # a shuffle reorders everything when one row is added, moving rows the production
+    # model trained on into the holdout it is compared on
+    order = _seeded_hash(keys[first], holdout.seed)
     in_holdout = np.zeros(len(first), dtype=bool)
     for stratum in sorted(set(strata.tolist()), key=str):
         groups = np.flatnonzero(strata == stratum)
-        chosen = rng.permutation(groups)[: max(1, round(holdout.fraction * len(groups)))]
-        in_holdout[chosen] = True
+        ranked = groups[np.argsort(order[groups], kind="stable")]
+        in_holdout[ranked[: max(1, round(holdout.fraction * len(groups)))]] = True
     mask = in_holdout[group]
     return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def _seeded_hash(keys: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded 64-bit mix (splitmix64) of each key: a fixed pseudo-random order per seed."""
+    import numpy as np
+
+    x = keys.astype(np.uint64) ^ np.uint64((seed * 0x9E3779B97F4A7C15) % 2**64)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
