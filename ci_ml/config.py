@@ -8,6 +8,7 @@ found and what is allowed.
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ci_ml.errors import ConfigError
 
 CONFIG_FILE = "ci-ml.yaml"
+REGISTRY_ENV = "CI_ML_REGISTRY_URL"
 
 Task = Literal["classification", "regression"]
 Direction = Literal["higher", "lower"]
@@ -122,6 +124,33 @@ class SlicesConfig(_Strict):
     min_size: int = Field(30, ge=2)
 
 
+class TargetConfig(_Strict):
+    """A place to tell about a new production version: the service, or your own command."""
+
+    type: Literal["http", "command"]
+    url: str | None = None
+    token_env: str = "CI_ML_ADMIN_TOKEN"
+    run: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> TargetConfig:
+        if self.type == "http" and not self.url:
+            raise ValueError("an http target needs 'url' (e.g. http://host:8000/admin/reload)")
+        if self.type == "command" and not self.run:
+            raise ValueError("a command target needs 'run' (the command line)")
+        return self
+
+
+class DeployConfig(_Strict):
+    """What ``ci-ml deploy`` notifies and smoke-tests."""
+
+    targets: list[TargetConfig] = Field(default_factory=list)
+    service_url: str | None = None
+    timeout: float = Field(30.0, gt=0, le=3600)
+    tolerance: float = Field(1e-6, ge=0)
+    smoke_rows: int = Field(20, ge=1, le=1000)
+
+
 class RegistryConfig(_Strict):
     """Where model versions and the production pointer live."""
 
@@ -139,6 +168,7 @@ class Config(_Strict):
     comparison: ComparisonConfig = Field(default_factory=ComparisonConfig)
     slices: SlicesConfig | None = None
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    deploy: DeployConfig = Field(default_factory=DeployConfig)
     runs_dir: str = ".ci-ml/runs"
 
     @field_validator("gates")
@@ -159,9 +189,13 @@ def load_config(path: Path | str = CONFIG_FILE) -> Config:
         )
     raw = _read_yaml(path)
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(path, exc)) from None
+    override = os.environ.get(REGISTRY_ENV, "").strip()
+    if override:  # CI points every job at the shared registry without editing the file
+        config = config.model_copy(update={"registry": RegistryConfig(url=override)})
+    return config
 
 
 def _read_yaml(path: Path) -> Any:

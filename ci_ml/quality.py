@@ -109,7 +109,7 @@ def _overlap(dataset: Dataset, max_percent: float) -> Check:
         observed=f"{count} of {len(holdout_keys)} holdout rows also in train",
         unexpected_count=count,
         unexpected_percent=round(percent, 4),
-        sample=_jsonable(sample.to_dict(orient="records")),
+        sample=jsonable(sample.to_dict(orient="records")),
         details=f"allowed: at most {max_percent}% (data.max_overlap_percent)",
     )
 
@@ -122,17 +122,17 @@ def _column_check(name: str, column: str, bad: pd.Series, total: int, rule: str)
         column=column,
         unexpected_count=count,
         unexpected_percent=round(100.0 * count / max(1, total), 4),
-        sample=_jsonable(bad.head(SAMPLE_SIZE).tolist()),
+        sample=jsonable(bad.head(SAMPLE_SIZE).tolist()),
         details=rule,
     )
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """NaN and numpy scalars made JSON-safe (NaN becomes None)."""
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if hasattr(value, "item"):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -195,15 +195,19 @@ def suite_lines(path: Path) -> list[int]:
     return lines
 
 
-def run_suite(frame: pd.DataFrame, path: Path) -> list[Check]:
-    """Validate ``frame`` against the suite at ``path`` with an ephemeral GX context."""
+def run_suite(frame: pd.DataFrame, path: Path, shown_as: str | None = None) -> list[Check]:
+    """Validate ``frame`` against the suite at ``path`` with an ephemeral GX context.
+
+    ``shown_as`` is the repo-relative path recorded for annotations (default: ``path``).
+    """
     suite_json = read_suite(path)
     results = _validate(frame, suite_json)
     lines = suite_lines(path)
     checks = []
     for i, (item, result) in enumerate(zip(suite_json["expectations"], results, strict=True)):
         line = lines[i] if i < len(lines) else None
-        checks.append(_from_gx(item, result, {"file": str(path), "line": line}))
+        where = {"file": shown_as or str(path), "line": line}
+        checks.append(_from_gx(item, result, where))
     return checks
 
 
@@ -249,10 +253,10 @@ def _from_gx(item: dict[str, Any], result: Any, location: dict[str, Any]) -> Che
         source="suite",
         column=config.kwargs.get("column"),
         severity=item.get("severity", "critical"),
-        observed=_jsonable(info.get("observed_value")),
+        observed=jsonable(info.get("observed_value")),
         unexpected_count=info.get("unexpected_count"),
-        unexpected_percent=_jsonable(info.get("unexpected_percent")),
-        sample=_jsonable(list(sample)[:SAMPLE_SIZE]),
+        unexpected_percent=jsonable(info.get("unexpected_percent")),
+        sample=jsonable(list(sample)[:SAMPLE_SIZE]),
         details=exception or _kwargs_text(config.kwargs),
         location=location,
     )

@@ -30,6 +30,7 @@ EVALUATION = "evaluation.json"
 GATE_REPORT = "gate-report.json"
 REPORT = "report.md"
 REFERENCE = "reference.parquet"
+SMOKE = "smoke-sample.json"
 
 # which command writes each file: used to tell the user what to run first
 WRITTEN_BY = {
@@ -42,6 +43,7 @@ WRITTEN_BY = {
     GATE_REPORT: "gate",
     REPORT: "report",
     REFERENCE: "run",
+    SMOKE: "evaluate",
 }
 
 
@@ -102,6 +104,12 @@ def write_text(path: Path, text: str) -> Path:
     return path
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temp path beside ``path``; rename it into place if the block succeeds."""
@@ -109,6 +117,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     tmp = Path(name)
+    tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600; run files are for people and jobs
     try:
         yield tmp
         os.replace(tmp, path)

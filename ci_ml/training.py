@@ -13,6 +13,7 @@ import importlib
 import os
 import shutil
 import subprocess
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -131,20 +132,22 @@ def train_command(
 ) -> tuple[Any, str]:
     """Run the user's training command and take the skops file it writes."""
     assert config.command is not None
-    train_file = run_dir / "train.parquet"
-    dataset.train.to_parquet(train_file, index=False)
     output = (root / config.output).resolve()
-    env = {
-        **os.environ,
-        "CI_ML_TRAIN_DATA": str(train_file),
-        "CI_ML_MODEL_PATH": str(output),
-        "CI_ML_TARGET": dataset.target,
-        "CI_ML_SEED": str(config.seed),
-    }
-    # the command's chatter goes to stderr: stdout carries `ci-ml train --json` output
-    done = subprocess.run(
-        config.command, shell=True, cwd=root, env=env, check=False, stdout=STDERR_FD
-    )
+    # the training rows go to a scratch dir, not the run dir: run dirs become CI artifacts
+    with tempfile.TemporaryDirectory(prefix="ci-ml-train-") as scratch:
+        train_file = Path(scratch) / "train.parquet"
+        dataset.train.to_parquet(train_file, index=False)
+        env = {
+            **os.environ,
+            "CI_ML_TRAIN_DATA": str(train_file),
+            "CI_ML_MODEL_PATH": str(output),
+            "CI_ML_TARGET": dataset.target,
+            "CI_ML_SEED": str(config.seed),
+        }
+        # the command's chatter goes to stderr: stdout carries `ci-ml train --json` output
+        done = subprocess.run(
+            config.command, shell=True, cwd=root, env=env, check=False, stdout=STDERR_FD
+        )
     if done.returncode != 0:
         raise ModelFileError(
             f"the training command {config.command!r} exited with {done.returncode}; "
@@ -175,6 +178,7 @@ def model_card(
         "configured_params": dict(config.params),
         "command": config.command,
         "seed": config.seed,
+        "threshold": config.threshold,
         "task": dataset.task,
         "target": dataset.target,
         "positive_class": _plain(dataset.positive_class),

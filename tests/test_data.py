@@ -1,0 +1,344 @@
+"""Tests for ci_ml.data: the seeded, stratified, duplicate-aware split; task inference; every
+way a data file can be unusable; the holdout file; the data version."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from ci_ml.config import DataConfig, HoldoutConfig
+from ci_ml.data import (
+    Dataset,
+    data_version,
+    find_dvc_file,
+    infer_task,
+    load_dataset,
+    read_table,
+)
+from ci_ml.errors import DataError
+
+
+def labelled_frame(n: int = 1000, positive_share: float = 0.1, seed: int = 0) -> pd.DataFrame:
+    """Numeric and categorical features with a rare 'yes' class."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "income": rng.normal(50, 10, n).round(3),
+            "age": rng.integers(18, 90, n),
+            "city": rng.choice(["north", "south", "east"], n),
+            "label": np.where(rng.random(n) < positive_share, "yes", "no"),
+        }
+    )
+
+
+def save(frame: pd.DataFrame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def feature_rows(frame: pd.DataFrame) -> set[tuple[object, ...]]:
+    return set(frame[["income", "age", "city"]].itertuples(index=False, name=None))
+
+
+def load(tmp_path: Path, frame: pd.DataFrame, **options: Any) -> Dataset:
+    save(frame, tmp_path / "data.csv")
+    return load_dataset(tmp_path, DataConfig(path="data.csv", target="label", **options))
+
+
+# --- the split -----------------------------------------------------------------------
+
+
+def test_same_seed_gives_the_same_rows(tmp_path: Path) -> None:
+    first = load(tmp_path, labelled_frame())
+    second = load(tmp_path, labelled_frame())
+    pd.testing.assert_frame_equal(first.train, second.train)
+    pd.testing.assert_frame_equal(first.holdout, second.holdout)
+
+
+def test_every_row_lands_on_exactly_one_side(tmp_path: Path) -> None:
+    frame = labelled_frame()
+    dataset = load(tmp_path, frame)
+    assert len(dataset.train) + len(dataset.holdout) == len(frame)
+    assert len(dataset.holdout) == pytest.approx(0.2 * len(frame), abs=2)
+    assert feature_rows(dataset.train) | feature_rows(dataset.holdout) == feature_rows(frame)
+
+
+def test_the_seed_changes_the_holdout(tmp_path: Path) -> None:
+    frame = labelled_frame()
+    one = load(tmp_path, frame, holdout=HoldoutConfig(seed=1))
+    two = load(tmp_path, frame, holdout=HoldoutConfig(seed=2))
+    shared = feature_rows(one.holdout) & feature_rows(two.holdout)
+    # independent 20% samples share about 20% of their rows, not all of them
+    assert len(shared) < 0.5 * len(one.holdout)
+
+
+def test_the_fraction_is_respected(tmp_path: Path) -> None:
+    frame = labelled_frame()
+    dataset = load(tmp_path, frame, holdout=HoldoutConfig(fraction=0.35))
+    assert len(dataset.holdout) == pytest.approx(0.35 * len(frame), abs=2)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_split_is_stratified(tmp_path: Path, seed: int) -> None:
+    # 10% positives: a plain random 20% holdout of 1000 rows misses that share by more
+    # than 2 points in about a third of the seeds
+    frame = labelled_frame(positive_share=0.1, seed=seed)
+    dataset = load(tmp_path, frame, holdout=HoldoutConfig(seed=seed))
+    overall = (frame["label"] == "yes").mean()
+    assert abs((dataset.holdout["label"] == "yes").mean() - overall) < 0.02
+    assert abs((dataset.train["label"] == "yes").mean() - overall) < 0.02
+
+
+def test_identical_feature_rows_stay_on_one_side(tmp_path: Path) -> None:
+    frame = labelled_frame(n=600)
+    rng = np.random.default_rng(7)
+    copies = frame.iloc[rng.choice(len(frame), 150, replace=False)].copy()
+    # some copies disagree on the label: still the same features, so still one side
+    copies.loc[copies.index[:30], "label"] = np.where(
+        copies["label"].iloc[:30] == "yes", "no", "yes"
+    )
+    with_duplicates = pd.concat([frame, copies, copies.head(20)], ignore_index=True)
+    assert with_duplicates.duplicated(["income", "age", "city"]).sum() == 170
+    for seed in range(5):
+        dataset = load(tmp_path, with_duplicates, holdout=HoldoutConfig(seed=seed))
+        assert feature_rows(dataset.train) & feature_rows(dataset.holdout) == set()
+        assert len(dataset.train) + len(dataset.holdout) == len(with_duplicates)
+
+
+def test_rows_keep_their_side_when_rows_are_added(tmp_path: Path) -> None:
+    # the production model trained on the old training rows; a new data version must not
+    # move them into the holdout both models are compared on
+    frame = labelled_frame(n=1000, seed=1)
+    old = load(tmp_path, frame)
+    grown = load(tmp_path, pd.concat([frame, labelled_frame(n=60, seed=2)], ignore_index=True))
+    leaked = feature_rows(old.train) & feature_rows(grown.holdout)
+    assert len(leaked) <= 0.05 * len(old.holdout)  # a reshuffle would move about 80%
+    assert len(feature_rows(old.holdout) & feature_rows(grown.holdout)) >= 0.9 * len(old.holdout)
+
+
+def test_regression_split_is_seeded_too(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"x": rng.normal(size=300), "label": rng.normal(100, 20, 300)})
+    first = load(tmp_path, frame)
+    second = load(tmp_path, frame)
+    assert first.task == "regression"
+    assert first.positive_class is None
+    pd.testing.assert_frame_equal(first.holdout, second.holdout)
+    assert len(first.holdout) == pytest.approx(60, abs=1)
+
+
+# --- task, target, features ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "task"),
+    [
+        (["good", "bad", "good"], "classification"),
+        ([0, 1, 1, 0], "classification"),
+        ([0.0, 1.0, 1.0, np.nan], "classification"),
+        ([True, False, True], "classification"),
+        ([1.5, 2.25, 3.0], "regression"),
+        (list(range(50)), "regression"),
+    ],
+)
+def test_task_inference(values: list[object], task: str) -> None:
+    assert infer_task(pd.Series(values)) == task
+
+
+def test_features_exclude_target_and_dropped_columns(tmp_path: Path) -> None:
+    dataset = load(tmp_path, labelled_frame(n=200), drop=["age"])
+    assert dataset.features == ["income", "city"]
+    assert "age" not in dataset.train.columns
+    assert dataset.task == "classification"
+    assert dataset.positive_class == "yes"  # the rarer class by default
+
+
+def test_positive_class_from_the_config(tmp_path: Path) -> None:
+    dataset = load(tmp_path, labelled_frame(n=200), positive_class="no")
+    assert dataset.positive_class == "no"
+
+
+def test_numeric_positive_class_matches_integer_labels(tmp_path: Path) -> None:
+    frame = labelled_frame(n=200).assign(label=lambda f: (f["label"] == "yes").astype(int))
+    dataset = load(tmp_path, frame, positive_class="1")
+    assert dataset.positive_class == 1
+
+
+def test_unknown_positive_class_lists_the_labels(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as info:
+        load(tmp_path, labelled_frame(n=200), positive_class="maybe")
+    message = str(info.value)
+    assert "data.positive_class 'maybe'" in message
+    assert "'no'" in message and "'yes'" in message
+
+
+def test_missing_target_lists_the_columns(tmp_path: Path) -> None:
+    save(labelled_frame(n=50), tmp_path / "data.csv")
+    with pytest.raises(DataError) as info:
+        load_dataset(tmp_path, DataConfig(path="data.csv", target="Label"))
+    message = str(info.value)
+    assert "target column 'Label' not found" in message
+    assert "income, age, city, label" in message
+    assert "data.target" in message
+
+
+def test_an_all_empty_column_is_named(tmp_path: Path) -> None:
+    frame = labelled_frame(n=50).assign(notes=np.nan)
+    with pytest.raises(DataError, match=r"column\(s\) notes have no values at all"):
+        load(tmp_path, frame)
+
+
+def test_dropping_the_empty_column_fixes_it(tmp_path: Path) -> None:
+    frame = labelled_frame(n=50).assign(notes=np.nan)
+    assert "notes" not in load(tmp_path, frame, drop=["notes"]).features
+
+
+def test_drop_of_an_unknown_column(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"data\.drop .*\['nope'\]"):
+        load(tmp_path, labelled_frame(n=50), drop=["nope"])
+
+
+def test_a_single_class_target(tmp_path: Path) -> None:
+    frame = labelled_frame(n=50).assign(label="no")
+    with pytest.raises(DataError, match=r"'label' has a single class \('no'\)"):
+        load(tmp_path, frame)
+
+
+def test_three_classes_are_refused(tmp_path: Path) -> None:
+    frame = labelled_frame(n=90)
+    frame["label"] = ["a", "b", "c"] * 30
+    with pytest.raises(DataError, match=r"'label' has 3 classes; ci-ml supports binary"):
+        load(tmp_path, frame)
+
+
+# --- unreadable files ----------------------------------------------------------------
+
+
+def test_an_empty_csv(tmp_path: Path) -> None:
+    path = tmp_path / "empty.csv"
+    path.write_bytes(b"")
+    with pytest.raises(DataError, match=r"empty\.csv is empty; it needs a header row"):
+        read_table(path)
+
+
+def test_a_header_only_csv(tmp_path: Path) -> None:
+    path = tmp_path / "header.csv"
+    path.write_text("income,age,city,label\n")
+    with pytest.raises(DataError, match=r"header\.csv has a header but no data rows"):
+        read_table(path)
+
+
+def test_gzip_bytes_named_csv(tmp_path: Path) -> None:
+    path = tmp_path / "packed.csv"
+    path.write_bytes(gzip.compress(labelled_frame(n=100).to_csv(index=False).encode()))
+    with pytest.raises(DataError) as info:
+        read_table(path)
+    message = str(info.value)
+    assert message.startswith(f"{path} is not a readable CSV file (")
+    assert "\n" not in message
+
+
+def test_not_parquet_named_parquet(tmp_path: Path) -> None:
+    path = tmp_path / "table.parquet"
+    path.write_text("income,label\n1,yes\n")
+    with pytest.raises(DataError, match=r"table\.parquet is not a readable Parquet file"):
+        read_table(path)
+
+
+def test_an_unsupported_extension(tmp_path: Path) -> None:
+    path = tmp_path / "table.xlsx"
+    path.write_bytes(b"PK\x03\x04")
+    with pytest.raises(DataError) as info:
+        read_table(path)
+    assert str(info.value) == (
+        f"{path}: unsupported file type '.xlsx'; use one of .csv, .parquet, .pq."
+    )
+
+
+def test_a_missing_file_says_to_pull(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"does not exist; run 'ci-ml pull'"):
+        read_table(tmp_path / "nowhere.csv")
+
+
+def test_parquet_reads_like_csv(tmp_path: Path) -> None:
+    frame = labelled_frame(n=100)
+    frame.to_parquet(tmp_path / "data.parquet", index=False)
+    from_parquet = load_dataset(tmp_path, DataConfig(path="data.parquet", target="label"))
+    from_csv = load(tmp_path, frame)
+    pd.testing.assert_frame_equal(from_parquet.holdout, from_csv.holdout)
+
+
+# --- explicit holdout file -----------------------------------------------------------
+
+
+def test_holdout_file_is_used_as_is(tmp_path: Path) -> None:
+    train, holdout = labelled_frame(n=300, seed=1), labelled_frame(n=80, seed=2)
+    save(train, tmp_path / "data" / "train.csv")
+    save(holdout, tmp_path / "data" / "holdout.csv")
+    config = DataConfig(
+        path="data/train.csv", target="label", holdout=HoldoutConfig(file="data/holdout.csv")
+    )
+    dataset = load_dataset(tmp_path, config)
+    assert len(dataset.train) == 300
+    assert len(dataset.holdout) == 80
+    assert feature_rows(dataset.holdout) == feature_rows(holdout)
+
+
+def test_holdout_file_missing_a_column(tmp_path: Path) -> None:
+    save(labelled_frame(n=100), tmp_path / "train.csv")
+    save(labelled_frame(n=30).drop(columns=["city"]), tmp_path / "holdout.csv")
+    config = DataConfig(path="train.csv", target="label", holdout=HoldoutConfig(file="holdout.csv"))
+    with pytest.raises(DataError, match=r"holdout\.csv: the holdout file lacks column\(s\) city"):
+        load_dataset(tmp_path, config)
+
+
+# --- data version --------------------------------------------------------------------
+
+
+def test_data_version_comes_from_the_dvc_file(tmp_path: Path) -> None:
+    save(labelled_frame(n=20), tmp_path / "data" / "table.csv")
+    record = {
+        "outs": [
+            {
+                "md5": "0123456789abcdef0123456789abcdef.dir",
+                "size": 1,
+                "nfiles": 1,
+                "hash": "md5",
+                "path": "data",
+            }
+        ]
+    }
+    (tmp_path / "data.dvc").write_text(yaml.safe_dump(record))
+    config = DataConfig(path="data/table.csv", target="label")
+    assert find_dvc_file(tmp_path, Path(config.path)) == Path("data.dvc")
+    assert data_version(tmp_path, config) == "md5:0123456789abcdef0123456789abcdef.dir"
+
+
+def test_data_version_of_the_example_project_matches_data_dvc(pulled_example: Path) -> None:
+    md5 = yaml.safe_load((pulled_example / "data.dvc").read_text())["outs"][0]["md5"]
+    config = DataConfig(path="data/credit_data.csv", target="Status")
+    assert data_version(pulled_example, config) == f"md5:{md5}"
+
+
+def test_untracked_data_falls_back_to_sha256(tmp_path: Path) -> None:
+    path = save(labelled_frame(n=20), tmp_path / "table.csv")
+    config = DataConfig(path="table.csv", target="label")
+    before = data_version(tmp_path, config)
+    assert before == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    path.write_text(path.read_text() + "1.0,20,north,no\n")
+    after = data_version(tmp_path, config)
+    assert after != before
+    assert after == "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_untracked_and_missing_data(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"does not exist; run 'ci-ml pull'"):
+        data_version(tmp_path, DataConfig(path="gone.csv", target="label"))

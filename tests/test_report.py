@@ -1,0 +1,181 @@
+"""Tests for ci_ml.report: the verdict comes first, failing checks before passing ones, and the
+Markdown tables stay tables whatever the values hold."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ci_ml import quality
+from ci_ml.config import GateConfig
+from ci_ml.gates import as_dicts, data_gate, threshold_gate, verdict
+from ci_ml.quality import Check
+from ci_ml.report import render
+
+CHECKS = [
+    Check("dataset_not_empty", True, observed={"train": 80, "holdout": 20}),
+    Check(
+        "expect_column_mean_to_be_between",
+        False,
+        source="suite",
+        column="Assets",
+        severity="warning",
+        observed=25000.0,
+    ),
+    Check("target_valid", True, column="Status", unexpected_count=0, unexpected_percent=0.0),
+    Check(
+        "expect_column_values_to_be_between",
+        False,
+        source="suite",
+        column="Age",
+        unexpected_count=1,
+        unexpected_percent=0.0225,
+        sample=[250],
+    ),
+]
+
+
+def gate_report(metrics: dict[str, float], data: dict[str, Any]) -> dict[str, Any]:
+    """A gate report made the way api.gate makes it."""
+    results = [data_gate(data)]
+    results += [
+        threshold_gate(GateConfig(metric="roc_auc", min=0.8), metrics, line=None),
+        threshold_gate(GateConfig(metric="log_loss", max=0.5), metrics, line=None),
+    ]
+    return {
+        "verdict": verdict(results),
+        "reasons": [r.reason for r in results if r.verdict != "pass"],
+        "gates": as_dicts(results),
+        "candidate": {"digest": "ab" * 32},
+        "baseline": None,
+        "data_version": "md5:0123.dir",
+    }
+
+
+EVALUATION = {
+    "rows": {"train": 80, "holdout": 20},
+    "candidate": {"metrics": {"roc_auc": 0.7123456, "log_loss": 0.45}},
+    "model": {
+        "estimator": "sklearn.linear_model.LogisticRegression",
+        "params": {"C": 1.0, "penalty": "l2"},
+    },
+}
+
+
+def cells(row: str) -> list[str]:
+    """The cells of a Markdown table row (an escaped pipe does not split)."""
+    return re.split(r"(?<!\\)\|", row.strip())[1:-1]
+
+
+def tables(markdown: str) -> list[list[str]]:
+    found: list[list[str]] = []
+    current: list[str] = []
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            found.append(current)
+            current = []
+    return found + ([current] if current else [])
+
+
+def table_with(markdown: str, column: str) -> list[str]:
+    """The table whose header has ``column`` (its header and separator rows included)."""
+    return next(t for t in tables(markdown) if column in [c.strip() for c in cells(t[0])])
+
+
+def test_a_failing_report_starts_with_the_verdict_and_why() -> None:
+    data = quality.report(CHECKS, {})
+    text = render(gate_report(EVALUATION["candidate"]["metrics"], data), data, EVALUATION)
+    lines = text.splitlines()
+    assert lines[0] == "## ❌ ci-ml verdict: **FAIL**"
+    # then every reason, the data checks first: a critical check failed on Age
+    assert lines[2].startswith("- ")
+    assert "first: expect_column_values_to_be_between on column 'Age'" in lines[2]
+
+
+def test_failing_checks_come_before_passing_ones() -> None:
+    data = quality.report(CHECKS, {})
+    text = render(gate_report({"roc_auc": 0.9, "log_loss": 0.3}, data), data, EVALUATION)
+    rows = table_with(text, "severity")[2:]
+    names = [cells(row)[1].strip() for row in rows]
+    assert names == [
+        "expect_column_values_to_be_between",
+        "expect_column_mean_to_be_between",
+        "dataset_not_empty",
+        "target_valid",
+    ]
+    marks = [cells(row)[0].strip() for row in rows]
+    assert marks == ["❌", "⚠️", "✅", "✅"]
+    age_row = rows[0]
+    assert "| Age |" in age_row and "250" in age_row and "0.0225" in age_row
+    assert "### Data checks: 2 of 4 passed" in text
+
+
+def test_the_gates_table_shows_rules_and_values() -> None:
+    data = quality.report([Check("target_valid", True)], {})
+    text = render(gate_report({"roc_auc": 0.7123456, "log_loss": 0.45}, data), data, EVALUATION)
+    assert text.splitlines()[:3] == [
+        "## ❌ ci-ml verdict: **FAIL**", "", "- roc_auc = 0.7123 is out of bounds"
+    ]
+    roc = next(row for row in table_with(text, "result") if "roc_auc threshold" in row)
+    assert "❌" in roc and "0.7123 is out of bounds" in roc
+    rule = next(row for row in table_with(text, "rule") if "roc_auc threshold" in row)
+    assert "pass if roc_auc ≥ 0.8" in rule
+    assert "Candidate `abababababab`" in text
+    assert "production none (first model)" in text
+    assert "### Metrics (20 holdout rows" in text
+    table = table_with(text, "metric")
+    candidate = [c.strip() for c in cells(table[0])].index("candidate")
+    values = {cells(row)[0].strip(): cells(row)[candidate].strip() for row in table[2:]}
+    assert values["roc_auc"] == "0.7123"
+
+
+def test_a_passing_report_folds_the_checks_away() -> None:
+    data = quality.report([Check("target_valid", True), Check("dataset_not_empty", True)], {})
+    text = render(gate_report({"roc_auc": 0.9, "log_loss": 0.3}, data), data, None)
+    assert text.splitlines()[0] == "## ✅ ci-ml verdict: **PASS**"
+    assert "<details><summary>All checks</summary>" in text
+    assert "### Metrics" not in text  # no evaluation given
+    assert text.endswith("\n") and not text.endswith("\n\n")
+
+
+def test_inconclusive_has_its_own_mark() -> None:
+    report = {"verdict": "inconclusive", "reasons": ["interval straddles the margin"], "gates": []}
+    assert render(report, None, None).splitlines()[:3] == [
+        "## ⚠️ ci-ml verdict: **INCONCLUSIVE**", "", "- interval straddles the margin"
+    ]
+
+
+def test_pipes_and_newlines_in_values_do_not_break_tables() -> None:
+    checks = [
+        Check(
+            "expect_column_values_to_be_in_set",
+            False,
+            column="tags|v2",
+            sample=["a|b", "two\nlines", None, 0.5],
+            unexpected_percent=3.0,
+        )
+    ]
+    data = quality.report(checks, {})
+    report = gate_report({"roc_auc": 0.9, "log_loss": 0.3}, data)
+    text = render(report, data, EVALUATION)
+    for table in tables(text):
+        widths = {len(cells(row)) for row in table}
+        assert len(widths) == 1, table
+    (row,) = table_with(text, "severity")[2:]
+    assert r"a\|b, two lines, null, 0.5000" in row
+
+
+def test_model_parameters_and_links() -> None:
+    data = quality.report([Check("target_valid", True)], {})
+    text = render(
+        gate_report({"roc_auc": 0.9, "log_loss": 0.3}, data),
+        data,
+        EVALUATION,
+        links={"run": "https://example.invalid/run/1"},
+    )
+    assert "<details><summary>Model parameters</summary>" in text
+    penalty = next(line for line in text.splitlines() if line.startswith("| penalty |"))
+    assert "l2" in [c.strip() for c in cells(penalty)]
+    assert text.rstrip().endswith("[run](https://example.invalid/run/1)")
