@@ -17,16 +17,19 @@ def metrics_chart(evaluation: dict[str, Any]) -> list[str]:
     comparisons = evaluation.get("comparisons") or {}
     candidate = [metrics[n] for n in names]
     production = [comparisons[n]["production"] for n in names if n in comparisons]
-    title = "candidate vs production" if len(production) == len(names) else "candidate"
+    both = len(production) == len(names)
+    # xychart-beta has no grouped bars and no legend: candidate as bars, production as a
+    # line over them, and the title says which is which
+    title = "candidate (bars) vs production (line)" if both else "candidate"
     lines = [
         "```mermaid",
         "xychart-beta",
-        f'    title "{title} (bars: {"production, candidate" if production else "candidate"})"',
+        f'    title "{title}"',
         "    x-axis [" + ", ".join(f'"{n}"' for n in names) + "]",
         '    y-axis "score" 0 --> 1',
+        "    bar [" + ", ".join(f"{v:.4f}" for v in candidate) + "]",
     ]
-    if len(production) == len(names):
-        lines.append("    bar [" + ", ".join(f"{v:.4f}" for v in production) + "]")
-    lines.append("    bar [" + ", ".join(f"{v:.4f}" for v in candidate) + "]")
+    if both:
+        lines.append("    line [" + ", ".join(f"{v:.4f}" for v in production) + "]")
     lines.append("```")
     return lines

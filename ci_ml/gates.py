@@ -28,6 +28,7 @@ class GateResult:
     verdict: str
     reason: str
     location: dict[str, Any] | None = None
+    short: str = ""
 
 
 def check_gate_metrics(config: Config, task: str) -> None:
@@ -83,6 +84,7 @@ def threshold_gate(gate: GateConfig, metrics: dict[str, Any], line: int | None) 
         verdict=PASS if ok else FAIL,
         reason=reason,
         location=_location(line),
+        short=_bounds_short(gate),
     )
 
 
@@ -93,6 +95,15 @@ def _bounds_rule(gate: GateConfig) -> str:
     if gate.max is not None:
         bounds.append(f"{gate.metric} ≤ {gate.max:g}")
     return "pass if " + " and ".join(bounds)
+
+
+def _bounds_short(gate: GateConfig) -> str:
+    parts = []
+    if gate.min is not None:
+        parts.append(f"≥ {gate.min:g}")
+    if gate.max is not None:
+        parts.append(f"≤ {gate.max:g}")
+    return " and ".join(parts)
 
 
 def _location(line: int | None) -> dict[str, Any] | None:
@@ -106,9 +117,17 @@ def data_gate(data_report: dict[str, Any]) -> GateResult:
     if blocking:
         first = next(c for c in failed if c["severity"] == "critical")
         where = f" on column '{first['column']}'" if first.get("column") else ""
-        reason = f"{len(blocking)} critical data check(s) failed, first: {first['name']}{where}"
+        count = (
+            "1 critical data check"
+            if len(blocking) == 1
+            else f"{len(blocking)} critical data checks"
+        )
+        reason = f"{count} failed, first: {first['name']}{where}"
     else:
-        reason = f"all critical data checks passed ({len(failed)} non-blocking failure(s))"
+        plural = "s" if len(failed) != 1 else ""
+        reason = "all critical data checks passed" + (
+            f" ({len(failed)} non-blocking failure{plural})" if failed else ""
+        )
     return GateResult(
         name="data checks",
         kind="data",
@@ -202,6 +221,7 @@ def change_gate(
         verdict=verdict,
         reason=f"{gate.metric}{label}: {interval} {why}",
         location=_location(line),
+        short=f"Δ ≥ {margin:+g}" if higher else f"Δ ≤ {-margin:+g}",
     )
 
 
@@ -217,4 +237,5 @@ def policy_gate(gate: GateConfig, policy: str, why: str, line: int | None) -> Ga
         verdict=verdict,
         reason=f"{gate.metric}: {why} (policy: {policy})",
         location=_location(line),
+        short=f"Δ: {policy}",
     )

@@ -6,8 +6,9 @@ to fix it, never a lost run); the gate itself already decided.
 Pull requests from forks get a read-only token, so the gate job cannot post.
 It writes ``github-pr.json`` into the run directory instead, and a separate
 ``workflow_run`` job in the base repository posts it (``--publish-from``).
-That job never runs the fork's code, and it checks that the pull request's
-head commit is the one the gate ran on before trusting the artifact.
+That job never runs the fork's code, checks that the pull request's head commit
+is the one the gate ran on, and rebuilds the report from the JSON run files
+rather than posting the fork's report.md as written.
 """
 
 from __future__ import annotations
@@ -191,6 +192,17 @@ def _post(
             out.warnings.append(f"could not set the commit status ({exc}); {FIX}")
 
 
+def _rerender(run_dir: Path, gate_report: dict[str, Any], run_url: Any) -> str:
+    """The report rebuilt from the JSON run files: a fork's own report.md is not trusted."""
+    from ci_ml.report import render
+
+    def optional(name: str) -> Any:
+        return rundir.read_json(run_dir, name) if (run_dir / name).is_file() else None
+
+    links = {"workflow run": str(run_url)} if isinstance(run_url, str) and run_url else None
+    return render(gate_report, optional(rundir.DATA_REPORT), optional(rundir.EVALUATION), links)
+
+
 def publish_from(
     run_dir: Path,
     client_factory: Callable[[], Any],
@@ -210,8 +222,11 @@ def publish_from(
         )
     if record.get("repository") != ctx.repository:
         raise BadInputError(f"{PR_FILE} is for {record.get('repository')!r}, not {ctx.repository}.")
-    report_md = rundir.require(run_dir, rundir.REPORT).read_text(encoding="utf-8")
     gate_report = rundir.read_json(run_dir, rundir.GATE_REPORT)
+    # the link comes from GitHub's event, not from the fork's artifact
+    report_md = _rerender(
+        run_dir, gate_report, (ctx.event.get("workflow_run") or {}).get("html_url")
+    )
     out = Published()
     with client_factory() as client:
         pull = client.get(f"/repos/{ctx.repository}/pulls/{int(record['number'])}")

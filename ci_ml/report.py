@@ -34,11 +34,14 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def headline(gate_report: dict[str, Any]) -> str:
-    """The first line: the verdict and the first reason."""
+    """The first line: the verdict alone (the reasons follow as a list)."""
     verdict = gate_report["verdict"]
+    return f"## {ICONS.get(verdict, '')} ci-ml verdict: **{verdict.upper()}**"
+
+
+def _reasons(gate_report: dict[str, Any]) -> list[str]:
     reasons = gate_report.get("reasons") or []
-    why = f" — {reasons[0]}" if reasons else ""
-    return f"## {ICONS.get(verdict, '')} ci-ml verdict: **{verdict.upper()}**{why}"
+    return [*(f"- {r}" for r in reasons), ""] if reasons else []
 
 
 def render(
@@ -49,6 +52,7 @@ def render(
 ) -> str:
     """The whole report as Markdown."""
     lines = [headline(gate_report), ""]
+    lines += _reasons(gate_report)
     lines += _summary(gate_report)
     lines += _gates(gate_report)
     if evaluation:
@@ -76,35 +80,59 @@ def _summary(gate_report: dict[str, Any]) -> list[str]:
 
 def _gates(gate_report: dict[str, Any]) -> list[str]:
     rows = [
-        [f"{ICONS.get(g['verdict'], '')} {g['verdict']}", g["name"], g["rule"], g["reason"]]
+        [ICONS.get(g["verdict"], g["verdict"]), g["name"], g["reason"]]
         for g in gate_report.get("gates", [])
     ]
-    return ["### Gates", "", *_table(["verdict", "gate", "rule", "result"], rows), ""]
+    rules = [[g["name"], g["rule"]] for g in gate_report.get("gates", [])]
+    return [
+        "### Gates",
+        "",
+        *_table(["", "gate", "result"], rows),
+        "",
+        "<details><summary>The rules in full</summary>",
+        "",
+        *_table(["gate", "rule"], rules),
+        "",
+        "</details>",
+        "",
+    ]
 
 
 def _metrics(evaluation: dict[str, Any], gate_report: dict[str, Any]) -> list[str]:
+    from ci_ml.metrics import METRICS
+
     candidate = evaluation.get("candidate", {})
     metrics = {**candidate.get("metrics", {}), **_present(candidate.get("operational", {}))}
     comparisons = evaluation.get("comparisons") or {}
     by_metric = _gates_by_metric(gate_report)
+    first: dict[str, Any] = next(iter(comparisons.values()), {})
+    confidence = float(first.get("confidence", 0.95))
     rows_text = f"{evaluation.get('rows', {}).get('holdout', '?')} holdout rows"
-    header = ["metric", "production", "candidate", "Δ", "CI", "rule", "verdict"]
+    header = ["metric", "production", "candidate", "Δ", f"{confidence:.0%} CI", "rule"]
     rows = []
     for name, value in metrics.items():
         comp = comparisons.get(name)
+        higher = METRICS[name].higher_is_better if name in METRICS else False
         gates = by_metric.get(name, [])
+        rule = " · ".join(f"{ICONS.get(g['verdict'], '')} {g.get('short', '')}" for g in gates)
         rows.append(
             [
                 name,
                 comp["production"] if comp else None,
                 value,
-                f"{comp['delta']:+.4f}" if comp else None,
+                _delta(comp["delta"], higher) if comp else None,
                 _interval(comp),
-                "; ".join(g["rule"] for g in gates) or None,
-                " ".join(ICONS.get(g["verdict"], "") for g in gates) or None,
+                rule or None,
             ]
         )
     return [f"### Metrics ({rows_text}, same rows for both models)", "", *_table(header, rows), ""]
+
+
+def _delta(delta: float, higher: bool) -> str:
+    if delta == 0:
+        return "±0"
+    better = (delta > 0) == higher
+    return f"{delta:+.4f} {'▲ better' if better else '▼ worse'}"
 
 
 def _present(values: dict[str, Any]) -> dict[str, Any]:
@@ -114,7 +142,7 @@ def _present(values: dict[str, Any]) -> dict[str, Any]:
 def _interval(comp: dict[str, Any] | None) -> str | None:
     if not comp:
         return None
-    return f"[{comp['ci_low']:+.4f}, {comp['ci_high']:+.4f}] ({comp['confidence']:.0%})"
+    return f"[{comp['ci_low']:+.3f}, {comp['ci_high']:+.3f}]"
 
 
 def _gates_by_metric(gate_report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -153,6 +181,9 @@ def _slices(evaluation: dict[str, Any], gate_report: dict[str, Any]) -> list[str
             ]
         )
     header = ["slice", "rows", metric or "metric", "Δ", "CI (Bonferroni)", "verdict"]
+    keep = [i for i in range(len(header)) if any(r[i] is not None for r in rows)]
+    rows = [[r[i] for i in keep] for r in rows]
+    header = [header[i] for i in keep]
     return [f"### Slices, worst first ({metric})", "", *_table(header, rows), ""]
 
 
@@ -193,15 +224,26 @@ def _data(data_report: dict[str, Any]) -> list[str]:
 
 def _check_row(check: dict[str, Any]) -> list[Any]:
     mark = "✅" if check["success"] else ("❌" if check["severity"] == "critical" else "⚠️")
-    sample = ", ".join(_text(v) for v in check.get("sample") or [])[:120]
+    sample = ", ".join("null" if v is None else _text(v) for v in check.get("sample") or [])
+    sample = sample[:120]
     return [
         mark,
         check["name"],
         check.get("column"),
         check["severity"],
-        check.get("unexpected_percent"),
+        _percent(check.get("unexpected_percent")),
         sample or None,
     ]
+
+
+def _percent(value: Any) -> str | None:
+    if value is None:
+        return None
+    return "0" if value == 0 else f"{value:.4g}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _changes(evaluation: dict[str, Any] | None) -> list[str]:
@@ -222,7 +264,8 @@ def _changes(evaluation: dict[str, Any] | None) -> list[str]:
         old, new = baseline.get("data_version"), evaluation.get("data_version")
         data_rows = [["data version", old, f"{new}{' (unchanged)' if old == new else ''}"]]
     title = "Changes vs production" if baseline else "Model parameters"
-    summary = f"{title}: {len(rows)} hyperparameter(s) differ" if baseline else title
+    differ = "differs" if len(rows) == 1 else "differ"
+    summary = f"{title}: {_plural(len(rows), 'hyperparameter')} {differ}" if baseline else title
     return [
         f"<details><summary>{summary}</summary>",
         "",
