@@ -100,7 +100,7 @@ def validate(project: Project, run_dir: Path) -> dict[str, Any]:
     suite = project.config.expectations
     if suite is not None:
         frame = pd.concat([dataset.train, dataset.holdout], ignore_index=True)
-        checks += quality.run_suite(frame, project.root / suite.suite)
+        checks += quality.run_suite(frame, project.root / suite.suite, suite.suite)
     extra = {
         "data_version": version,
         "task": dataset.task,
@@ -195,9 +195,23 @@ def evaluate(project: Project, run_dir: Path) -> dict[str, Any]:
         "model": {k: card.get(k) for k in ("estimator", "params", "size_bytes")},
         "created_at": now(),
     }
+    rundir.write_json(run_dir, rundir.SMOKE, smoke_sample(config, dataset, cand))
     rundir.write_json(run_dir, rundir.METRICS, {**metrics, **_present(ops)})
     rundir.write_json(run_dir, rundir.EVALUATION, record)
     return record
+
+
+def smoke_sample(config: Config, dataset: Dataset, cand: Any) -> dict[str, Any]:
+    """Holdout rows and the candidate's own answers: deploy checks the service gives them."""
+    from ci_ml.quality import jsonable
+
+    n = min(config.deploy.smoke_rows, len(dataset.holdout))
+    rows = dataset.x("holdout").head(n).to_dict(orient="records")
+    return {
+        "task": dataset.task,
+        "records": jsonable(rows),
+        "expected": [float(v) for v in cand.score[:n]],
+    }
 
 
 def _present(values: dict[str, Any]) -> dict[str, Any]:
