@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -60,7 +61,7 @@ def test_fresh_clone_runs_and_registers(clone: Path) -> None:
     assert [v.stem for v in versions] == [card["digest"][:12]]
     # DVC itself reads the metrics file
     shown = subprocess.run(
-        ["dvc", "metrics", "show", str(run_dir / "metrics.json"), "--json"],
+        [sys.executable, "-m", "dvc", "metrics", "show", str(run_dir / "metrics.json"), "--json"],
         cwd=clone,
         capture_output=True,
         text=True,
@@ -77,7 +78,7 @@ def test_injected_nulls_and_out_of_range_values_block(clone: Path) -> None:
     frame.loc[100:104, "Amount"] = 999_999
     csv.chmod(0o644)
     frame.to_csv(csv, index=False)
-    subprocess.run(["dvc", "add", "-q", "data"], cwd=clone, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "add", "-q", "data"], cwd=clone, check=True)
     done = run_cli("run", cwd=clone)
     assert done.returncode == 1, done.stderr
     assert "expect_column_values_to_not_be_null" in done.stdout + done.stderr

@@ -234,6 +234,8 @@ def test_writes_are_asked_for_by_the_jobs_that_need_them():
         ("ml-pipeline.yml", "gate"): {"pull-requests", "statuses"},
         ("ml-pipeline.yml", "deploy"): {"deployments"},
         ("ml-publish.yml", "publish"): {"pull-requests", "statuses"},
+        ("ml-monitor.yml", "monitor"): {"issues"},
+        ("ml-monitor.yml", "retrain"): {"actions"},
     }
     found = {}
     for path in WORKFLOWS:
