@@ -1,0 +1,161 @@
+"""Sampled request logging for drift monitoring: JSON lines in a capped set of rotating files.
+
+Each sampled row becomes one line ``{"ts", "model_version", "row", "prediction"}`` in
+``requests-000001.jsonl``, ``requests-000002.jsonl``, ... A file is closed once the next line
+would take it past ``max_bytes`` (a single longer line gets a file of its own), and the oldest
+files are deleted so that at most ``max_files`` remain: the log never grows without bound.
+
+The request path only draws the sample and puts rows on a bounded queue; one writer thread
+does the JSON encoding and the writing. When the queue is full the row is dropped and counted,
+so a slow disk slows nobody's request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import random
+import re
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+log = logging.getLogger("ci_ml.serve")
+
+PREFIX = "requests-"
+SUFFIX = ".jsonl"
+_NAME = re.compile(rf"^{PREFIX}(\d{{6,}}){re.escape(SUFFIX)}$")
+_STOP = object()
+QUEUE_ROWS = 10_000
+
+
+class RequestLog:
+    """Writes a random ``sample`` fraction of predicted rows to rotating JSON-lines files."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        sample: float,
+        max_bytes: int,
+        max_files: int,
+        queue_rows: int = QUEUE_ROWS,
+        seed: int | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.sample = sample
+        self.max_bytes = max_bytes
+        self.max_files = max_files
+        self.written = 0
+        self.dropped = 0
+        self._random = random.Random(seed)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_rows)
+        self._index = max(_indexes(self.directory), default=0)
+        self._file: IO[bytes] | None = None
+        self._size = 0
+        self._warned = False
+        self._thread = threading.Thread(target=self._run, name="ci-ml-request-log", daemon=True)
+        self._thread.start()
+
+    def offer(
+        self, model_version: str, rows: Sequence[Any], predictions: Sequence[dict[str, Any]]
+    ) -> None:
+        """Queue a sample of ``rows`` with their predictions (never blocks)."""
+        now = time.time()
+        for row, prediction in zip(rows, predictions, strict=True):
+            if self._random.random() >= self.sample:
+                continue
+            try:
+                self._queue.put_nowait((now, model_version, row, prediction))
+            except queue.Full:
+                self.dropped += 1
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, then stop the writer and close the file."""
+        with contextlib.suppress(queue.Full):
+            self._queue.put(_STOP, timeout=timeout)
+        self._thread.join(timeout=timeout)
+
+    def files(self) -> list[Path]:
+        """The log files, oldest first."""
+        return [self.directory / _name(i) for i in sorted(_indexes(self.directory))]
+
+    # -- the writer thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while (item := self._queue.get()) is not _STOP:
+                self._write(_line(*item))
+                if self._queue.empty() and self._file is not None:
+                    self._flush()
+        finally:
+            if self._file is not None:
+                with contextlib.suppress(OSError):
+                    self._file.close()
+
+    def _write(self, line: bytes) -> None:
+        try:
+            if self._file is None or (self._size and self._size + len(line) > self.max_bytes):
+                self._rotate()
+            assert self._file is not None
+            self._file.write(line)
+            self._size += len(line)
+            self.written += 1
+        except OSError as err:
+            self.dropped += 1
+            self._warn(err)
+
+    def _flush(self) -> None:
+        try:
+            assert self._file is not None
+            self._file.flush()
+        except OSError as err:
+            self._warn(err)
+
+    def _rotate(self) -> None:
+        """Close the current file, start the next one, delete the oldest beyond the cap."""
+        if self._file is not None:
+            self._file.close()
+        self._index += 1
+        self._file = (self.directory / _name(self._index)).open("xb")
+        self._size = 0
+        for old in sorted(_indexes(self.directory))[: -self.max_files]:
+            with contextlib.suppress(FileNotFoundError):
+                (self.directory / _name(old)).unlink()
+
+    def _warn(self, err: OSError) -> None:
+        if not self._warned:
+            log.warning("request log: cannot write in %s (%s); dropping rows", self.directory, err)
+            self._warned = True
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+        self._file = None  # start a new file on the next row
+
+
+def _line(ts: float, model_version: str, row: Any, prediction: dict[str, Any]) -> bytes:
+    record = {
+        "ts": datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "model_version": model_version,
+        "row": row,
+        "prediction": prediction,
+    }
+    return json.dumps(record, separators=(",", ":"), allow_nan=False).encode() + b"\n"
+
+
+def _name(index: int) -> str:
+    return f"{PREFIX}{index:06d}{SUFFIX}"
+
+
+def _indexes(directory: Path) -> list[int]:
+    try:
+        names = [p.name for p in directory.iterdir()]
+    except FileNotFoundError:
+        return []
+    return [int(m.group(1)) for m in map(_NAME.match, names) if m]

@@ -1,0 +1,241 @@
+"""Prediction requests: the JSON body, checked row by row against the model's feature schema.
+
+The body is ``{"records": [{column: value, ...}, ...]}`` (or ``{"record": {...}}`` for one row).
+Every row must name exactly the model's feature columns; ``null`` is a missing value (the
+pipeline imputes it) and a category the model never saw is allowed (its encoder ignores it).
+Each problem is an :class:`InvalidRequest` with the HTTP status to answer and one sentence
+that names the row (counted from 0) and the column.
+
+Valid rows become a DataFrame with one fixed dtype per column kind — float64 for numeric
+columns, object (``NaN`` for missing) for categorical ones, as in training — so a row gets the
+same prediction alone or in any batch, including one merged from several requests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ci_ml.errors import BadInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+_SHOWN_NAMES = 8
+
+
+class InvalidRequest(BadInputError):
+    """A request the service refuses; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input column of the model: name, kind, whether it is bool, the known categories."""
+
+    name: str
+    kind: str
+    boolean: bool = False
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """The model's input columns in training order (from ``model.json`` ``feature_schema``)."""
+
+    features: tuple[Feature, ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    @classmethod
+    def from_card(cls, entries: Any) -> FeatureSchema:
+        """Read ``feature_schema``; BadInputError if it is missing or malformed."""
+        if not isinstance(entries, list) or not entries:
+            raise BadInputError(
+                "model.json has no feature_schema (a list of columns); the service cannot check "
+                "requests without it — train the model with ci-ml so that it is recorded"
+            )
+        features = []
+        for i, entry in enumerate(entries):
+            kind = entry.get("kind") if isinstance(entry, dict) else None
+            if kind not in (NUMERIC, CATEGORICAL) or not isinstance(entry.get("name"), str):
+                raise BadInputError(
+                    f"feature_schema entry {i} of model.json is {entry!r}; each entry needs a "
+                    "string 'name' and a 'kind' of 'numeric' or 'categorical'"
+                )
+            boolean = str(entry.get("dtype", "")).startswith("bool")
+            categories = tuple(str(c) for c in entry.get("categories") or ())
+            features.append(Feature(entry["name"], kind, boolean, categories))
+        return cls(tuple(features))
+
+
+def parse_body(body: bytes, max_rows: int) -> list[Any]:
+    """The rows of a request body (not yet checked against a schema)."""
+    try:
+        payload = json.loads(body, parse_constant=_non_finite)
+    except (ValueError, RecursionError) as err:
+        raise InvalidRequest(
+            f'the body is not valid JSON ({err}); send {{"records": [{{"column": value, ...}}]}}',
+            status=400,
+        ) from None
+    rows = _rows_of(payload)
+    if not rows:
+        raise InvalidRequest('"records" is empty; send at least one row')
+    if len(rows) > max_rows:
+        raise InvalidRequest(
+            f"the request has {len(rows)} rows, more than the limit of {max_rows}; "
+            "split it into smaller requests",
+            status=413,
+        )
+    return rows
+
+
+def _non_finite(name: str) -> float:
+    # NaN and Infinity are not JSON, but Python's parser takes them: keep them as floats so
+    # that the row check refuses them naming the row and the column
+    return float(name)
+
+
+def _rows_of(payload: Any) -> list[Any]:
+    if not isinstance(payload, dict):
+        raise InvalidRequest(
+            f"the body is a JSON {_json_type(payload)}, not an object; send "
+            '{"records": [{"column": value, ...}]}'
+        )
+    extra = sorted(set(payload) - {"records", "record"})
+    if extra or len(payload) != 1:
+        found = ", ".join(repr(k) for k in sorted(payload)) or "no key"
+        raise InvalidRequest(
+            f"the body has {found}; it takes exactly one key: "
+            '"records" (a list of rows) or "record" (one row)'
+        )
+    if "record" in payload:
+        return [payload["record"]]
+    rows = payload["records"]
+    if not isinstance(rows, list):
+        raise InvalidRequest(f'"records" is a JSON {_json_type(rows)}; it must be a list of rows')
+    return rows
+
+
+Columns = dict[str, list[Any]]
+
+
+def to_columns(rows: Sequence[Any], schema: FeatureSchema) -> Columns:
+    """Check every row against ``schema``; the values column by column, ready for a frame."""
+    columns: Columns = {name: [] for name in schema.names}
+    expected = frozenset(schema.names)
+    for i, row in enumerate(rows):
+        _check_columns(i, row, expected, schema)
+        for feature in schema.features:
+            columns[feature.name].append(_cell(i, feature, row[feature.name]))
+    return columns
+
+
+def frame_of(parts: Sequence[Columns], schema: FeatureSchema) -> pd.DataFrame:
+    """The model's input frame of one or more checked requests, rows in order."""
+    import numpy as np
+    import pandas as pd
+
+    data = {}
+    for f in schema.features:
+        values = parts[0][f.name] if len(parts) == 1 else [v for p in parts for v in p[f.name]]
+        data[f.name] = np.array(values, dtype=np.float64 if f.kind == NUMERIC else object)
+    return pd.DataFrame(data, columns=list(schema.names))
+
+
+def to_frame(rows: Sequence[Any], schema: FeatureSchema) -> pd.DataFrame:
+    """Check every row against ``schema`` and build the model's input frame."""
+    return frame_of([to_columns(rows, schema)], schema)
+
+
+def _check_columns(i: int, row: Any, expected: frozenset[str], schema: FeatureSchema) -> None:
+    if not isinstance(row, dict):
+        raise InvalidRequest(
+            f"row {i} is a JSON {_json_type(row)}; each row must be an object of column: value"
+        )
+    if row.keys() == expected:
+        return
+    unknown = [k for k in row if k not in expected]
+    if unknown:
+        raise InvalidRequest(
+            f"row {i} has unknown column(s) {_names(unknown)}; the model takes "
+            f"{_names(schema.names)}"
+        )
+    missing = [n for n in schema.names if n not in row]
+    raise InvalidRequest(
+        f"row {i} lacks column(s) {_names(missing)}; send null for a missing value"
+    )
+
+
+def _cell(i: int, feature: Feature, value: Any) -> Any:
+    """The value to put in the frame; InvalidRequest if its JSON type is wrong."""
+    if value is None:
+        return math.nan
+    if feature.kind == CATEGORICAL:
+        if isinstance(value, str):
+            return value
+        raise _wrong_type(i, feature, value, "a string (a category) or null")
+    if isinstance(value, bool) and not feature.boolean:
+        raise _wrong_type(i, feature, value, "a number or null")
+    if not isinstance(value, int | float):
+        raise _wrong_type(i, feature, value, "a number or null")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise InvalidRequest(
+            f"row {i}, column {feature.name!r}: {json.dumps(value)} is not a finite number; "
+            "send null for a missing value"
+        )
+    return number
+
+
+def _wrong_type(i: int, feature: Feature, value: Any, wanted: str) -> InvalidRequest:
+    shown = json.dumps(value)
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    return InvalidRequest(
+        f"row {i}, column {feature.name!r}: expected {wanted}, got the JSON "
+        f"{_json_type(value)} {shown}"
+    )
+
+
+def _json_type(value: Any) -> str:
+    kinds: list[tuple[type | tuple[type, ...], str]] = [
+        (bool, "boolean"),
+        ((int, float), "number"),
+        (str, "string"),
+        (list, "array"),
+        (Mapping, "object"),
+    ]
+    if value is None:
+        return "null"
+    return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
+
+
+def _names(names: Sequence[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:_SHOWN_NAMES])
+    more = len(names) - _SHOWN_NAMES
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def sample_records(schema: FeatureSchema) -> list[dict[str, Any]]:
+    """One plausible row built from the schema alone (for the smoke test of a new model)."""
+    row: dict[str, Any] = {}
+    for f in schema.features:
+        if f.kind == CATEGORICAL:
+            row[f.name] = f.categories[0] if f.categories else None
+        else:
+            row[f.name] = False if f.boolean else 0.0
+    return [row]

@@ -1,0 +1,604 @@
+"""Tests for ci-ml serve (ci_ml/serve.py, serveroutes.py, serveinput.py, servemetrics.py,
+cli_serve.py): a real uvicorn server on a loopback port, real requests, real scikit-learn fits
+saved with skops in a real directory registry. Reload and request logging: test_serve_reload.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from ci_ml.config import ModelConfig
+from ci_ml.modelio import save_model
+from ci_ml.registry import ModelVersion, Registry
+from ci_ml.registry.local import LocalRegistry
+from ci_ml.serve import ServeSettings, serve_in_thread
+from ci_ml.servebatch import Batcher
+from ci_ml.serveinput import FeatureSchema, InvalidRequest, to_columns
+from ci_ml.servemodel import LoadedModel
+from ci_ml.servereload import ModelHolder
+from ci_ml.training import build_pipeline, feature_schema
+from tests.conftest import REPO, run_cli
+
+TOKEN = "test-admin-token-0123456789"
+HGB = "sklearn.ensemble.HistGradientBoostingClassifier"
+ROWS: list[dict[str, Any]] = [
+    {"income": 41.5, "age": 70, "home": "rent"},
+    {"income": None, "age": 22, "home": "owner"},
+    {"income": 63.0, "age": None, "home": None},
+    {"income": 55.0, "age": 35, "home": "castle"},  # a category the model never saw
+    {"income": None, "age": None, "home": None},
+]
+
+
+# -- helpers shared with test_serve_reload.py ------------------------------------------------------
+
+
+def make_data(n: int = 300, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Numeric and categorical columns with missing values, and a good/bad target."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "income": rng.normal(50, 10, n),
+            "age": rng.integers(18, 80, n),
+            "home": rng.choice(["rent", "owner", "parents"], n).astype(object),
+        }
+    )
+    frame.loc[::9, "income"] = np.nan
+    frame.loc[::11, "home"] = np.nan
+    score = frame["age"] / 10 - frame["income"].fillna(50) / 25 + rng.normal(size=n)
+    return frame, np.where(score > 3, "bad", "good")
+
+
+def fit(frame: pd.DataFrame, y: np.ndarray, estimator: str = HGB, **params: Any) -> Any:
+    """The built-in trainer's pipeline, fitted (on one thread: quick on a busy machine too)."""
+    from threadpoolctl import threadpool_limits
+
+    config = ModelConfig(estimator=estimator, params=params or {"max_iter": 15})
+    pipeline = build_pipeline(config, feature_schema(frame, list(frame.columns)))
+    with threadpool_limits(1):
+        return pipeline.fit(frame, y)
+
+
+def register(
+    registry: Registry,
+    model: Any,
+    frame: pd.DataFrame,
+    workdir: Path,
+    *,
+    task: str = "classification",
+    card: dict[str, Any] | None = None,
+    reference: bool = True,
+) -> ModelVersion:
+    """Save ``model`` with skops and register it with model.json (and reference.parquet)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    digest = save_model(model, workdir / "model.skops")
+    record = {
+        "task": task,
+        "positive_class": "bad" if task == "classification" else None,
+        "feature_schema": feature_schema(frame, list(frame.columns)),
+        "digest": digest,
+        **(card or {}),
+    }
+    (workdir / "model.json").write_text(json.dumps(record), encoding="utf-8")
+    names = ["model.skops", "model.json"]
+    if reference:
+        frame.to_parquet(workdir / "reference.parquet", index=False)
+        names.append("reference.parquet")
+    return registry.register({n: workdir / n for n in names}, {}, by="tests")
+
+
+def own_answers(model: Any, rows: list[dict[str, Any]], threshold: float = 0.5) -> list[dict]:
+    """What ``model`` itself says for ``rows`` (the frame built here, not by the service)."""
+    frame = pd.DataFrame(
+        {
+            "income": np.array([_num(r["income"]) for r in rows], dtype=float),
+            "age": np.array([_num(r["age"]) for r in rows], dtype=float),
+            "home": np.array(
+                [r["home"] if r["home"] is not None else np.nan for r in rows], dtype=object
+            ),
+        }
+    )
+    column = list(model.classes_).index("bad")
+    proba = model.predict_proba(frame)[:, column]
+    return [{"label": "bad" if p >= threshold else "good", "probability": p} for p in proba]
+
+
+def _num(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def same_answers(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> bool:
+    return len(got) == len(want) and all(
+        g["label"] == w["label"] and math.isclose(g["probability"], w["probability"], abs_tol=1e-12)
+        for g, w in zip(got, want, strict=True)
+    )
+
+
+@contextmanager
+def running(registry: Registry, trusted: tuple[str, ...] = (), **settings: Any) -> Iterator[str]:
+    """The service over ``registry`` on a free loopback port; yields its base URL."""
+    holder = ModelHolder(registry, trusted)
+    with serve_in_thread(holder, ServeSettings(port=0, **settings)) as url:
+        yield url
+
+
+def predict(url: str, body: Any, **kwargs: Any) -> requests.Response:
+    return requests.post(f"{url}/predict", json=body, timeout=30, **kwargs)
+
+
+def reload(url: str, token: str | None = TOKEN) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.post(f"{url}/admin/reload", headers=headers, timeout=60)
+
+
+# -- fixtures -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[pd.DataFrame, np.ndarray]:
+    return make_data()
+
+
+@pytest.fixture(scope="module")
+def model(data: tuple[pd.DataFrame, np.ndarray]) -> Any:
+    return fit(*data)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> LocalRegistry:
+    return LocalRegistry(tmp_path / "registry")
+
+
+@pytest.fixture
+def served(
+    registry: LocalRegistry, model: Any, data: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
+) -> Iterator[tuple[str, ModelVersion]]:
+    """The service with ``model`` in production; yields (url, version)."""
+    version = register(registry, model, data[0], tmp_path / "v1")
+    registry.promote(version.version, None, by="tests")
+    with running(registry, admin_token=TOKEN, max_body_bytes=4096, max_rows=20) as url:
+        yield url, version
+
+
+# -- predictions ----------------------------------------------------------------------------------
+
+
+def test_predicts_many_rows_with_the_models_own_answers(
+    served: tuple[str, ModelVersion], model: Any
+) -> None:
+    url, version = served
+    response = predict(url, {"records": ROWS})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert response.headers["X-Model-Version"] == version.version
+    assert (body["model_version"], body["model_digest"]) == (version.version, version.digest)
+    assert same_answers(body["predictions"], own_answers(model, ROWS))
+    assert {p["label"] for p in body["predictions"]} <= {"bad", "good"}
+
+
+def test_one_row_alone_gets_the_same_answer_as_in_a_batch(served: tuple[str, ModelVersion]) -> None:
+    url, _ = served
+    batch = predict(url, {"records": ROWS}).json()["predictions"]
+    for row, in_batch in zip(ROWS, batch, strict=True):  # nulls and an unseen category included
+        assert predict(url, {"record": row}).json()["predictions"] == [in_batch]
+        assert predict(url, {"records": [row]}).json()["predictions"] == [in_batch]
+
+
+def test_a_regression_model_answers_values(
+    registry: LocalRegistry, data: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
+) -> None:
+    frame, _ = data
+    target = frame["age"] * 2.0
+    ridge = fit(frame, target.to_numpy(), "sklearn.linear_model.Ridge", alpha=1.0)
+    version = register(registry, ridge, frame, tmp_path / "ridge", task="regression")
+    registry.promote(version.version, None, by="tests")
+    with running(registry) as url:
+        body = predict(url, {"records": ROWS[:2]}).json()
+    assert [set(p) for p in body["predictions"]] == [{"value"}, {"value"}]
+    assert body["predictions"][0]["value"] == pytest.approx(140.0, abs=2.0)
+
+
+def test_the_threshold_of_model_json_labels_the_rows(
+    registry: LocalRegistry, model: Any, data: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
+) -> None:
+    version = register(registry, model, data[0], tmp_path / "t", card={"threshold": 0.05})
+    registry.promote(version.version, None, by="tests")
+    with running(registry) as url:
+        got = predict(url, {"records": ROWS}).json()["predictions"]
+        assert requests.get(f"{url}/version", timeout=10).json()["threshold"] == 0.05
+    assert same_answers(got, own_answers(model, ROWS, threshold=0.05))
+
+
+BAD_BODIES = [
+    ({"records": [{**ROWS[0], "colour": "red"}]}, r"^row 0 has unknown column\(s\) 'colour'"),
+    ({"records": [ROWS[0], {"income": 1.0, "home": "rent"}]}, r"^row 1 lacks column\(s\) 'age'"),
+    ({"records": [{**ROWS[0], "age": "old"}]}, r"^row 0, column 'age': expected a number"),
+    ({"records": [{**ROWS[0], "age": True}]}, r"^row 0, column 'age': expected a number"),
+    ({"records": [{**ROWS[0], "home": 3}]}, r"^row 0, column 'home': expected a string"),
+    ({"records": [{**ROWS[0], "home": ["rent"]}]}, r"^row 0, column 'home': expected a string"),
+    ({"records": [ROWS[0], ROWS[1], 7]}, r"^row 2 is a JSON number; each row must be an object"),
+    ({"records": []}, r'^"records" is empty'),
+    ({"records": {"income": 1}}, r'^"records" is a JSON object; it must be a list'),
+    ({"rows": [ROWS[0]]}, r'takes exactly one key: "records"'),
+    ({"record": ROWS[0], "records": [ROWS[0]]}, r"takes exactly one key"),
+    ([ROWS[0]], r"^the body is a JSON array, not an object"),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), BAD_BODIES)
+def test_rows_that_do_not_fit_the_schema_get_422_naming_row_and_column(
+    served: tuple[str, ModelVersion], body: Any, message: str
+) -> None:
+    response = predict(served[0], body)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert re.search(message, detail), detail
+    assert "\n" not in detail
+
+
+@pytest.mark.parametrize(
+    "number", ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "1" + "0" * 400]
+)
+def test_non_finite_numbers_get_422(served: tuple[str, ModelVersion], number: str) -> None:
+    text = json.dumps({"records": [ROWS[0]]}).replace("41.5", number)
+    response = requests.post(
+        f"{served[0]}/predict", data=text, headers={"Content-Type": "application/json"}, timeout=10
+    )
+    assert response.status_code == 422
+    assert re.match(r"row 0, column 'income': .* is not a finite number", response.json()["detail"])
+
+
+def test_malformed_json_gets_400_and_other_content_types_415(
+    served: tuple[str, ModelVersion],
+) -> None:
+    url = served[0]
+    bad = requests.post(
+        f"{url}/predict",
+        data=b'{"records": [',
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert bad.status_code == 400
+    assert bad.json()["detail"].startswith("the body is not valid JSON")
+    form = requests.post(f"{url}/predict", data={"records": "x"}, timeout=10)
+    assert form.status_code == 415
+    assert "Content-Type: application/json" in form.json()["detail"]
+
+
+def test_a_body_over_the_size_limit_gets_413(served: tuple[str, ModelVersion]) -> None:
+    url = served[0]
+    big = {"records": [{**ROWS[0], "home": "x" * 5000}]}
+    response = predict(url, big)
+    assert response.status_code == 413
+    assert "over the limit of 4096 bytes" in response.json()["detail"]
+    chunked = requests.post(  # no Content-Length: the limit applies while reading
+        f"{url}/predict",
+        data=iter([json.dumps(big).encode()[i : i + 1000] for i in range(0, 6000, 1000)]),
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert chunked.status_code == 413
+    assert predict(url, {"records": ROWS}).status_code == 200  # and it keeps serving
+
+
+def test_too_many_rows_get_413(served: tuple[str, ModelVersion]) -> None:
+    response = predict(served[0], {"records": [ROWS[1]] * 21})
+    assert response.status_code == 413
+    assert response.json()["detail"].startswith(
+        "the request has 21 rows, more than the limit of 20"
+    )
+
+
+# -- health, version, docs, metrics ---------------------------------------------------------------
+
+
+def test_not_ready_before_a_model_is_in_production(
+    registry: LocalRegistry, model: Any, data: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
+) -> None:
+    with running(registry, admin_token=TOKEN) as url:
+        health = requests.get(f"{url}/health", timeout=10)
+        assert health.status_code == 503
+        assert health.json()["ready"] is False
+        assert "nothing is in production" in health.json()["reason"]
+        assert requests.get(f"{url}/health/live", timeout=10).json() == {"status": "ok"}
+        assert requests.get(f"{url}/version", timeout=10).status_code == 503
+        assert predict(url, {"records": ROWS}).status_code == 503
+        assert reload(url).status_code == 409
+        version = register(registry, model, data[0], tmp_path / "v1")
+        registry.promote(version.version, None, by="tests")
+        assert reload(url).json()["new_version"] == version.version
+        assert requests.get(f"{url}/health", timeout=10).json() == {
+            "status": "ok",
+            "ready": True,
+            "model_version": version.version,
+        }
+
+
+def test_version_names_the_served_model(served: tuple[str, ModelVersion]) -> None:
+    url, version = served
+    body = requests.get(f"{url}/version", timeout=10).json()
+    assert (body["model_version"], body["model_digest"]) == (version.version, version.digest)
+    assert body["features"] == ["income", "age", "home"]
+    assert body["threshold"] == 0.5  # model.json has none
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z$", body["loaded_at"])
+
+
+def test_openapi_docs_describe_the_routes(served: tuple[str, ModelVersion]) -> None:
+    url = served[0]
+    spec = requests.get(f"{url}/openapi.json", timeout=10).json()
+    assert {"/predict", "/health", "/version", "/metrics", "/admin/reload"} <= set(spec["paths"])
+    assert (
+        "example" in spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    )
+    assert requests.get(f"{url}/docs", timeout=10).status_code == 200
+
+
+def test_metrics_parse_as_prometheus_text_and_count_requests(
+    served: tuple[str, ModelVersion],
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url, version = served
+    for _ in range(3):
+        predict(url, {"records": ROWS})
+    predict(url, {"records": []})
+    requests.get(f"{url}/no/such/page", timeout=10)
+    response = requests.get(f"{url}/metrics", timeout=10)
+    assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+
+    def value(name: str, **labels: str) -> float:
+        return samples[(name, tuple(sorted(labels.items())))]
+
+    ok = {"route": "/predict", "method": "POST"}
+    assert value("ci_ml_http_requests_total", **ok, status="200") == 3
+    assert value("ci_ml_http_requests_total", **ok, status="422") == 1
+    assert value("ci_ml_http_request_errors_total", route="/predict", status="422") == 1
+    assert value("ci_ml_http_requests_total", route="other", method="GET", status="404") == 1
+    assert value("ci_ml_http_request_duration_seconds_count", route="/predict") == 4
+    assert value("ci_ml_http_request_duration_seconds_bucket", route="/predict", le="+Inf") == 4
+    assert value("ci_ml_predicted_rows_total") == 3 * len(ROWS)
+    assert 1 <= value("ci_ml_model_calls_total") <= 3
+    assert value("ci_ml_model_info", version=version.version, digest=version.digest) == 1
+    assert value("ci_ml_model_loaded") == 1
+    assert value("ci_ml_model_reloads_total", outcome="swapped") == 1
+
+
+def test_admin_reload_needs_the_token(served: tuple[str, ModelVersion]) -> None:
+    url = served[0]
+    missing = reload(url, token=None)
+    assert missing.status_code == 401
+    assert missing.headers["WWW-Authenticate"] == "Bearer"
+    assert TOKEN not in missing.text
+    for wrong in ("nope", TOKEN[:-1], TOKEN + "x", TOKEN.upper()):
+        response = reload(url, token=wrong)
+        assert response.status_code == 403
+        assert TOKEN not in response.text
+    basic = requests.post(
+        f"{url}/admin/reload", headers={"Authorization": f"Basic {TOKEN}"}, timeout=10
+    )
+    assert basic.status_code == 401
+    assert reload(url).json()["outcome"] == "unchanged"
+
+
+def test_admin_reload_is_absent_without_a_token(
+    registry: LocalRegistry, model: Any, data: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
+) -> None:
+    version = register(registry, model, data[0], tmp_path / "v1")
+    registry.promote(version.version, None, by="tests")
+    with running(registry) as url:
+        assert reload(url).status_code == 404
+        assert (
+            "/admin/reload" not in requests.get(f"{url}/openapi.json", timeout=10).json()["paths"]
+        )
+
+
+# -- merging concurrent requests into one model call -----------------------------------------------
+
+
+def _loaded(model: Any, frame: pd.DataFrame, version: str = "v1") -> LoadedModel:
+    schema = FeatureSchema.from_card(feature_schema(frame, list(frame.columns)))
+    index = list(model.classes_).index("bad")
+    return LoadedModel(
+        version,
+        version * 8,
+        "now",
+        model,
+        schema,
+        "classification",
+        0.5,
+        tuple(model.classes_),
+        index,
+    )
+
+
+def _batched(jobs: list[tuple[LoadedModel, list[dict[str, Any]]]], max_rows: int = 100) -> Any:
+    """Queue every job before the worker starts (so they wait together); the futures and calls."""
+    calls: list[int] = []
+    batcher = Batcher(1, max_rows, calls.append)
+    futures = [batcher.submit(m, to_columns(rows, m.schema), len(rows)) for m, rows in jobs]
+    batcher.start()
+    done = [f.exception(timeout=60) or f.result() for f in futures]
+    batcher.close()
+    return done, calls
+
+
+def test_requests_waiting_together_are_predicted_in_one_call(
+    model: Any, data: tuple[pd.DataFrame, np.ndarray]
+) -> None:
+    loaded = _loaded(model, data[0])
+    jobs = [(loaded, ROWS[:1]), (loaded, ROWS[1:3]), (loaded, ROWS[3:])]
+    done, calls = _batched(jobs)
+    assert calls == [len(ROWS)]
+    for answers, (_, rows) in zip(done, jobs, strict=True):
+        assert same_answers(answers, own_answers(model, rows))
+
+
+def test_requests_for_two_models_are_never_merged(
+    model: Any, data: tuple[pd.DataFrame, np.ndarray]
+) -> None:
+    other = fit(*data, max_iter=30, learning_rate=0.2)
+    first, second = _loaded(model, data[0], "a"), _loaded(other, data[0], "b")
+    done, calls = _batched([(first, ROWS), (second, ROWS), (first, ROWS[:2])])
+    assert calls == [len(ROWS) + 2, len(ROWS)]
+    assert same_answers(done[0], own_answers(model, ROWS))
+    assert same_answers(done[1], own_answers(other, ROWS))
+    assert same_answers(done[2], own_answers(model, ROWS[:2]))
+
+
+def test_a_request_that_fails_the_model_does_not_fail_the_others(
+    data: tuple[pd.DataFrame, np.ndarray],
+) -> None:
+    frame, y = data
+    filled = frame.fillna({"income": 50.0, "home": "rent"})
+    # no imputer: a null makes this model raise
+    plain = make_pipeline(
+        ColumnTransformer(
+            [
+                ("n", "passthrough", ["income", "age"]),
+                ("c", OneHotEncoder(handle_unknown="ignore"), ["home"]),
+            ]
+        ),
+        LogisticRegression(),
+    ).fit(filled, y)
+    loaded = _loaded(plain, frame)
+    good = [{"income": 40.0, "age": 30, "home": "rent"}]
+    done, calls = _batched([(loaded, good), (loaded, [ROWS[1]]), (loaded, good)])
+    assert isinstance(done[1], InvalidRequest)
+    assert "the model cannot predict these rows" in str(done[1])
+    assert done[0] == done[2] and done[0][0]["label"] in ("bad", "good")
+    assert calls == [1, 1]  # the merged call failed: each request was predicted alone
+
+
+def test_a_merged_call_takes_at_most_max_rows_and_skips_cancelled_requests(
+    model: Any, data: tuple[pd.DataFrame, np.ndarray]
+) -> None:
+    loaded = _loaded(model, data[0])
+    calls: list[int] = []
+    batcher = Batcher(1, 4, calls.append)
+    futures = [batcher.submit(loaded, to_columns(ROWS[:2], loaded.schema), 2) for _ in range(4)]
+    futures[1].cancel()  # its client went away
+    batcher.start()
+    assert [len(f.result(timeout=60)) for f in (futures[0], futures[2], futures[3])] == [2, 2, 2]
+    batcher.close()
+    assert calls == [2, 4]
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+
+def test_serve_has_help() -> None:
+    done = run_cli("serve", "--help", cwd=REPO)
+    assert done.returncode == 0
+    for flag in ("--registry", "--poll", "--max-body", "--log-requests", "--log-max-files"):
+        assert flag in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--max-body", "lots"], {}, "--max-body is 'lots'; give a positive size"),
+        (["--port", "70000"], {}, "--port is 70000; give a whole number from 0 to 65535"),
+        (["--poll", "0"], {}, "--poll is 0.0; give a number of seconds"),
+        (["--log-sample", "0.5"], {}, "--log-sample needs --log-requests DIR"),
+        (["--log-requests", "logs", "--log-sample", "2"], {}, "--log-sample is 2.0"),
+        (["--log-requests", "logs", "--log-max-bytes", "-1"], {}, "--log-max-bytes is '-1'"),
+        ([], {"CI_ML_ADMIN_TOKEN": "short"}, "CI_ML_ADMIN_TOKEN has 5 characters"),
+        (["--config", "nowhere.yaml"], {}, "nowhere.yaml"),
+        (["--log-requests", "a-file/logs", "--port", "0"], {}, "cannot log requests in a-file"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(
+    args: list[str],
+    env: dict[str, str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from ci_ml.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CI_ML_ADMIN_TOKEN", raising=False)
+    (tmp_path / "a-file").write_text("not a directory")
+    result = CliRunner().invoke(app, ["serve", "--registry", str(tmp_path / "r"), *args], env=env)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert result.stderr.startswith("ci-ml: ") and result.stderr.count("\n") == 1
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.slow
+def test_serve_command_end_to_end(
+    registry: LocalRegistry, model: Any, data: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
+) -> None:
+    version = register(registry, model, data[0], tmp_path / "v1")
+    registry.promote(version.version, None, by="tests")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ci_ml", "serve", "--registry", str(registry.path), "--port", "0"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "CI_ML_ADMIN_TOKEN": ""},
+    )
+    try:
+        url = _listening_url(process)
+        assert _wait_ready(url).json()["model_version"] == version.version
+        assert predict(url, {"record": ROWS[0]}).json()["model_version"] == version.version
+        process.send_signal(signal.SIGTERM)
+        # uvicorn shuts down gracefully, then ends by the signal it caught, as servers do
+        assert process.wait(timeout=60) in (0, -signal.SIGTERM)
+        assert process.stderr is not None
+        assert "Application shutdown complete" in process.stderr.read()
+    finally:
+        process.kill()
+        process.wait()
+        assert process.stderr is not None
+        process.stderr.close()
+
+
+def _listening_url(process: subprocess.Popen[str]) -> str:
+    assert process.stderr is not None
+    for line in process.stderr:
+        found = re.search(r"listening on (http://\S+)", line)
+        if found:
+            return found.group(1)
+    raise AssertionError("the service exited without listening")
+
+
+def _wait_ready(url: str, timeout: float = 60) -> requests.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            response = requests.get(f"{url}/health", timeout=5)
+            if response.status_code == 200:
+                return response
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or still loading the model
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not become ready")
