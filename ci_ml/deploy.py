@@ -1,0 +1,184 @@
+"""Deploy only what passed: verify the decision record, promote, notify, smoke-test, roll back.
+
+verify  -> the model file's digest is the one the gate report judged, the verdict
+           allows deployment, and production is still what the gate compared with
+promote -> compare-and-swap in the registry (exit 4 if production moved)
+notify  -> every target in ``deploy.targets`` (the service's reload endpoint, a command)
+smoke   -> /version reports the new digest; /predict answers the holdout sample
+           with the candidate's own predictions
+on failure: promote the previous version back, notify and check again, exit 1
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ci_ml import rundir
+from ci_ml.config import Config, DeployConfig, TargetConfig
+from ci_ml.errors import BadInputError, CiMlError, ModelFileError, ServiceError
+from ci_ml.modelio import sha256_file
+
+
+@dataclass
+class Deployment:
+    """What happened, step by step, for the CLI and the registry history."""
+
+    version: str
+    previous: str | None
+    steps: list[str] = field(default_factory=list)
+    rolled_back: bool = False
+    reason: str = ""
+
+
+def verify(run_dir: Path, approvals: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The gate report and model card, after checking they describe this very model file."""
+    gate_report = rundir.read_json(run_dir, rundir.GATE_REPORT)
+    card = rundir.read_json(run_dir, rundir.MODEL_CARD)
+    digest = sha256_file(rundir.require(run_dir, rundir.MODEL))
+    judged = (gate_report.get("candidate") or {}).get("digest")
+    if digest != judged or digest != card.get("digest"):
+        raise ModelFileError(
+            f"{run_dir / rundir.MODEL} has digest {digest[:12]} but the decision record "
+            f"judged {str(judged)[:12]}; refusing to deploy a model the gates did not see."
+        )
+    verdict = gate_report["verdict"]
+    if verdict == "inconclusive" and not approvals:
+        raise BadInputError(
+            "the verdict is inconclusive; it deploys only with a maintainer's approval "
+            "(a GitHub Environment with required reviewers, or --approved-by)."
+        )
+    if verdict not in ("pass", "inconclusive"):
+        raise BadInputError(f"the verdict is {verdict}; only a passing candidate deploys.")
+    return gate_report, card
+
+
+# --- targets ------------------------------------------------------------------------
+
+
+def _notify_http(target: TargetConfig, version: str, digest: str) -> str:
+    import requests
+
+    assert target.url is not None
+    token = os.environ.get(target.token_env, "")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        answer = requests.post(target.url, headers=headers, timeout=60)
+    except requests.RequestException as exc:
+        raise ServiceError(f"{target.url} did not answer ({type(exc).__name__}).") from None
+    if answer.status_code >= 400:
+        from ci_ml.smoke import detail_of
+
+        detail = detail_of(answer)
+        raise ServiceError(f"{target.url} refused the reload ({answer.status_code}: {detail}).")
+    return f"notified {target.url}"
+
+
+def _notify_command(target: TargetConfig, version: str, digest: str) -> str:
+    assert target.run is not None
+    env = {**os.environ, "CI_ML_MODEL_VERSION": version, "CI_ML_MODEL_DIGEST": digest}
+    done = subprocess.run(target.run, shell=True, env=env, check=False)
+    if done.returncode != 0:
+        raise ServiceError(f"the deploy command {target.run!r} exited with {done.returncode}.")
+    return f"ran {target.run!r}"
+
+
+TARGETS: dict[str, Callable[[TargetConfig, str, str], str]] = {
+    "http": _notify_http,
+    "command": _notify_command,
+}
+
+
+def notify(config: DeployConfig, version: str, digest: str) -> list[str]:
+    """Tell every configured target about the new production version."""
+    return [TARGETS[t.type](t, version, digest) for t in config.targets]
+
+
+def go_live(config: Config, version: str, digest: str, sample: dict[str, Any] | None) -> list[str]:
+    """Notify and smoke-test; raises CiMlError with the reason on any failure."""
+    from ci_ml.smoke import smoke
+
+    return notify(config.deploy, version, digest) + smoke(config.deploy, digest, sample)
+
+
+def roll_back(config: Config, registry: Any, deployment: Deployment, by: str, reason: str) -> None:
+    """Put the previous version back, tell the targets, check it is served again."""
+    deployment.rolled_back, deployment.reason = True, reason
+    if deployment.previous is None:
+        deployment.steps.append("nothing to roll back to (first model); production left empty")
+        return
+    registry.promote(
+        deployment.previous, deployment.version, by=by, record={"reason": reason}, action="rollback"
+    )
+    previous = registry.get(deployment.previous)
+    deployment.steps.append(f"rolled back to {deployment.previous}")
+    try:
+        deployment.steps += go_live(config, previous.version, previous.digest, None)
+    except CiMlError as exc:
+        deployment.steps.append(f"the rollback's own check failed: {exc}")
+
+
+def deploy_run(
+    config: Config,
+    registry: Any,
+    run_dir: Path,
+    *,
+    by: str,
+    approvals: list[str],
+    context: dict[str, Any],
+) -> Deployment:
+    """Verify, promote (compare-and-swap), go live; roll back and say why on any failure."""
+    gate_report, card = verify(run_dir, approvals)
+    version = _registered(registry, card["digest"])
+    expected = (gate_report.get("baseline") or {}).get("version")
+    record = {
+        "gate_report_sha256": sha256_file(rundir.require(run_dir, rundir.GATE_REPORT)),
+        "verdict": gate_report["verdict"],
+        "compared_with": expected,
+        "approved_by": approvals,
+        **context,
+    }
+    event = registry.promote(version, expected, by=by, record=record)
+    deployment = Deployment(version, event.previous, [f"promoted {version} (event #{event.seq})"])
+    sample = rundir.read_json(run_dir, rundir.SMOKE) if (run_dir / rundir.SMOKE).is_file() else None
+    try:
+        deployment.steps += go_live(config, version, card["digest"], sample)
+    except CiMlError as exc:
+        roll_back(config, registry, deployment, by, str(exc))
+    return deployment
+
+
+def _registered(registry: Any, digest: str) -> str:
+    try:
+        return str(registry.get(digest).version)
+    except BadInputError:
+        raise BadInputError(
+            f"model {digest[:12]} is not in the registry; 'ci-ml run' registers a passing "
+            "candidate — run it (or 'ci-ml registry' against the right --registry) first."
+        ) from None
+
+
+def rollback(config: Config, registry: Any, *, to: str | None, by: str, reason: str) -> Deployment:
+    """Put ``to`` (default: the version production replaced last) back in production."""
+    history = registry.history()
+    if not history:
+        raise BadInputError("nothing has been promoted yet, so there is nothing to roll back.")
+    head = history[-1]
+    target = to or head.previous
+    if target is None:
+        raise BadInputError(
+            f"{head.version} is the first production model; name a version with --to."
+        )
+    version = registry.get(target)
+    event = registry.promote(
+        version.version, head.version, by=by, record={"reason": reason}, action="rollback"
+    )
+    deployment = Deployment(
+        version.version, head.version, [f"rolled back to {version.version} (event #{event.seq})"]
+    )
+    deployment.steps += go_live(config, version.version, version.digest, None)
+    return deployment

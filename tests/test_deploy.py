@@ -1,0 +1,231 @@
+"""`ci-ml deploy` and `ci-ml rollback` against a real `ci-ml serve` on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from ci_ml import api
+from ci_ml.github.client import GitHubClient
+from ci_ml.registry import open_registry
+from tests.conftest import run_cli
+from tests.github_api.server import GitHubAPIServer
+
+pytestmark = pytest.mark.slow
+TOKEN = "deploy-test-admin-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def two_runs(pulled_example: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example project with two gated runs of different models (both first models)."""
+    dest = tmp_path_factory.mktemp("deploy") / "project"
+    shutil.copytree(pulled_example, dest, symlinks=True)
+    config = yaml.safe_load((dest / "ci-ml.yaml").read_text())
+    config["gates"] = [{"metric": "roc_auc", "min": 0.7, "change": {"margin": -0.2}}]
+    for name, params in [("first", {"max_iter": 50}), ("second", {"max_iter": 120})]:
+        config["model"]["params"] = params
+        (dest / "ci-ml.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        project = api.open_project(dest / "ci-ml.yaml")
+        directory = project.runs_dir / name
+        directory.mkdir(parents=True)
+        assert api.run(project, directory)["gate"]["verdict"] == "pass"
+    return dest
+
+
+@pytest.fixture
+def project(two_runs: Path, tmp_path: Path) -> Iterator[Path]:
+    dest = tmp_path / "project"
+    shutil.copytree(two_runs, dest, symlinks=True)
+    yield dest
+
+
+@pytest.fixture
+def service(project: Path, tmp_path: Path) -> Iterator[str]:
+    """`ci-ml serve` on the project's registry, with the reload endpoint enabled."""
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ci_ml",
+                "serve",
+                "--registry",
+                str(project / ".ci-ml/registry"),
+                "--port",
+                str(port),
+                "--threads",
+                "1",
+            ],
+            cwd=project,
+            env={**os.environ, "CI_ML_ADMIN_TOKEN": TOKEN},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/health/live", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"ci-ml serve did not start: {log.read_text()}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def configure_deploy(project: Path, service: str, **extra: Any) -> None:
+    path = project / "ci-ml.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["deploy"] = {
+        "targets": [{"type": "http", "url": f"{service}/admin/reload"}],
+        "service_url": service,
+        "timeout": 20,
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def deploy(project: Path, run: str, env: dict[str, str] | None = None) -> Any:
+    return run_cli(
+        "deploy",
+        "--run-dir",
+        f".ci-ml/runs/{run}",
+        cwd=project,
+        env={"CI_ML_ADMIN_TOKEN": TOKEN, **(env or {})},
+    )
+
+
+def digest(project: Path, run: str) -> str:
+    return str(json.loads((project / f".ci-ml/runs/{run}/model.json").read_text())["digest"])
+
+
+def test_deploy_promotes_notifies_and_smoke_tests(project: Path, service: str) -> None:
+    assert requests.get(f"{service}/health", timeout=5).status_code == 503
+    configure_deploy(project, service)
+    done = deploy(project, "first")
+    assert done.returncode == 0, done.stderr
+    assert requests.get(f"{service}/version", timeout=5).json()["model_digest"] == digest(
+        project, "first"
+    )
+    assert "/predict matches the candidate" in done.stderr
+    history = open_registry(".ci-ml/registry", root=project).history()
+    assert [(e.action, e.version) for e in history] == [("promote", digest(project, "first")[:12])]
+    assert history[0].record["verdict"] == "pass"
+
+
+def test_a_changed_model_file_is_refused(project: Path, service: str) -> None:
+    configure_deploy(project, service)
+    model = project / ".ci-ml/runs/first/model.skops"
+    model.write_bytes(model.read_bytes() + b"\0")
+    done = deploy(project, "first")
+    assert done.returncode == 2
+    assert "refusing to deploy a model the gates did not see" in done.stderr
+    assert open_registry(".ci-ml/registry", root=project).get_production() is None
+
+
+def test_production_that_moved_since_the_gate_is_a_conflict(project: Path, service: str) -> None:
+    configure_deploy(project, service)
+    registry = open_registry(".ci-ml/registry", root=project)
+    registry.promote(digest(project, "first")[:12], None, by="someone else")
+    done = deploy(project, "second")  # gated against "nothing in production"
+    assert done.returncode == 4
+    assert "run the gates again" in done.stderr
+    assert registry.get_production().version == digest(project, "first")[:12]
+
+
+def test_failed_notification_rolls_back_to_the_previous_version(
+    project: Path, service: str
+) -> None:
+    configure_deploy(project, service)
+    assert deploy(project, "first").returncode == 0
+    # gate "second" again against the version now in production, then break a target
+    gate_report = project / ".ci-ml/runs/second/gate-report.json"
+    record = json.loads(gate_report.read_text())
+    record["baseline"] = {"version": digest(project, "first")[:12]}
+    gate_report.write_text(json.dumps(record))
+    configure_deploy(
+        project,
+        service,
+        targets=[
+            {"type": "http", "url": f"{service}/admin/reload"},
+            {"type": "command", "run": "exit 3"},
+        ],
+    )
+    done = deploy(project, "second")
+    assert done.returncode == 1
+    assert "rolled back" in done.stderr and "exited with 3" in done.stderr
+    registry = open_registry(".ci-ml/registry", root=project)
+    assert registry.get_production().version == digest(project, "first")[:12]
+    assert [e.action for e in registry.history()] == ["promote", "promote", "rollback"]
+    assert requests.get(f"{service}/version", timeout=5).json()["model_digest"] == digest(
+        project, "first"
+    )
+
+
+def test_rollback_command_restores_the_previous_version(project: Path, service: str) -> None:
+    configure_deploy(project, service)
+    registry = open_registry(".ci-ml/registry", root=project)
+    registry.promote(digest(project, "first")[:12], None, by="test")
+    registry.promote(digest(project, "second")[:12], digest(project, "first")[:12], by="test")
+    done = run_cli(
+        "rollback", "--reason", "latency spike", cwd=project, env={"CI_ML_ADMIN_TOKEN": TOKEN}
+    )
+    assert done.returncode == 0, done.stderr
+    assert registry.get_production().version == digest(project, "first")[:12]
+    assert registry.history()[-1].record == {"reason": "latency spike"}
+    assert requests.get(f"{service}/version", timeout=5).json()["model_digest"] == digest(
+        project, "first"
+    )
+
+
+def test_inside_actions_records_deployment_statuses_and_approvers(
+    project: Path, service: str, github_api: GitHubAPIServer, github_env: dict[str, str]
+) -> None:
+    configure_deploy(project, service)
+    repo, sha = github_env["GITHUB_REPOSITORY"], github_env["GITHUB_SHA"]
+    with GitHubClient(env=github_env) as client:  # what `environment: production` creates
+        created = client.post(
+            f"/repos/{repo}/deployments", json={"ref": sha, "environment": "production"}
+        )
+    env = {**github_env, "GITHUB_EVENT_NAME": "push", "CI_ML_SERVICE_URL": service}
+    done = deploy(project, "first", env)
+    assert done.returncode == 0, done.stderr
+    statuses = [r.json for r in github_api.requests_for("repos/create-deployment-status")]
+    assert [s["state"] for s in statuses] == ["in_progress", "success"]
+    assert all(
+        r.path.endswith(f"/deployments/{created['id']}/statuses")
+        for r in github_api.requests_for("repos/create-deployment-status")
+    )
+    assert statuses[-1]["log_url"].endswith("/actions/runs/4242")
+    assert statuses[-1]["environment_url"] == service
+    assert not github_api.requests_for("repos/create-deployment")[1:]  # no duplicate
+    approvals = github_api.api.example(github_api.api.operation("actions/get-reviews-for-run"), 200)
+    expected = sorted({a["user"]["login"] for a in approvals if a["state"] == "approved"})
+    event = open_registry(".ci-ml/registry", root=project).history()[-1]
+    assert event.record["approved_by"] == expected
+    assert event.record["deployment_id"] == created["id"]
