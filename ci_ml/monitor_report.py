@@ -1,0 +1,185 @@
+"""The monitor's human report (``monitor-report.md``), in the style of the PR report.
+
+Status first, then the features worst first, the predictions, performance against the
+gate, and the settings in a collapsed section. Plain GitHub-flavoured Markdown: the same
+text is the job summary and the body of the GitHub issue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+ICONS = {"fine": "✅", "drifting": "⚠️", "stale": "❌"}
+VERDICT_ICONS = {"decayed": "❌", "fine": "✅", "inconclusive": "⚠️"}
+SHOWN_ROWS = 10  # rows shown before the rest folds into <details> (drifted ones always show)
+MEASURE_TITLES = {
+    "psi": "PSI",
+    "wasserstein": "Wasserstein / σ",
+    "missing_share_change": "Δ missing share",
+    "jensen_shannon": "Jensen-Shannon",
+}
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _cell(value: Any) -> str:
+    return _text(value).replace("|", "\\|").replace("\n", " ")
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A Markdown table; cells are escaped here, so callers pass plain values."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+
+
+def headline(record: Mapping[str, Any]) -> str:
+    """The first line: the status and the most serious reason."""
+    status = record["status"]
+    reasons = record.get("reasons") or []
+    return f"## {ICONS.get(status, '')} ci-ml monitor: **{status.upper()}** — " + (
+        reasons[0] if reasons else _all_clear(record)
+    )
+
+
+def _all_clear(record: Mapping[str, Any]) -> str:
+    features = {f["feature"] for f in record.get("features") or [] if f["kind"] != "missing"}
+    judged = "performance holds" if record.get("decay") else "performance not judged"
+    return f"no drift in {len(features)} features or the predictions; {judged}"
+
+
+def render(record: Mapping[str, Any], links: Mapping[str, str] | None = None) -> str:
+    """The whole report as Markdown."""
+    lines = [headline(record), "", *_summary(record)]
+    lines += _drift_table("Features, worst first", record.get("features") or [], _count(record))
+    lines += _drift_table("Predictions", record.get("predictions") or [], None)
+    lines += _decay(record)
+    lines += _settings(record)
+    if links:
+        lines += ["", " · ".join(f"[{name}]({url})" for name, url in links.items())]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _summary(record: Mapping[str, Any]) -> list[str]:
+    production = record.get("production") or {}
+    recent = record.get("recent") or {}
+    source = recent.get("source") or {}
+    labelled = record.get("labelled") or {}
+    where = f"{source.get('kind', 'data')} `{source.get('path', '?')}`"
+    lines = [
+        f"Production `{production.get('version', '?')}` · reference {record['reference']['rows']} "
+        f"training rows · recent {recent.get('rows', 0)} rows from {where} · "
+        f"{labelled.get('rows', 0)} labelled",
+        "",
+    ]
+    for reason in (record.get("reasons") or [])[1:]:
+        lines.append(f"- {reason}")
+    return lines + ([""] if len(record.get("reasons") or []) > 1 else [])
+
+
+def _count(record: Mapping[str, Any]) -> str:
+    features = record.get("features") or []
+    drifted = sum(1 for f in features if f["drifted"])
+    return f"{drifted} of {len(features)} rows drifted"
+
+
+def _decay(record: Mapping[str, Any]) -> list[str]:
+    decays = record.get("decay") or []
+    labelled = record.get("labelled") or {}
+    title = f"### Performance vs the gate ({labelled.get('rows', 0)} labelled rows)"
+    if not decays:
+        return [title, "", f"_Not judged: {labelled.get('note') or 'no outcomes'}._", ""]
+    rows = [
+        [
+            f"{VERDICT_ICONS.get(d['verdict'], '')} {d['verdict']}",
+            d["metric"],
+            d["recorded"],
+            d["recent"],
+            f"[{d['ci_low']:.4f}, {d['ci_high']:.4f}] ({d['confidence']:.0%})",
+            _allowed(d),
+        ]
+        for d in decays
+    ]
+    header = ["verdict", "metric", "at the gate", "recent", "CI", "allowed"]
+    return [title, "", *table(header, rows), ""]
+
+
+def _allowed(d: Mapping[str, Any]) -> str:
+    side = "≥" if d["higher_is_better"] else "≤"
+    return f"{side} {d['limit']:.4f} (drop {d['allowed_drop']:g})"
+
+
+def _drift_table(title: str, entries: Sequence[Mapping[str, Any]], count: str | None) -> list[str]:
+    if not entries:
+        return []
+    names = [n for n in MEASURE_TITLES if any(_measure(e, n) for e in entries)]
+    header = ["", "feature", "kind", "change", *(_measure_title(entries, n) for n in names)]
+    rows = [_drift_row(entry, names) for entry in entries]
+    shown = max(SHOWN_ROWS, sum(1 for e in entries if e["drifted"]))
+    heading = f"### {title} ({count})" if count else f"### {title}"
+    lines = [heading, "", *table(header, rows[:shown]), ""]
+    if len(rows) > shown:
+        lines += [
+            f"<details><summary>{len(rows) - shown} more, none drifted</summary>",
+            "",
+            *table(header, rows[shown:]),
+            "",
+            "</details>",
+            "",
+        ]
+    return lines
+
+
+def _drift_row(entry: Mapping[str, Any], names: Sequence[str]) -> list[Any]:
+    mark = "⚠️ drifted" if entry["drifted"] else "✅"
+    cells = [_measure_cell(_measure(entry, name)) for name in names]
+    return [mark, entry["feature"], entry["kind"], entry.get("summary") or None, *cells]
+
+
+def _measure_title(entries: Sequence[Mapping[str, Any]], name: str) -> str:
+    judged = any((_measure(e, name) or {}).get("limit") is not None for e in entries)
+    return f"{MEASURE_TITLES[name]} / limit" if judged else f"{MEASURE_TITLES[name]} (info)"
+
+
+def _measure(entry: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
+    return next((m for m in entry.get("measures") or [] if m["name"] == name), None)
+
+
+def _measure_cell(measure: Mapping[str, Any] | None) -> str | None:
+    if measure is None:
+        return None
+    if measure.get("limit") is None:
+        return f"{measure['value']:.4f}"
+    text = f"{measure['value']:.4f} / {measure['limit']:.4f}"
+    return f"**{text}**" if measure["drifted"] else text
+
+
+def _settings(record: Mapping[str, Any]) -> list[str]:
+    settings = record.get("settings") or {}
+    drift = settings.get("drift") or {}
+    decay = settings.get("decay") or {}
+    rows = [
+        ["PSI (numeric: reference deciles; categorical: top categories)", drift.get("psi")],
+        ["Wasserstein-1 / reference std (numeric)", drift.get("wasserstein")],
+        ["change of the missing share", drift.get("missing")],
+        ["allowed metric drop (default)", decay.get("max_drop")],
+        *[[f"allowed drop of {k}", v] for k, v in (decay.get("max_drop_by_metric") or {}).items()],
+        ["confidence of the decay intervals", decay.get("confidence")],
+    ]
+    return [
+        "<details><summary>Thresholds and method</summary>",
+        "",
+        *table(["setting", "value"], rows),
+        "",
+        "Drift is judged on effect sizes, not p-values (on large samples a test flags "
+        "changes far too small to matter). A limit never sits below the noise floor: the "
+        "value that sampling alone exceeds about once in a thousand with these row counts.",
+        "",
+        "</details>",
+    ]
