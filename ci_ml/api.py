@@ -242,6 +242,8 @@ def gate(project: Project, run_dir: Path) -> dict[str, Any]:
         evaluation = rundir.read_json(run_dir, rundir.EVALUATION)
         gates.check_gate_metrics(project.config, evaluation["task"])
         results += model_gates(project, evaluation)
+        if project.config.export is not None:
+            results.append(_parity_gate(run_dir, evaluation))
     verdict = gates.verdict(results)
     baseline = (evaluation or {}).get("baseline")
     record = {
@@ -259,6 +261,30 @@ def gate(project: Project, run_dir: Path) -> dict[str, Any]:
     }
     rundir.write_json(run_dir, rundir.GATE_REPORT, record)
     return record
+
+
+def _parity_gate(run_dir: Path, evaluation: dict[str, Any]) -> Any:
+    from ci_ml.export import parity_gate
+
+    record = rundir.read_json(run_dir, rundir.PARITY)
+    if record.get("model_digest") != evaluation["candidate"]["digest"]:
+        raise RunDirError(
+            f"{run_dir / rundir.PARITY} judged another model file; run 'ci-ml export' again."
+        )
+    return parity_gate(record)
+
+
+def export(project: Project, run_dir: Path) -> dict[str, Any]:
+    """Export the candidate to ONNX and check parity on the holdout (model.onnx, parity.json)."""
+    from ci_ml.export import export_run
+
+    settings = project.config.export
+    if settings is None:
+        raise RunDirError("ci-ml.yaml has no 'export' section; nothing to export.")
+    result: dict[str, Any] = export_run(
+        project, run_dir, settings.tolerance, settings.numeric_dtype
+    )
+    return result
 
 
 def model_gates(project: Project, evaluation: dict[str, Any]) -> list[Any]:
@@ -343,7 +369,9 @@ def register(project: Project, run_dir: Path) -> Any:
         raise GateBlocked("the candidate's verdict is fail; not registering.")
     card = rundir.read_json(run_dir, rundir.MODEL_CARD)
     write_reference(project, run_dir)
-    names = (rundir.MODEL, rundir.MODEL_CARD, rundir.GATE_REPORT, rundir.REFERENCE)
+    names = [rundir.MODEL, rundir.MODEL_CARD, rundir.GATE_REPORT, rundir.REFERENCE]
+    if project.config.export is not None:
+        names += [rundir.ONNX, rundir.PARITY]  # required when configured: fail closed
     files = {name: rundir.require(run_dir, name) for name in names}
     metadata = {
         **{
@@ -386,6 +414,7 @@ STEPS: list[tuple[str, Callable[[Project, Path], Any]]] = [
     ("validate", validate),
     ("train", train),
     ("evaluate", evaluate),
+    ("export", export),
     ("gate", gate),
     ("report", report),
 ]
@@ -396,7 +425,9 @@ def run(project: Project, run_dir: Path, on_step: StepHook | None = None) -> dic
     hook = on_step or (lambda _name: None)
     results: dict[str, Any] = {}
     for name, step in STEPS:
-        if name in ("train", "evaluate") and not results["validate"]["success"]:
+        if name == "export" and project.config.export is None:
+            continue
+        if name in ("train", "evaluate", "export") and not results["validate"]["success"]:
             continue
         hook(name)
         results[name] = step(project, run_dir)

@@ -151,6 +151,14 @@ class DeployConfig(_Strict):
     smoke_rows: int = Field(20, ge=1, le=1000)
 
 
+class ExportConfig(_Strict):
+    """``export``: convert the candidate for serving; an export that answers differently blocks."""
+
+    format: Literal["onnx"] = "onnx"
+    tolerance: float = Field(1e-4, gt=0, le=0.1)
+    numeric_dtype: Literal["float64", "float32"] = "float64"
+
+
 class RegistryConfig(_Strict):
     """Where model versions and the production pointer live."""
 
@@ -169,6 +177,7 @@ class Config(_Strict):
     slices: SlicesConfig | None = None
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     deploy: DeployConfig = Field(default_factory=DeployConfig)
+    export: ExportConfig | None = None
     runs_dir: str = ".ci-ml/runs"
 
     @field_validator("gates")

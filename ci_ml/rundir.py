@@ -31,6 +31,8 @@ GATE_REPORT = "gate-report.json"
 REPORT = "report.md"
 REFERENCE = "reference.parquet"
 SMOKE = "smoke-sample.json"
+ONNX = "model.onnx"
+PARITY = "parity.json"
 
 # which command writes each file: used to tell the user what to run first
 WRITTEN_BY = {
@@ -44,6 +46,8 @@ WRITTEN_BY = {
     REPORT: "report",
     REFERENCE: "run",
     SMOKE: "evaluate",
+    ONNX: "export",
+    PARITY: "export",
 }
 
 

@@ -61,6 +61,7 @@ class LoadedModel:
     threshold: float
     classes: tuple[Any, ...] = ()
     positive_index: int | None = None
+    runtime: str = "scikit-learn"
 
     def predict(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
         """One answer per row: ``{"label", "probability"}`` or ``{"value"}``."""
@@ -147,6 +148,7 @@ def _load_files(
     model = load_model(files[MODEL_FILE], trusted)
     task = card.get("task") or ("classification" if hasattr(model, "classes_") else "regression")
     classification = task == "classification"
+    model, runtime = _prefer_onnx(model, files, card, task)
     loaded = LoadedModel(
         version=version.version,
         digest=version.digest,
@@ -156,9 +158,32 @@ def _load_files(
         task="classification" if classification else "regression",
         threshold=_threshold(card.get("threshold")),
         **(_class_settings(model, card) if classification else {}),
+        runtime=runtime,
     )
     rows = _reference_rows(files.get(REFERENCE_FILE), schema)
     return loaded, rows
+
+
+def _prefer_onnx(
+    model: Any, files: dict[str, Path], card: dict[str, Any], task: str
+) -> tuple[Any, str]:
+    """The version's ONNX export when it has one (and ONNX Runtime is installed)."""
+    path = files.get("model.onnx")
+    if path is None:
+        return model, "scikit-learn"
+    from ci_ml.onnxmodel import OnnxPredictor
+
+    try:
+        predictor = OnnxPredictor(
+            path,
+            card.get("feature_schema"),
+            task,
+            card.get("positive_class"),
+            _threshold(card.get("threshold")),
+        )
+    except ImportError:  # the onnx extra is not installed: the skops pipeline serves
+        return model, "scikit-learn"
+    return predictor.as_estimator(), "onnx"
 
 
 def _threshold(value: Any) -> float:

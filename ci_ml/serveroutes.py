@@ -192,6 +192,7 @@ def _describe(model: LoadedModel) -> dict[str, Any]:
         "model_digest": model.digest,
         "loaded_at": model.loaded_at,
         "task": model.task,
+        "runtime": model.runtime,
         "threshold": model.threshold if model.positive_index is not None else None,
         "features": list(model.schema.names),
         "ci_ml_version": __version__,
