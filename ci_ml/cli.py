@@ -17,6 +17,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from ci_ml.cliopts import ConfigOpt, JsonOpt, RegistryOpt, RunDirOpt
+from ci_ml.cliopts import err as _err
 from ci_ml.errors import CiMlError, GateBlocked
 
 INTERNAL_ERROR = 70
@@ -35,24 +37,6 @@ config_app = typer.Typer(help="Check and show ci-ml.yaml.", no_args_is_help=True
 app.add_typer(config_app, name="config")
 
 _state = {"traceback": False}
-
-ConfigOpt = Annotated[
-    Path,
-    typer.Option("--config", "-c", help="Path of ci-ml.yaml (its folder is the project root)."),
-]
-RunDirOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--run-dir",
-        help="Run directory. Default: a new one under .ci-ml/runs for pull/run, "
-        "else .ci-ml/runs/latest.",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the step's record as JSON.")]
-
-
-def _err(message: str) -> None:
-    sys.stderr.write(message + "\n")
 
 
 def command(func: F) -> F:
@@ -367,14 +351,6 @@ def _raise_unless_pass(gate_report: dict[str, Any]) -> None:
 
 registry_app = typer.Typer(help="Model versions and the production pointer.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
-RegistryOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--registry",
-        envvar="CI_ML_REGISTRY_URL",
-        help="Registry URL or directory (default: registry.url of ci-ml.yaml).",
-    ),
-]
 
 
 def _registry(config: Path, url: str | None) -> Any:

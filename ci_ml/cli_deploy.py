@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-ConfigOpt = Annotated[
-    Path,
-    typer.Option("--config", "-c", help="Path of ci-ml.yaml (its folder is the project root)."),
-]
-RegistryOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--registry",
-        envvar="CI_ML_REGISTRY_URL",
-        help="Registry URL or directory (default: registry.url of ci-ml.yaml).",
-    ),
-]
-
-
-def _err(message: str) -> None:
-    sys.stderr.write(message + "\n")
+from ci_ml.cliopts import ConfigOpt, RegistryOpt
+from ci_ml.cliopts import err as _err
 
 
 def register(app: typer.Typer, command: Callable[[Any], Any]) -> None:

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-ConfigOpt = Annotated[
-    Path,
-    typer.Option("--config", "-c", help="Path of ci-ml.yaml (its folder is the project root)."),
-]
-
-
-def _err(message: str) -> None:
-    sys.stderr.write(message + "\n")
+from ci_ml.cliopts import ConfigOpt
+from ci_ml.cliopts import err as _err
 
 
 def register(app: typer.Typer, command: Callable[[Any], Any]) -> None:

@@ -7,12 +7,14 @@ Exit codes: 0 fine; 1 drifting or stale (the ``status`` in ``monitor-report.json
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from ci_ml.cliopts import RegistryOpt
+from ci_ml.cliopts import err as _err
 
 ConfigOpt = Annotated[
     Path,
@@ -20,14 +22,6 @@ ConfigOpt = Annotated[
         "--config",
         "-c",
         help="ci-ml.yaml (its folder is the project root); optional with --registry.",
-    ),
-]
-RegistryOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--registry",
-        envvar="CI_ML_REGISTRY_URL",
-        help="Registry URL or directory (default: registry.url of ci-ml.yaml).",
     ),
 ]
 RepoOpt = Annotated[
@@ -146,10 +140,6 @@ InputOpt = Annotated[
     list[str] | None, _opt("--input", help="NAME=VALUE input of the started workflow (repeat).")
 ]
 JsonOpt = Annotated[bool, _opt("--json", help="Print monitor-report.json.")]
-
-
-def _err(message: str) -> None:
-    sys.stderr.write(message + "\n")
 
 
 def register(app: typer.Typer, command: Callable[[Any], Any]) -> None:

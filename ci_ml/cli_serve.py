@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ci_ml.cliopts import RegistryOpt
 from ci_ml.errors import BadInputError
 
 TOKEN_ENV = "CI_ML_ADMIN_TOKEN"
@@ -26,14 +27,6 @@ ConfigOpt = Annotated[
         "-c",
         help="ci-ml.yaml for registry.url and model.trusted_types (optional "
         "with --registry; default: ./ci-ml.yaml when it exists).",
-    ),
-]
-RegistryOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--registry",
-        envvar="CI_ML_REGISTRY_URL",
-        help="Registry URL or directory (default: registry.url of ci-ml.yaml).",
     ),
 ]
 HostOpt = Annotated[str, typer.Option("--host", help="Address to listen on (loopback by default).")]

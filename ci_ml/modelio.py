@@ -37,7 +37,6 @@ def save_model(model: Any, path: Path) -> str:
     return sha256_file(path)
 
 
-
 def load_model(path: Path, trusted: Iterable[str] = ()) -> Any:
     """Load a skops file, building only trusted types; anything else is ModelFileError."""
     import skops.io as sio

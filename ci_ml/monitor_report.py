@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ci_ml.report import table
+
 ICONS = {"fine": "✅", "drifting": "⚠️", "stale": "❌"}
 VERDICT_ICONS = {"decayed": "❌", "fine": "✅", "inconclusive": "⚠️"}
 SHOWN_ROWS = 10  # rows shown before the rest folds into <details> (drifted ones always show)
@@ -19,24 +21,6 @@ MEASURE_TITLES = {
     "missing_share_change": "Δ missing share",
     "jensen_shannon": "Jensen-Shannon",
 }
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
-
-
-def _cell(value: Any) -> str:
-    return _text(value).replace("|", "\\|").replace("\n", " ")
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    """A Markdown table; cells are escaped here, so callers pass plain values."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
 
 
 def headline(record: Mapping[str, Any]) -> str:

@@ -7,6 +7,7 @@ may drop from the end without losing the verdict.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ci_ml.charts import metrics_chart
@@ -27,7 +28,8 @@ def _fmt(value: Any) -> str:
     return _text(value).replace("|", "\\|").replace("\n", " ")
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A Markdown table; cells are escaped here, so callers pass plain values."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
     return lines
@@ -87,11 +89,11 @@ def _gates(gate_report: dict[str, Any]) -> list[str]:
     return [
         "### Gates",
         "",
-        *_table(["", "gate", "result"], rows),
+        *table(["", "gate", "result"], rows),
         "",
         "<details><summary>The rules in full</summary>",
         "",
-        *_table(["gate", "rule"], rules),
+        *table(["gate", "rule"], rules),
         "",
         "</details>",
         "",
@@ -125,7 +127,7 @@ def _metrics(evaluation: dict[str, Any], gate_report: dict[str, Any]) -> list[st
                 rule or None,
             ]
         )
-    return [f"### Metrics ({rows_text}, same rows for both models)", "", *_table(header, rows), ""]
+    return [f"### Metrics ({rows_text}, same rows for both models)", "", *table(header, rows), ""]
 
 
 def _delta(delta: float, higher: bool) -> str:
@@ -184,7 +186,7 @@ def _slices(evaluation: dict[str, Any], gate_report: dict[str, Any]) -> list[str
     keep = [i for i in range(len(header)) if any(r[i] is not None for r in rows)]
     rows = [[r[i] for i in keep] for r in rows]
     header = [header[i] for i in keep]
-    return [f"### Slices, worst first ({metric})", "", *_table(header, rows), ""]
+    return [f"### Slices, worst first ({metric})", "", *table(header, rows), ""]
 
 
 def _slice_order(entry: dict[str, Any], metric: str | None) -> tuple[int, float]:
@@ -205,21 +207,19 @@ def _data(data_report: dict[str, Any]) -> list[str]:
     failed = [c for c in checks if not c["success"]]
     title = f"### Data checks: {len(checks) - len(failed)} of {len(checks)} passed"
     rows = [_check_row(c) for c in checks]
-    table = _table(
-        ["", "check", "column", "severity", "unexpected %", "sample of bad values"], rows
-    )
+    shown = table(["", "check", "column", "severity", "unexpected %", "sample of bad values"], rows)
     if not failed:
         return [
             title,
             "",
             "<details><summary>All checks</summary>",
             "",
-            *table,
+            *shown,
             "",
             "</details>",
             "",
         ]
-    return [title, "", *table, ""]
+    return [title, "", *shown, ""]
 
 
 def _check_row(check: dict[str, Any]) -> list[Any]:
@@ -271,7 +271,7 @@ def _changes(evaluation: dict[str, Any] | None) -> list[str]:
         "",
         f"Estimator `{model.get('estimator')}`",
         "",
-        *_table(["", "production", "candidate"], data_rows + rows),
+        *table(["", "production", "candidate"], data_rows + rows),
         "",
         "</details>",
         "",
