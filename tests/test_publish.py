@@ -152,3 +152,25 @@ def test_failing_gate_is_annotated_at_its_line_in_the_config(
     assert f"::error file=ci-ml.yaml,line={line},title=ci-ml gate%3A roc_auc threshold::" in (
         done.stdout
     )
+
+
+def test_flaky_github_still_ends_with_one_comment_and_one_status_per_run(
+    project_dir: Path, github_api: GitHubAPIServer, github_env: dict[str, str]
+) -> None:
+    """Every call of every run meets a 5xx or a 429 first: retries absorb them all."""
+    report = (run_dir(project_dir) / "report.md").read_text()
+    runs = 5
+    for _ in range(runs):
+        github_api.fail(times=1, status=502, method="GET", path=r".*/issues/\d+/comments$")
+        github_api.secondary_rate_limit(
+            retry_after=1, times=1, status=429, path=r".*/issues/(\d+/)?comments(/\d+)?$"
+        )
+        github_api.fail(times=1, status=500, method="POST", path=r".*/statuses/[0-9a-f]+$")
+        result = publish(run_dir(project_dir), report, client_for(github_env), env=github_env)
+        assert result.warnings == []
+    comments = [c for c in github_api.state.comments.values() if "<!-- ci-ml:" in c["body"]]
+    assert len(comments) == 1
+    statuses = [s for found in github_api.state.statuses.values() for s in found]
+    assert len(statuses) == runs  # one accepted status per run, none lost, none doubled
+    assert len(github_api.faults) == 3 * runs
+    assert all(fault.times == 0 for fault in github_api.faults)  # every fault really fired
