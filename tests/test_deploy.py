@@ -229,3 +229,55 @@ def test_inside_actions_records_deployment_statuses_and_approvers(
     event = open_registry(".ci-ml/registry", root=project).history()[-1]
     assert event.record["approved_by"] == expected
     assert event.record["deployment_id"] == created["id"]
+
+
+def test_deploy_under_load_switches_versions_with_no_failed_or_mixed_answers(
+    project: Path, service: str
+) -> None:
+    import threading
+
+    configure_deploy(project, service)
+    assert deploy(project, "first").returncode == 0
+    gate_report = project / ".ci-ml/runs/second/gate-report.json"
+    record = json.loads(gate_report.read_text())
+    record["baseline"] = {"version": digest(project, "first")[:12]}
+    gate_report.write_text(json.dumps(record))
+    samples = {
+        run: json.loads((project / f".ci-ml/runs/{run}/smoke-sample.json").read_text())
+        for run in ("first", "second")
+    }
+    assert samples["first"]["records"] == samples["second"]["records"]  # same holdout rows
+    expected = {digest(project, run)[:12]: samples[run]["expected"] for run in samples}
+    answers: list[tuple[int, str | None, list[float]]] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                reply = session.post(
+                    f"{service}/predict", timeout=30, json={"records": samples["first"]["records"]}
+                )
+                body = reply.json() if reply.ok else {}
+                answers.append(
+                    (
+                        reply.status_code,
+                        body.get("model_version"),
+                        [p["probability"] for p in body.get("predictions", [])],
+                    )
+                )
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        done = deploy(project, "second")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert answers and all(status == 200 for status, _, _ in answers)
+    seen = {version for _, version, _ in answers}
+    assert seen <= set(expected) and digest(project, "second")[:12] in seen
+    for _, version, got in answers:  # every answer comes wholly from the version it names
+        assert got == pytest.approx(expected[str(version)], abs=1e-9)
