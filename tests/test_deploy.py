@@ -281,3 +281,64 @@ def test_deploy_under_load_switches_versions_with_no_failed_or_mixed_answers(
     assert seen <= set(expected) and digest(project, "second")[:12] in seen
     for _, version, got in answers:  # every answer comes wholly from the version it names
         assert got == pytest.approx(expected[str(version)], abs=1e-9)
+
+
+def test_a_candidate_that_answers_constants_in_service_is_rolled_back_under_load(
+    project: Path, service: str
+) -> None:
+    """The service loads the new model, but it answers constants instead of what the gates
+    judged: the smoke test catches it, production goes back, nobody sees an error."""
+    import threading
+
+    import pandas as pd
+    from sklearn.dummy import DummyClassifier
+
+    from ci_ml.modelio import load_model, save_model
+
+    configure_deploy(project, service)
+    assert deploy(project, "first").returncode == 0
+    broken = project / ".ci-ml/runs/broken"
+    shutil.copytree(project / ".ci-ml/runs/second", broken)
+    model = load_model(broken / "model.skops")
+    train = pd.read_parquet(broken / "reference.parquet")
+    model.steps[-1] = ("model", DummyClassifier(strategy="prior"))
+    model.fit(train.drop(columns=["Status"]), train["Status"])
+    new_digest = save_model(model, broken / "model.skops")
+    card = json.loads((broken / "model.json").read_text())
+    card["digest"] = new_digest
+    (broken / "model.json").write_text(json.dumps(card))
+    record = json.loads((broken / "gate-report.json").read_text())
+    record["candidate"]["digest"] = new_digest
+    record["baseline"] = {"version": digest(project, "first")[:12]}
+    (broken / "gate-report.json").write_text(json.dumps(record))
+    registry = open_registry(".ci-ml/registry", root=project)
+    names = ["model.skops", "model.json", "gate-report.json", "reference.parquet"]
+    registry.register({n: broken / n for n in names}, {"task": "classification"}, by="test")
+
+    records = json.loads((broken / "smoke-sample.json").read_text())["records"]
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                reply = session.post(f"{service}/predict", json={"records": records}, timeout=30)
+                statuses.append(reply.status_code)
+
+    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        done = deploy(project, "broken")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert done.returncode == 1
+    assert "rolled back" in done.stderr and "differs from the candidate's" in done.stderr
+    assert statuses and set(statuses) == {200}
+    assert registry.get_production().version == digest(project, "first")[:12]
+    assert [e.action for e in registry.history()][-1] == "rollback"
+    assert requests.get(f"{service}/version", timeout=5).json()["model_digest"] == digest(
+        project, "first"
+    )
