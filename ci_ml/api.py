@@ -196,6 +196,7 @@ def evaluate(project: Project, run_dir: Path) -> dict[str, Any]:
         "created_at": now(),
     }
     rundir.write_json(run_dir, rundir.SMOKE, smoke_sample(config, dataset, cand))
+    write_reference(dataset, run_dir)
     rundir.write_json(run_dir, rundir.METRICS, {**metrics, **_present(ops)})
     rundir.write_json(run_dir, rundir.EVALUATION, record)
     return record
@@ -359,8 +360,11 @@ def _optional(run_dir: Path, name: str) -> Any:
     return rundir.read_json(run_dir, name) if (run_dir / name).is_file() else None
 
 
-def register(project: Project, run_dir: Path) -> Any:
-    """Register a passing candidate (model, card and decision record) in the registry."""
+def register(project: Project, run_dir: Path, registry: Any = None) -> Any:
+    """Register a passing candidate (model, card, decision record, reference rows).
+
+    Needs only the run files, so the deploy job can register an artifact made elsewhere.
+    """
     from ci_ml.errors import GateBlocked
     from ci_ml.registry import open_registry
 
@@ -368,7 +372,6 @@ def register(project: Project, run_dir: Path) -> Any:
     if gate_report["verdict"] == "fail":
         raise GateBlocked("the candidate's verdict is fail; not registering.")
     card = rundir.read_json(run_dir, rundir.MODEL_CARD)
-    write_reference(project, run_dir)
     names = [rundir.MODEL, rundir.MODEL_CARD, rundir.GATE_REPORT, rundir.REFERENCE]
     if project.config.export is not None:
         names += [rundir.ONNX, rundir.PARITY]  # required when configured: fail closed
@@ -390,16 +393,16 @@ def register(project: Project, run_dir: Path) -> Any:
         "metrics": rundir.read_json(run_dir, rundir.METRICS),
         "verdict": gate_report["verdict"],
     }
-    registry = open_registry(project.config.registry.url, root=project.root)
+    if registry is None:
+        registry = open_registry(project.config.registry.url, root=project.root)
     return registry.register(files, metadata, by=actor())
 
 
 REFERENCE_ROWS = 200_000
 
 
-def write_reference(project: Project, run_dir: Path) -> Path:
+def write_reference(dataset: Dataset, run_dir: Path) -> Path:
     """The model's training rows (a seeded sample of at most 200,000), for drift monitoring."""
-    dataset, _ = load_data(project, run_dir)
     train = dataset.train
     if len(train) > REFERENCE_ROWS:
         train = train.sample(REFERENCE_ROWS, random_state=0)

@@ -40,6 +40,7 @@ def register(app: typer.Typer, command: Callable[[Any], Any]) -> None:
         and roll back automatically on failure (exit 1)."""
         from ci_ml import deploy
         from ci_ml.api import actor, open_project
+        from ci_ml.api import register as register_run
         from ci_ml.errors import RolledBack
         from ci_ml.rundir import latest_run_dir
 
@@ -56,6 +57,7 @@ def register(app: typer.Typer, command: Callable[[Any], Any]) -> None:
                 by=actor(),
                 approvals=approvals,
                 context=github.context(),
+                register=lambda: register_run(project, directory, reg),
             )
         except Exception:
             github.finish("failure", "ci-ml deploy refused or failed")

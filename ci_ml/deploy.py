@@ -130,10 +130,15 @@ def deploy_run(
     by: str,
     approvals: list[str],
     context: dict[str, Any],
+    register: Callable[[], Any] | None = None,
 ) -> Deployment:
-    """Verify, promote (compare-and-swap), go live; roll back and say why on any failure."""
+    """Verify, promote (compare-and-swap), go live; roll back and say why on any failure.
+
+    A verified candidate that is not in the registry yet (the gate ran in another job) is
+    registered first with ``register``.
+    """
     gate_report, card = verify(run_dir, approvals)
-    version = _registered(registry, card["digest"])
+    version = _registered(registry, card["digest"], register)
     expected = (gate_report.get("baseline") or {}).get("version")
     record = {
         "gate_report_sha256": sha256_file(rundir.require(run_dir, rundir.GATE_REPORT)),
@@ -152,10 +157,12 @@ def deploy_run(
     return deployment
 
 
-def _registered(registry: Any, digest: str) -> str:
+def _registered(registry: Any, digest: str, register: Callable[[], Any] | None) -> str:
     try:
         return str(registry.get(digest).version)
     except BadInputError:
+        if register is not None:
+            return str(register().version)
         raise BadInputError(
             f"model {digest[:12]} is not in the registry; 'ci-ml run' registers a passing "
             "candidate — run it (or 'ci-ml registry' against the right --registry) first."

@@ -44,7 +44,7 @@ WRITTEN_BY = {
     EVALUATION: "evaluate",
     GATE_REPORT: "gate",
     REPORT: "report",
-    REFERENCE: "run",
+    REFERENCE: "evaluate",
     SMOKE: "evaluate",
     ONNX: "export",
     PARITY: "export",
