@@ -124,6 +124,46 @@ def digest(project: Path, run: str) -> str:
     return str(json.loads((project / f".ci-ml/runs/{run}/model.json").read_text())["digest"])
 
 
+def rebase(project: Path, run: str, on: str) -> None:
+    """Make ``run``'s decision record say it was compared with ``on`` (now in production)."""
+    gate_report = project / f".ci-ml/runs/{run}/gate-report.json"
+    record = json.loads(gate_report.read_text())
+    record["baseline"] = {"version": digest(project, on)[:12]}
+    gate_report.write_text(json.dumps(record))
+
+
+Answer = tuple[int, str | None, list[float]]
+
+
+def deploy_under_load(
+    project: Path, run: str, service: str, records: list[Any], clients: int
+) -> tuple[Any, list[Answer]]:
+    """`ci-ml deploy` while ``clients`` threads post ``records`` to /predict without pause."""
+    import threading
+
+    answers: list[Answer] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                reply = session.post(f"{service}/predict", json={"records": records}, timeout=30)
+                body = reply.json() if reply.ok else {}
+                found = [p["probability"] for p in body.get("predictions", [])]
+                answers.append((reply.status_code, body.get("model_version"), found))
+
+    threads = [threading.Thread(target=hammer) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        done = deploy(project, run)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+    return done, answers
+
+
 def test_deploy_promotes_notifies_and_smoke_tests(project: Path, service: str) -> None:
     assert requests.get(f"{service}/health", timeout=5).status_code == 503
     configure_deploy(project, service)
@@ -164,10 +204,7 @@ def test_failed_notification_rolls_back_to_the_previous_version(
     configure_deploy(project, service)
     assert deploy(project, "first").returncode == 0
     # gate "second" again against the version now in production, then break a target
-    gate_report = project / ".ci-ml/runs/second/gate-report.json"
-    record = json.loads(gate_report.read_text())
-    record["baseline"] = {"version": digest(project, "first")[:12]}
-    gate_report.write_text(json.dumps(record))
+    rebase(project, "second", on="first")
     configure_deploy(
         project,
         service,
@@ -234,47 +271,16 @@ def test_inside_actions_records_deployment_statuses_and_approvers(
 def test_deploy_under_load_switches_versions_with_no_failed_or_mixed_answers(
     project: Path, service: str
 ) -> None:
-    import threading
-
     configure_deploy(project, service)
     assert deploy(project, "first").returncode == 0
-    gate_report = project / ".ci-ml/runs/second/gate-report.json"
-    record = json.loads(gate_report.read_text())
-    record["baseline"] = {"version": digest(project, "first")[:12]}
-    gate_report.write_text(json.dumps(record))
+    rebase(project, "second", on="first")
     samples = {
         run: json.loads((project / f".ci-ml/runs/{run}/smoke-sample.json").read_text())
         for run in ("first", "second")
     }
     assert samples["first"]["records"] == samples["second"]["records"]  # same holdout rows
     expected = {digest(project, run)[:12]: samples[run]["expected"] for run in samples}
-    answers: list[tuple[int, str | None, list[float]]] = []
-    stop = threading.Event()
-
-    def hammer() -> None:
-        with requests.Session() as session:
-            while not stop.is_set():
-                reply = session.post(
-                    f"{service}/predict", timeout=30, json={"records": samples["first"]["records"]}
-                )
-                body = reply.json() if reply.ok else {}
-                answers.append(
-                    (
-                        reply.status_code,
-                        body.get("model_version"),
-                        [p["probability"] for p in body.get("predictions", [])],
-                    )
-                )
-
-    threads = [threading.Thread(target=hammer) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    try:
-        done = deploy(project, "second")
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=60)
+    done, answers = deploy_under_load(project, "second", service, samples["first"]["records"], 3)
     assert done.returncode == 0, done.stderr
     assert answers and all(status == 200 for status, _, _ in answers)
     seen = {version for _, version, _ in answers}
@@ -288,8 +294,6 @@ def test_a_candidate_that_answers_constants_in_service_is_rolled_back_under_load
 ) -> None:
     """The service loads the new model, but it answers constants instead of what the gates
     judged: the smoke test catches it, production goes back, nobody sees an error."""
-    import threading
-
     import pandas as pd
     from sklearn.dummy import DummyClassifier
 
@@ -316,27 +320,10 @@ def test_a_candidate_that_answers_constants_in_service_is_rolled_back_under_load
     registry.register({n: broken / n for n in names}, {"task": "classification"}, by="test")
 
     records = json.loads((broken / "smoke-sample.json").read_text())["records"]
-    statuses: list[int] = []
-    stop = threading.Event()
-
-    def hammer() -> None:
-        with requests.Session() as session:
-            while not stop.is_set():
-                reply = session.post(f"{service}/predict", json={"records": records}, timeout=30)
-                statuses.append(reply.status_code)
-
-    threads = [threading.Thread(target=hammer) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    try:
-        done = deploy(project, "broken")
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=60)
+    done, answers = deploy_under_load(project, "broken", service, records, 2)
     assert done.returncode == 1
     assert "rolled back" in done.stderr and "differs from the candidate's" in done.stderr
-    assert statuses and set(statuses) == {200}
+    assert answers and {status for status, _, _ in answers} == {200}
     assert registry.get_production().version == digest(project, "first")[:12]
     assert [e.action for e in registry.history()][-1] == "rollback"
     assert requests.get(f"{service}/version", timeout=5).json()["model_digest"] == digest(
