@@ -162,13 +162,12 @@ def evaluate(project: Project, run_dir: Path) -> dict[str, Any]:
     """Candidate and production on the same holdout rows; writes metrics.json, evaluation.json."""
     from ci_ml import comparison, evaluation
     from ci_ml.baseline import fetch_production, predict_baseline
+    from ci_ml.gates import check_gate_metrics
     from ci_ml.registry import open_registry
 
     config = project.config
     model, card = load_candidate(project, run_dir)
     dataset, version = load_data(project, run_dir)
-    from ci_ml.gates import check_gate_metrics
-
     check_gate_metrics(config, dataset.task)
     names = evaluation.metric_names(config, dataset.task)
     cand = evaluation.predict(model, dataset)

@@ -461,20 +461,13 @@ def registry_promote(
 
 
 def _register_areas() -> None:
-    """Commands that live in their own modules (each exposes ``register(app)``)."""
-    import importlib
+    """Commands that live in their own modules (each exposes ``register(app, command)``)."""
+    from ci_ml import cli_deploy, cli_export, cli_github, cli_monitor, cli_serve
 
-    for name in AREAS:
-        try:
-            module = importlib.import_module(f"ci_ml.cli_{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"ci_ml.cli_{name}":
-                raise
-            continue
+    for module in (cli_serve, cli_monitor, cli_deploy, cli_github, cli_export):
         module.register(app, command)
 
 
-AREAS: list[str] = ["serve", "monitor", "deploy", "github", "export"]
 _register_areas()
 
 

@@ -2,9 +2,10 @@
 
 The split is deterministic and leak-free by construction: rows are grouped by a
 hash of their feature values, so identical rows always land on the same side,
-and groups are shuffled with the configured seed (stratified by class for
-classification). A row keeps its side when other rows are added, because its
-side depends only on its group's place in a seeded order of hashes.
+and groups are ranked by a seeded hash of their own key (per class for
+classification); the first ``fraction`` of each class goes to the holdout.
+Adding rows moves old rows across the cut only near it, because a group's rank
+depends on its key, not on its position in the file.
 """
 
 from __future__ import annotations
