@@ -161,7 +161,8 @@ def load_candidate(project: Project, run_dir: Path) -> tuple[Any, dict[str, Any]
 def evaluate(project: Project, run_dir: Path) -> dict[str, Any]:
     """Candidate and production on the same holdout rows; writes metrics.json, evaluation.json."""
     from ci_ml import comparison, evaluation
-    from ci_ml.baseline import fetch_production, predict_baseline
+    from ci_ml.baseline import fetch_production, predict_baseline, unread_in_fork
+    from ci_ml.errors import CredentialsMissing
     from ci_ml.gates import check_gate_metrics
     from ci_ml.registry import open_registry
 
@@ -175,7 +176,10 @@ def evaluate(project: Project, run_dir: Path) -> dict[str, Any]:
     ops: dict[str, Any] = comparison.latency_ms(model, dataset.x("holdout"), dataset.task)
     ops["size_mb"] = card["size_bytes"] / 1e6
     registry = open_registry(config.registry.url, root=project.root)
-    baseline = fetch_production(registry, run_dir, config.model.trusted_types)
+    try:
+        baseline = fetch_production(registry, run_dir, config.model.trusted_types)
+    except CredentialsMissing as exc:
+        baseline = unread_in_fork(exc)
     prod, compared = None, {}
     if baseline is not None:
         prod, baseline = predict_baseline(baseline, dataset)
@@ -225,6 +229,7 @@ def _baseline_summary(baseline: Any, compared: dict[str, Any]) -> dict[str, Any]
         "version": baseline.version,
         "digest": baseline.digest,
         "problem": baseline.problem,
+        "unread": baseline.unread,
         "metrics": {name: c["production"] for name, c in compared.items()},
         "params": baseline.card.get("params"),
         "data_version": baseline.card.get("data_version"),
@@ -251,7 +256,7 @@ def gate(project: Project, run_dir: Path) -> dict[str, Any]:
         "reasons": [r.reason for r in results if r.verdict != gates.PASS],
         "gates": gates.as_dicts(results),
         "candidate": {"digest": (evaluation or {}).get("candidate", {}).get("digest")},
-        "baseline": {k: baseline.get(k) for k in ("version", "digest", "problem")}
+        "baseline": {k: baseline.get(k) for k in ("version", "digest", "problem", "unread")}
         if baseline
         else None,
         "data_version": data_report.get("data_version"),
@@ -309,6 +314,8 @@ def model_gates(project: Project, evaluation: dict[str, Any]) -> list[Any]:
             continue
         if baseline.get("problem"):
             policy = config.comparison.unusable_baseline
+            if baseline.get("unread"):
+                policy = config.comparison.fork_pull_request
             results.append(gates.policy_gate(gate_cfg, policy, baseline["problem"], line))
             continue
         higher = METRICS[gate_cfg.metric].higher_is_better

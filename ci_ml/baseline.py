@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ci_ml.data import Dataset
-from ci_ml.errors import CiMlError, ModelFileError
+from ci_ml.errors import CiMlError, CredentialsMissing, ModelFileError
 
 BASELINE_DIR = "baseline"
 
@@ -28,6 +28,24 @@ class Baseline:
     card: dict[str, Any]
     model: Any = None
     problem: str | None = None
+    unread: bool = False  # a fork's pull request could not read the registry
+
+
+def unread_in_fork(error: CredentialsMissing) -> Baseline:
+    """The baseline of a fork's pull request run, which gets no credentials to read the
+    registry: unknown, so the change gates apply ``comparison.fork_pull_request``. Outside
+    such a run, missing credentials are the error they are."""
+    from ci_ml.github.actions import read_context
+
+    ctx = read_context()
+    pr = ctx.pull_request
+    if not (ctx.in_actions and ctx.event_name == "pull_request" and pr and pr.is_fork):
+        raise error
+    problem = (
+        "production could not be read: a pull request from a fork gets no secrets "
+        f"({error}); the gates compare again on the default branch after the merge"
+    )
+    return Baseline("unknown (not readable from a fork)", "", {}, problem=problem, unread=True)
 
 
 def fetch_production(registry: Any, run_dir: Path, trusted: list[str]) -> Baseline | None:

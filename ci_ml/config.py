@@ -115,6 +115,7 @@ class ComparisonConfig(_Strict):
     seed: int = 0
     first_model: Literal["pass", "fail", "approve"] = "pass"
     unusable_baseline: Policy = "fail"
+    fork_pull_request: Policy = "approve"
 
 
 class SlicesConfig(_Strict):

@@ -46,6 +46,11 @@ def verify(run_dir: Path, approvals: list[str]) -> tuple[dict[str, Any], dict[st
             f"{run_dir / rundir.MODEL} has digest {digest[:12]} but the decision record "
             f"judged {str(judged)[:12]}; refusing to deploy a model the gates did not see."
         )
+    if (gate_report.get("baseline") or {}).get("unread"):
+        raise BadInputError(
+            "these gates could not read production (a fork's pull request run); only a run "
+            "that compared the candidate with production deploys — run the gates again."
+        )
     verdict = gate_report["verdict"]
     if verdict == "inconclusive" and not approvals:
         raise BadInputError(

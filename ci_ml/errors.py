@@ -67,6 +67,11 @@ class ServiceError(CiMlError):
     exit_code = 3
 
 
+class CredentialsMissing(ServiceError):
+    """A service needs credentials and none were given (exit 3), e.g. a fork's pull request
+    run, which GitHub gives no secrets."""
+
+
 class ConflictError(CiMlError):
     """Production changed since the candidate was compared (exit 4)."""
 

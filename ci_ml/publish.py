@@ -48,6 +48,9 @@ def status_description(gate_report: dict[str, Any]) -> str:
     """≤140 characters: the verdict and the first reason."""
     verdict = gate_report["verdict"]
     reasons = gate_report.get("reasons") or []
+    if verdict == "inconclusive" and (gate_report.get("baseline") or {}).get("unread"):
+        head = "inconclusive: a fork's run cannot read production; compared again after merge"
+        return head
     if verdict == "inconclusive":
         head = "inconclusive: deploy needs a maintainer's approval"
     else:

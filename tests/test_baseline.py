@@ -6,6 +6,12 @@ candidate and checks the verdict and its reason.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +159,116 @@ def test_slice_gates_use_corrected_intervals_and_name_the_slice(project: Path) -
     assert results["gate"]["verdict"] == "pass"
     text = (project / ".ci-ml/runs/latest/report.md").read_text()
     assert "### Slices, worst first (roc_auc)" in text
+
+
+# -- a fork's pull request: GitHub gives its run no secrets, so an S3 registry is unreadable
+
+
+def fork_env(
+    tmp_path: Path, webhooks: Callable[..., dict[str, Any]], *, fork: bool
+) -> dict[str, str]:
+    """A job of a pull request run (from a fork or not), with no AWS credentials at all."""
+    event = webhooks("pull_request", "opened")
+    if fork:
+        event["pull_request"]["head"]["repo"]["full_name"] = "someone/fork"
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GITHUB_"))}
+    return {
+        **env,
+        "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        # never contacted: botocore stops at the missing credentials
+        "CI_ML_REGISTRY_URL": "s3://team-models/credit?endpoint_url=http://127.0.0.1:9",
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_EVENT_NAME": "pull_request",
+        "GITHUB_EVENT_PATH": str(path),
+        "GITHUB_REPOSITORY": event["repository"]["full_name"],
+    }
+
+
+def cli(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ci_ml", *args, "--run-dir", str(project / "run")],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained_once(pulled_example: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    project = tmp_path_factory.mktemp("trained") / "project"
+    shutil.copytree(pulled_example, project, symlinks=True)
+    configure(project, GOOD, [{"metric": "roc_auc", "min": 0.5, "change": {"margin": -0.01}}])
+    for step in ("pull", "validate", "train"):
+        done = cli(project, dict(os.environ), step)
+        assert done.returncode == 0, done.stderr
+    return project
+
+
+@pytest.fixture
+def trained(trained_once: Path, tmp_path: Path) -> Path:
+    """A project with a trained candidate in ``run/``, not evaluated yet (a copy per test)."""
+    project = tmp_path / "trained"
+    shutil.copytree(trained_once, project, symlinks=True)
+    return project
+
+
+def test_fork_pull_request_without_credentials_is_inconclusive_not_an_error(
+    trained: Path, tmp_path: Path, github_webhooks: Callable[..., dict[str, Any]]
+) -> None:
+    env = fork_env(tmp_path, github_webhooks, fork=True)
+
+    evaluated = cli(trained, env, "evaluate")
+    gated = cli(trained, env, "gate")
+
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert gated.returncode == 0, gated.stderr
+    record = json.loads((trained / "run" / rundir.GATE_REPORT).read_text())
+    assert record["verdict"] == "inconclusive"
+    assert record["baseline"]["unread"] is True
+    change = next(g for g in record["gates"] if g["name"] == "roc_auc change")
+    assert "a pull request from a fork gets no secrets" in change["reason"]
+    assert "policy: approve" in change["reason"]
+    threshold = next(
+        g for g in record["gates"] if g["name"] != "roc_auc change" and g["kind"] != "data"
+    )
+    assert threshold["verdict"] == "pass"  # what needs no registry is still judged
+    # such a run never deploys, approval or not: it compared with nothing
+    deployed = cli(trained, env, "deploy", "--approved-by", "octocat")
+    assert deployed.returncode == 2
+    assert "could not read production" in deployed.stderr
+    assert "Traceback" not in deployed.stderr
+
+
+def test_fork_policy_fail_blocks(
+    trained: Path, tmp_path: Path, github_webhooks: Callable[..., dict[str, Any]]
+) -> None:
+    config = yaml.safe_load((trained / "ci-ml.yaml").read_text())
+    config["comparison"] = {**config.get("comparison", {}), "fork_pull_request": "fail"}
+    (trained / "ci-ml.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    env = fork_env(tmp_path, github_webhooks, fork=True)
+
+    assert cli(trained, env, "evaluate").returncode == 0
+    gated = cli(trained, env, "gate")
+
+    assert gated.returncode == 1
+    assert "policy: fail" in gated.stderr
+
+
+def test_missing_credentials_outside_a_fork_are_a_service_error(
+    trained: Path, tmp_path: Path, github_webhooks: Callable[..., dict[str, Any]]
+) -> None:
+    env = fork_env(tmp_path, github_webhooks, fork=False)
+
+    evaluated = cli(trained, env, "evaluate")
+
+    assert evaluated.returncode == 3
+    assert "no AWS credentials to" in evaluated.stderr
+    assert "Traceback" not in evaluated.stderr
+    assert not (trained / "run" / rundir.EVALUATION).exists()

@@ -28,7 +28,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from ci_ml.errors import BadInputError, ServiceError
+from ci_ml.errors import BadInputError, CredentialsMissing, ServiceError
 from ci_ml.registry.base import Registry, hash_stream
 
 OPTIONS = ("endpoint_url", "region")
@@ -157,7 +157,7 @@ class ObjectStoreRegistry(Registry):
         try:
             yield
         except NoCredentialsError as err:
-            raise ServiceError(
+            raise CredentialsMissing(
                 f"no AWS credentials to {verb} {self._where(key)}: set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run where an IAM role is attached"
             ) from err

@@ -43,7 +43,7 @@ class Call:
         return f"{self.param('owner')}/{self.param('repo')}"
 
 
-Handler = Callable[["GitHubState", Call], Reply]
+Handler = Callable[["GitHubState", Call], Reply | None]
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -87,6 +87,7 @@ class GitHubState:
         self.deployments: dict[int, dict[str, Any]] = {}
         self.deployment_repo: dict[int, str] = {}
         self.deployment_statuses: dict[int, list[dict[str, Any]]] = {}
+        self.pulls: dict[tuple[str, int], dict[str, Any]] = {}
 
     def new_id(self) -> int:
         with self.lock:
@@ -108,6 +109,19 @@ class GitHubState:
             return None
         with self.lock:
             return handler(self, call)
+
+    # -- pull requests ----------------------------------------------------------------
+
+    def open_pull(self, repo: str, number: int, head_sha: str, head_ref: str) -> dict[str, Any]:
+        """A pull request GitHub knows, so that pulls/get answers with its head commit
+        (without one, pulls/get answers with the published example as it is)."""
+        pull = self.example("pulls/get")
+        # no reviewer teams: the published example's team lacks the `type` its schema requires
+        pull.update(number=number, state="open", requested_teams=[])
+        pull["head"].update(sha=head_sha, ref=head_ref)
+        with self.lock:
+            self.pulls[(repo, number)] = pull
+        return pull
 
     # -- issue comments ---------------------------------------------------------------
 
@@ -295,3 +309,9 @@ def _list_deployment_statuses(state: GitHubState, call: Call) -> Reply:
     if deployment is None:
         return not_found()
     return Reply(200, list(state.deployment_statuses[deployment["id"]]))
+
+
+@handles("pulls/get")
+def _get_pull(state: GitHubState, call: Call) -> Reply | None:
+    pull = state.pulls.get((call.repo, int(call.param("pull_number"))))
+    return None if pull is None else Reply(200, pull)
