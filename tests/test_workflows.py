@@ -278,7 +278,13 @@ def test_deploy_waits_for_approval_and_never_overlaps():
     assert "${{ inputs.name }}" in job["concurrency"]["group"]
 
 
-def event(name: str, ref: str, verdict: str, default_branch: str = "main") -> dict[str, Any]:
+def event(
+    name: str,
+    ref: str,
+    verdict: str,
+    default_branch: str = "main",
+    deploy_inconclusive: bool = False,
+) -> dict[str, Any]:
     return {
         "github": {
             "event_name": name,
@@ -286,10 +292,12 @@ def event(name: str, ref: str, verdict: str, default_branch: str = "main") -> di
             "event": {"repository": {"default_branch": default_branch}},
         },
         "needs": {"gate": {"outputs": {"verdict": verdict}}},
+        "inputs": {"deploy-inconclusive": deploy_inconclusive},
     }
 
 
 def test_only_a_passing_push_to_the_default_branch_deploys():
+    # inconclusive too, when the caller asks for it: the environment's approval is the policy's
     cases = {
         "push to main, pass": (event("push", "refs/heads/main", "pass"), True),
         "push to trunk (default), pass": (
@@ -301,6 +309,18 @@ def test_only_a_passing_push_to_the_default_branch_deploys():
         "pull request, pass": (event("pull_request", "refs/pull/7/merge", "pass"), False),
         "push to main, fail": (event("push", "refs/heads/main", "fail"), False),
         "push to main, inconclusive": (event("push", "refs/heads/main", "inconclusive"), False),
+        "push to main, inconclusive, deploy-inconclusive": (
+            event("push", "refs/heads/main", "inconclusive", deploy_inconclusive=True),
+            True,
+        ),
+        "push to main, fail, deploy-inconclusive": (
+            event("push", "refs/heads/main", "fail", deploy_inconclusive=True),
+            False,
+        ),
+        "pull request, inconclusive, deploy-inconclusive": (
+            event("pull_request", "refs/pull/7/merge", "inconclusive", deploy_inconclusive=True),
+            False,
+        ),
         "push to main, error": (event("push", "refs/heads/main", "error"), False),
         "workflow_dispatch on main": (event("workflow_dispatch", "refs/heads/main", "pass"), False),
     }
