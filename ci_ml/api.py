@@ -75,6 +75,20 @@ def write_pull(project: Project, run_dir: Path) -> dict[str, Any]:
     return record
 
 
+# The last dataset loaded, so that the steps of one `ci-ml run` read and split the data
+# once: (project root, data settings, data version, the files' size and mtime) -> the
+# dataset. No step changes it.
+_loaded: dict[tuple[str, ...], Dataset] = {}
+
+
+def _stamp(path: Path) -> str:
+    try:
+        found = path.stat()
+    except OSError:
+        return "missing"
+    return f"{found.st_size}:{found.st_mtime_ns}"
+
+
 def load_data(project: Project, run_dir: Path) -> tuple[Dataset, str]:
     """The dataset, checked to be the version that ``pull`` recorded."""
     from ci_ml.data import data_version, load_dataset
@@ -86,7 +100,14 @@ def load_data(project: Project, run_dir: Path) -> tuple[Dataset, str]:
             f"the data changed since 'ci-ml pull' recorded {pulled} (now {current}); "
             "start a new run with 'ci-ml run' or 'ci-ml pull'."
         )
-    return load_dataset(project.root, project.config.data), current
+    data = project.config.data
+    files = [data.path, *([data.holdout.file] if data.holdout.file else [])]
+    stamps = [_stamp(project.root / name) for name in files]
+    key = (str(project.root), data.model_dump_json(), current, *stamps)
+    if key not in _loaded:
+        _loaded.clear()
+        _loaded[key] = load_dataset(project.root, project.config.data)
+    return _loaded[key], current
 
 
 def validate(project: Project, run_dir: Path) -> dict[str, Any]:

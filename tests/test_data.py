@@ -342,3 +342,19 @@ def test_untracked_data_falls_back_to_sha256(tmp_path: Path) -> None:
 def test_untracked_and_missing_data(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"does not exist; run 'ci-ml pull'"):
         data_version(tmp_path, DataConfig(path="gone.csv", target="label"))
+
+
+def test_one_run_reads_and_splits_the_data_once(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ci_ml import api, data, rundir
+
+    loads = []
+    real = data.load_dataset
+    monkeypatch.setattr(data, "load_dataset", lambda *a: loads.append(a) or real(*a))
+    proj = api.open_project(project / "ci-ml.yaml")
+
+    results = api.run(proj, rundir.new_run_dir(proj.runs_dir))
+
+    assert results["gate"]["verdict"] == "pass"
+    assert len(loads) == 1  # validate, train and evaluate share it
