@@ -290,7 +290,7 @@ def gate(project: Project, run_dir: Path) -> dict[str, Any]:
 
 
 def _parity_gate(run_dir: Path, evaluation: dict[str, Any]) -> Any:
-    from ci_ml.export import parity_gate
+    from ci_ml.parity import parity_gate
 
     record = rundir.read_json(run_dir, rundir.PARITY)
     if record.get("model_digest") != evaluation["candidate"]["digest"]:

@@ -49,7 +49,8 @@ def register(app: typer.Typer, command: Callable[[Any], Any]) -> None:
         whole holdout (parity.json); exit 1 if the export answers differently."""
         from ci_ml.api import open_project
         from ci_ml.errors import BadInputError, GateBlocked
-        from ci_ml.export import ONNX_FILE, PARITY_FILE, export_run, parity_reason
+        from ci_ml.export import ONNX_FILE, PARITY_FILE, export_run
+        from ci_ml.parity import parity_reason
         from ci_ml.rundir import latest_run_dir
 
         if format_ != "onnx":

@@ -16,8 +16,9 @@ import yaml
 from ci_ml.config import DataConfig, ModelConfig, load_config
 from ci_ml.data import Dataset, load_dataset
 from ci_ml.errors import ModelFileError
-from ci_ml.export import export_onnx, parity, parity_gate
+from ci_ml.export import export_onnx
 from ci_ml.onnxmodel import OnnxPredictor
+from ci_ml.parity import parity, parity_gate
 from ci_ml.serveinput import FeatureSchema, to_frame
 from ci_ml.servemodel import LoadedModel
 from ci_ml.training import build_pipeline, feature_schema, fit
