@@ -135,9 +135,9 @@ def github(
     hub.close()
 
 
-def propose(github: GitHub, branch: str) -> str:
-    """A commit on ``branch`` of the adopter's repository (a note, no model change)."""
-    repo = github.repos[ADOPTER].path
+def propose(github: GitHub, branch: str, repo_name: str = ADOPTER) -> str:
+    """A commit on ``branch`` of a hosted repository (a note, no model change)."""
+    repo = github.repos[repo_name].path
     git(repo, "checkout", "-q", "-b", branch)
     (repo / "NOTES.md").write_text("Tuning notes.\n", encoding="utf-8")
     git(repo, "add", "NOTES.md")
@@ -277,6 +277,25 @@ def test_push_without_approval_does_not_deploy(github: GitHub, github_api: GitHu
     assert ml.jobs["ml / deploy"].result == "failure"
     assert github_api.requests_for("repos/create-deployment") == []
     assert github_api.requests_for("repos/create-deployment-status") == []
+
+
+def test_ci_ml_runs_its_own_example_pipeline(github: GitHub, github_api: GitHubAPIServer) -> None:
+    """Dogfooding: a pull request to ci-ml itself runs example-pipeline.yml, which calls
+    ml-pipeline.yml by `$/` with the example's local registry and DVC's cache on."""
+    github.disabled.add(".github/workflows/ci.yml")  # ci-ml's own tests: this very suite
+    propose(github, "docs-typo", repo_name=CI_ML)
+
+    runs = github.pull_request(CI_ML, 9, "docs-typo")
+
+    assert sorted(run.name for run in runs) == ["example-pipeline", "example-publish"]
+    pipeline = only(runs, "example-pipeline")
+    assert pipeline.conclusion == "success", pipeline.jobs["ml / gate"].log
+    check_gate(pipeline)
+    assert only(runs, "example-publish").jobs["publish / publish"].result == "skipped"
+    created = github_api.requests_for("issues/create-comment")
+    assert [r.path.rsplit("/repos/", 1)[1] for r in created] == [f"{CI_ML}/issues/9/comments"]
+    # dvc-cache: "true" saved DVC's cache under its key for the next run
+    assert [k for k in github.caches if k.startswith("ci-ml-dvc-Linux-")]
 
 
 if __name__ == "__main__":

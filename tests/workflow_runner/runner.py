@@ -135,6 +135,7 @@ class GitHub:
         self.approvals: dict[int, list[str]] = {}
         self.approvers: list[str] = []
         self.after_run: list[Callable[[WorkflowRun], None]] = []
+        self.disabled: set[str] = set()  # workflow files disabled in the repository's settings
         self.expressions = Expressions()
 
     def close(self) -> None:
@@ -216,6 +217,8 @@ class GitHub:
         starts (`workflow_run`)."""
         started = []
         for path in repo.files(sha, ".github/workflows"):
+            if path in self.disabled:
+                continue
             workflow = load(repo.read(sha, path))
             if not _starts(workflow.get("on", {}), event_name, event):
                 continue

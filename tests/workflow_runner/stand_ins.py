@@ -93,6 +93,10 @@ def setup_python(job: Job, inputs: dict[str, str]) -> dict[str, str]:
         "[global]\nno-index = true\nno-build-isolation = false\ndisable-pip-version-check = true\n",
         encoding="utf-8",
     )
+    # the image's DVC, as `pip install` of ci-ml puts it on PATH when it installs it there
+    dvc = venv / "bin" / "dvc"
+    dvc.write_text(f'#!/bin/sh\nexec "{venv}/bin/python" -m dvc "$@"\n', encoding="utf-8")
+    dvc.chmod(0o755)
     job.add_path(venv / "bin")
     job.env["pythonLocation"] = str(venv)
     full = ".".join(map(str, sys.version_info[:3]))
