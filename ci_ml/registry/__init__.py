@@ -16,8 +16,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from ci_ml.errors import BadInputError
-from ci_ml.registry.base import ModelVersion, PromotionEvent, Registry
+from ci_ml.registry.base import Registry
 from ci_ml.registry.local import LocalRegistry
+from ci_ml.registry.records import ModelVersion, PromotionEvent
 
 __all__ = ["ModelVersion", "PromotionEvent", "Registry", "open_registry"]
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ci_ml.errors import ServiceError
-from ci_ml.registry.base import Registry, hash_stream
+from ci_ml.registry.base import Registry
+from ci_ml.registry.records import hash_stream
 
 TMP = "tmp"
 STALE_SECONDS = 24 * 3600

@@ -29,7 +29,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from ci_ml.errors import BadInputError, CredentialsMissing, ServiceError
-from ci_ml.registry.base import Registry, hash_stream
+from ci_ml.registry.base import Registry
+from ci_ml.registry.records import hash_stream
 
 OPTIONS = ("endpoint_url", "region")
 MISSING = ("NoSuchKey", "404", "NotFound")
