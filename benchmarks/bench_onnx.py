@@ -8,10 +8,12 @@ exports it with ci_ml.export, and times, for 1 row and for 100 rows of the holdo
 * ``sklearn predict_proba`` on the DataFrame the service builds (one thread, like the service);
 * ``LoadedModel.predict`` — the service's scikit-learn path, answers as dicts;
 * ``ONNX Runtime session.run`` on ready tensors (one intra-op thread);
-* ``OnnxPredictor.predict`` — the same, plus the input adapter and the answer dicts.
+* ``OnnxPredictor.predict`` — the same, plus the input adapter and the answer dicts, from the
+  DataFrame and from the checked values column by column (what ``ci-ml serve`` passes).
 
-It prints the median and p99 per call and the ratios; it asserts nothing. An HTTP-level
-comparison (``ci-ml serve`` on either path vs ``mlflow models serve``) is not here yet.
+It prints the median and p99 per call and the ratios; it asserts nothing. The HTTP-level
+comparison (``ci-ml serve`` on either path vs ``mlflow models serve``) is
+bench_serving_vs_mlflow.py.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ci_ml.config import load_config
 from ci_ml.data import load_dataset
 from ci_ml.export import export_onnx
 from ci_ml.onnxmodel import OnnxPredictor
-from ci_ml.serveinput import FeatureSchema, to_frame
+from ci_ml.serveinput import FeatureSchema, to_columns, to_frame
 from ci_ml.servemodel import LoadedModel, limit_threads
 from ci_ml.training import build_pipeline, feature_schema, fit
 
@@ -80,11 +82,13 @@ def main() -> None:
             records = [{k: (None if v != v else v) for k, v in r.items()} for r in records]
             frame = to_frame(records, features)
             feed = onnx.feed(frame)
+            columns = to_columns(records, features)
             cases: list[tuple[str, Callable[[], object]]] = [
                 ("sklearn predict_proba", lambda f=frame: model.predict_proba(f)),
                 ("service sklearn LoadedModel.predict", lambda f=frame: service.predict(f)),
                 ("onnxruntime session.run", lambda d=feed: onnx.session.run(None, d)),
                 ("OnnxPredictor.predict", lambda f=frame: onnx.predict(f)),
+                ("OnnxPredictor.predict (columns)", lambda c=columns: onnx.predict(c)),
             ]
             base = None
             for name, call in cases:

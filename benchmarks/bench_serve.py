@@ -4,20 +4,23 @@ Starts `ci-ml serve` in a subprocess on a loopback port and measures requests pe
 p50/p99 latency of POST /predict with 1-row and 100-row bodies at 4 and 16 connections, next to
 GET /health/live (no model work: the HTTP stack alone) at the same concurrency. Uses `wrk`
 (Debian package `wrk`) when it is installed, else a Python client with threads (slower, so its
-numbers are a floor). Before that it shows, in-process, why the service limits OpenMP/BLAS to
-one thread per prediction: 1-row predict_proba latency from two threads at once, default
-threads vs one.
+numbers are a floor). wrk runs one thread by default (--wrk-threads): on a 2-CPU machine every
+client thread takes CPU from the service it measures, and one wrk thread drives 16
+connections. Before that it shows, in-process, why the service limits OpenMP/BLAS to one
+thread per prediction: 1-row predict_proba latency from two threads at once, default threads
+vs one.
 
 The model: a 5,000-row pipeline like the example's (imputation, one-hot, gradient boosting with
 the example's params) in a temporary registry, or the production model of --registry.
 
     python benchmarks/bench_serve.py [--duration 8] [--registry .ci-ml/registry] [--threads 2]
-                                     [--client wrk|python]
+                                     [--client wrk|python] [--wrk-threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -36,6 +39,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 CONNECTIONS = (4, 16)
+WRK_THREADS = 1
 HGB = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15}
 
 
@@ -158,13 +162,15 @@ def wait_ready(url: str, timeout: float = 120) -> None:
     raise SystemExit(f"{url} did not become ready")
 
 
-def run_wrk(url: str, body: bytes | None, connections: int, duration: float) -> dict[str, float]:
+def run_wrk(
+    url: str, body: bytes | None, connections: int, duration: float, threads: int = WRK_THREADS
+) -> dict[str, float]:
     """One wrk run; errors are non-2xx answers plus socket errors (connect, read, timeout)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         if body is not None:
             script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
             script.write(f"wrk.body = {json.dumps(body.decode())}\n")
-    threads = min(2, connections)
+    threads = min(threads, connections)
     command = f"wrk -t {threads} -c {connections} -d {duration:g}s --latency -s {script.name}"
     try:
         done = subprocess.run([*command.split(), url], capture_output=True, text=True, check=True)
@@ -246,10 +252,13 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def measure_all(url: str, bodies: dict[str, bytes | None], client: str, duration: float) -> None:
+def measure_all(
+    url: str, bodies: dict[str, bytes | None], client: str, duration: float, wrk_threads: int
+) -> None:
     """Print one row per request kind and concurrency, with ratios to /health/live."""
-    measure = run_wrk if client == "wrk" else run_python
-    print(f"\nci-ml serve at {url}, client {client}, {duration:g} s each; ratios vs /health/live")
+    measure = functools.partial(run_wrk, threads=wrk_threads) if client == "wrk" else run_python
+    shown = f"wrk -t {wrk_threads}" if client == "wrk" else client
+    print(f"\nci-ml serve at {url}, client {shown}, {duration:g} s each; ratios vs /health/live")
     print(f"{'request':<20}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
           f"{'req/s ratio':>13}{'p99 ratio':>11}")  # fmt: skip
     for connections in CONNECTIONS:
@@ -268,6 +277,7 @@ def main() -> None:
     parser.add_argument("--registry", help="serve this registry's production model instead")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--threads", type=int, help="--threads of ci-ml serve")
+    parser.add_argument("--wrk-threads", type=int, default=WRK_THREADS, help="wrk's -t")
     args = parser.parse_args()
     client = args.client
     if client == "auto":
@@ -290,7 +300,7 @@ def main() -> None:
         extra = [] if args.threads is None else ["--threads", str(args.threads)]
         process, url = start_service(registry, extra)
         try:
-            measure_all(url, bodies, client, args.duration)
+            measure_all(url, bodies, client, args.duration, args.wrk_threads)
         finally:
             process.terminate()
             process.wait(timeout=60)

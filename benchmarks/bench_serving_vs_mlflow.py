@@ -6,7 +6,8 @@ with only model.skops, one with model.skops and its ONNX export (model.onnx, whi
 prefers) — and saves the same fitted pipeline with ``mlflow.sklearn.save_model`` (with
 ``pyfunc_predict_fn="predict_proba"``, so both sides compute probabilities). Starts the three
 services on loopback (free ports) and measures requests/s and p50/p99 latency for 1-row and
-100-row requests at 4 and 16 connections with `wrk` (else a Python thread client), then prints
+100-row requests at 4 and 16 connections with `wrk` (one thread, the same for all three; see
+bench_serve.py; else a Python thread client), then prints
 one table with ratios vs MLflow and whether the goals of issues 6 and 8 hold, next to GET
 /health/live of ci-ml serve (the HTTP stack's ceiling on this machine). Asserts nothing.
 
@@ -16,7 +17,7 @@ MLflow lives in its own virtualenv, so ci-ml's stays untouched:
     /tmp/venv-mlflow/bin/pip install mlflow pandas \\
         scikit-learn==$(python -c 'import sklearn; print(sklearn.__version__)')
     python benchmarks/bench_serving_vs_mlflow.py --mlflow-python /tmp/venv-mlflow/bin/python \\
-        [--duration 5] [--client wrk|python]
+        [--duration 5] [--client wrk|python] [--wrk-threads 1]
 
 The fitted pipeline goes to MLflow's interpreter as a pickle (same scikit-learn version; the
 pipeline holds scikit-learn classes only).
@@ -25,6 +26,7 @@ pipeline holds scikit-learn classes only).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import pickle
@@ -42,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_serve import (
     HGB,
+    WRK_THREADS,
     fitted_model,
     request_rows,
     run_python,
@@ -185,11 +188,14 @@ def main() -> None:
     parser.add_argument("--mlflow-python", required=True, help="python of a venv with mlflow")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per cell")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--wrk-threads", type=int, default=WRK_THREADS, help="wrk's -t")
     args = parser.parse_args()
     client = args.client
     if client == "auto":
         client = "wrk" if shutil.which("wrk") else "python"
-    measure = run_wrk if client == "wrk" else run_python
+    wrk = functools.partial(run_wrk, threads=args.wrk_threads)
+    measure = wrk if client == "wrk" else run_python
+    shown = f"wrk -t {args.wrk_threads}" if client == "wrk" else client
 
     with tempfile.TemporaryDirectory(prefix="bench-vs-mlflow-") as tmp_name:
         tmp = Path(tmp_name)
@@ -239,7 +245,7 @@ def main() -> None:
             for process, group in processes:
                 stop(process, group)
 
-    print(f"\nloopback, client {client}, {args.duration:g} s per cell, MLflow {mlflow_version} "
+    print(f"\nloopback, client {shown}, {args.duration:g} s per cell, MLflow {mlflow_version} "
           f"(`mlflow models serve --env-manager local`, defaults), ci-ml serve defaults; "
           f"{os.cpu_count()} CPUs")  # fmt: skip
     header = (f"{'service':<15}{'rows':>5}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"

@@ -3,20 +3,22 @@
 :class:`OnnxPredictor` offers the call the service makes on a loaded model,
 ``predict(frame) -> list[dict]``: ``{"label", "probability"}`` (probability of the positive
 class, labelled with the model's threshold; the most probable class for multiclass) or
-``{"value"}``. It takes the DataFrame the service builds (float64 numerics, object
-categoricals with ``NaN`` for missing) or a list of records, and adapts it to the graph's
-inputs: one ``[n, 1]`` tensor per column, numerics as the graph's float type, categoricals as
-strings with nulls mapped to the marker the export recorded (the graph's imputer fills it,
-see :mod:`ci_ml.export`). ONNX Runtime runs with one intra-op thread so that concurrent
-requests do not fight over the cores.
+``{"value"}``. It takes the service's checked values column by column (a mapping of column
+name to values: numbers, strings, ``NaN`` or ``None`` for missing — the fast path, no
+DataFrame), a DataFrame like the one the service builds for scikit-learn (float64 numerics,
+object categoricals with ``NaN`` for missing) or a list of records, and adapts it to the
+graph's inputs: one ``[n, 1]`` tensor per column, numerics as the graph's float type,
+categoricals as strings with nulls mapped to the marker the export recorded (the graph's
+imputer fills it, see :mod:`ci_ml.export`). ONNX Runtime runs with one intra-op thread so
+that concurrent requests do not fight over the cores.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ci_ml.errors import BadInputError, ModelFileError
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+Rows: TypeAlias = "pd.DataFrame | Sequence[dict[str, Any]] | Mapping[str, Sequence[Any]]"
 META_PREFIX = "ci_ml."
 _NUMPY_TYPES = {"tensor(double)": "float64", "tensor(float)": "float32"}
 
@@ -64,11 +67,13 @@ class OnnxPredictor:
             _check_schema(self.inputs, feature_schema, path)
         self._probability_output = _output_named(self.session, "probabilities")
 
-    def feed(self, rows: pd.DataFrame | Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    def feed(self, rows: Rows) -> dict[str, np.ndarray]:
         """The graph's input tensors for ``rows``: nulls mapped, one ``[n, 1]`` per column."""
         import numpy as np
         import pandas as pd
 
+        if isinstance(rows, Mapping):
+            return self._feed_columns(rows)
         frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
         missing = [name for name in self.inputs if name not in frame.columns]
         if missing:
@@ -87,7 +92,25 @@ class OnnxPredictor:
                 feed[name] = numbers.to_numpy(dtype=kind, na_value=np.nan).reshape(-1, 1)
         return feed
 
-    def scores(self, rows: pd.DataFrame | Sequence[dict[str, Any]]) -> np.ndarray:
+    def _feed_columns(self, columns: Mapping[str, Sequence[Any]]) -> dict[str, np.ndarray]:
+        # building a DataFrame costs ~0.7 ms, ten times the model itself for one row
+        import numpy as np
+
+        missing = [name for name in self.inputs if name not in columns]
+        if missing:
+            raise BadInputError(f"the rows lack the model's column(s) {', '.join(missing)}")
+        feed = {}
+        for name, kind in self.inputs.items():
+            values = columns[name]
+            if kind == "str":
+                marker = self.markers.get(name, "")
+                values = [_text(v, marker) for v in values]
+                feed[name] = np.array(values, dtype=object).reshape(-1, 1)
+            else:  # None becomes NaN
+                feed[name] = np.array(values, dtype=kind).reshape(-1, 1)
+        return feed
+
+    def scores(self, rows: Rows) -> np.ndarray:
         """Probability of the positive class (binary) or the predicted value, per row."""
         import numpy as np
 
@@ -100,7 +123,7 @@ class OnnxPredictor:
             :, self.positive_index
         ]
 
-    def predict(self, rows: pd.DataFrame | Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    def predict(self, rows: Rows) -> list[dict[str, Any]]:
         """One answer per row: ``{"label", "probability"}`` or ``{"value"}``."""
         import numpy as np
 
@@ -127,7 +150,7 @@ class OnnxPredictor:
         """This export behind scikit-learn's ``classes_`` / ``predict_proba`` / ``predict``."""
         return OnnxEstimator(self)
 
-    def _run(self, rows: pd.DataFrame | Sequence[dict[str, Any]]) -> list[Any]:
+    def _run(self, rows: Rows) -> list[Any]:
         try:
             return list(self.session.run(None, self.feed(rows)))
         except (ValueError, TypeError) as exc:
@@ -136,7 +159,12 @@ class OnnxPredictor:
 
 class OnnxEstimator:
     """An :class:`OnnxPredictor` that looks like a fitted scikit-learn model to its callers
-    (``LoadedModel``, ``smoke_test``): ``classes_``, ``predict_proba`` and ``predict``."""
+    (``LoadedModel``, ``smoke_test``): ``classes_``, ``predict_proba`` and ``predict``.
+
+    Unlike a scikit-learn model it also takes the checked values column by column, which
+    ``LoadedModel.predict_columns`` passes when ``takes_columns`` is true."""
+
+    takes_columns = True
 
     def __init__(self, predictor: OnnxPredictor) -> None:
         import numpy as np
@@ -145,14 +173,14 @@ class OnnxEstimator:
         if predictor.task == "classification":
             self.classes_ = np.asarray(predictor.classes, dtype=object)
 
-    def predict_proba(self, rows: pd.DataFrame | Sequence[dict[str, Any]]) -> np.ndarray:
+    def predict_proba(self, rows: Rows) -> np.ndarray:
         """Probabilities, one column per class in ``classes_`` order (float64)."""
         import numpy as np
 
         outputs = self.predictor._run(rows)
         return np.asarray(outputs[self.predictor._probability_output], dtype=np.float64)
 
-    def predict(self, rows: pd.DataFrame | Sequence[dict[str, Any]]) -> np.ndarray:
+    def predict(self, rows: Rows) -> np.ndarray:
         """Values (regression) or the most probable class (classification)."""
 
         if self.predictor.task != "classification":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 import threading
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from ci_ml.requestlog import RequestLog
+    from ci_ml.serveroutes import ASGIApp
 
 log = logging.getLogger("ci_ml.serve")
 
@@ -66,13 +68,20 @@ class ServeSettings:
 
 
 class Service:
-    """The served model and everything around it: metrics, request log, threads, poller."""
+    """The served model and everything around it: metrics, request log, threads, poller.
 
-    def __init__(self, holder: ModelHolder, settings: ServeSettings) -> None:
+    With ``freeze_heap`` (the service's own process, not a test's), the objects alive after a
+    model is loaded are frozen out of the garbage collector's sight (see :func:`freeze_heap`).
+    """
+
+    def __init__(
+        self, holder: ModelHolder, settings: ServeSettings, freeze_heap: bool = False
+    ) -> None:
         from ci_ml.servemetrics import Metrics
 
         self.holder = holder
         self.settings = settings
+        self.freeze_heap = freeze_heap
         self.metrics = Metrics(ROUTES)
         self.request_log = _request_log(settings.request_log)
         self.batcher = Batcher(settings.threads, settings.max_rows, self.metrics.count_call)
@@ -114,10 +123,27 @@ class Service:
         self.metrics.count_reload(result.outcome)
         if result.outcome == "swapped":
             log.info("now serving %s (was %s)", result.new_version, result.old_version or "none")
+            if self.freeze_heap:
+                freeze_heap()
         return result
 
     def not_ready_reason(self) -> str:
         return self.holder.problem or "no model is loaded yet"
+
+
+def freeze_heap() -> None:
+    """Collect, then move every object alive now out of the garbage collector's sight.
+
+    A full collection walks every tracked object: with scikit-learn, pandas, ONNX Runtime and a
+    model loaded, 0.05 to 0.2 s in which no request is answered, every few thousand requests
+    (the p99 of a busy service); this call takes about as long, once per swap. Frozen objects
+    (modules, the loaded model) are still freed when their last reference goes; objects made
+    by requests are collected as usual. Each call first unfreezes, so that the leftovers of a
+    replaced model are collected then.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def _request_log(settings: RequestLogSettings | None) -> RequestLog | None:
@@ -144,7 +170,7 @@ ROUTES = ("/predict", "/health", "/health/live", "/version", "/metrics", "/admin
 
 
 def create_app(service: Service) -> FastAPI:
-    """The FastAPI application of ``service``."""
+    """The FastAPI application of ``service``: its routes (the server runs :func:`asgi_app`)."""
     from fastapi import FastAPI
 
     from ci_ml import __version__
@@ -166,6 +192,13 @@ def create_app(service: Service) -> FastAPI:
     )
     add_routes(app, service)
     return app
+
+
+def asgi_app(service: Service) -> ASGIApp:
+    """What the server runs: the FastAPI app behind the metrics and ``POST /predict``."""
+    from ci_ml.serveroutes import service_app
+
+    return service_app(create_app(service), service)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -190,7 +223,7 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _server(app: FastAPI, settings: ServeSettings, log_level: str = "info") -> Any:
+def _server(app: ASGIApp, settings: ServeSettings, log_level: str = "info") -> Any:
     import uvicorn
 
     config = uvicorn.Config(
@@ -205,9 +238,9 @@ def _server(app: FastAPI, settings: ServeSettings, log_level: str = "info") -> A
 
 def serve(holder: ModelHolder, settings: ServeSettings) -> None:
     """Run the service in the foreground until interrupted (SIGINT/SIGTERM)."""
-    service = Service(holder, settings)
+    service = Service(holder, settings, freeze_heap=True)
     sock = bind(settings.host, settings.port)
-    server = _server(create_app(service), settings)
+    server = _server(asgi_app(service), settings)
     log.info("listening on %s (model registry: %s)", base_url(sock), holder.registry.url)
     with sock:
         server.run(sockets=[sock])
@@ -222,7 +255,7 @@ def serve_in_thread(holder: ModelHolder, settings: ServeSettings) -> Iterator[st
     ``settings.port`` 0 picks a free port. The server stops when the block ends.
     """
     sock = bind(settings.host, settings.port)
-    server = _server(create_app(Service(holder, settings)), settings, log_level="warning")
+    server = _server(asgi_app(Service(holder, settings)), settings, log_level="warning")
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from ci_ml.serveinput import Columns, frame_of
+from ci_ml.serveinput import Columns
 from ci_ml.servemodel import LoadedModel, limit_threads
 
 Answers = list[dict[str, Any]]
@@ -103,7 +103,7 @@ class Batcher:
     def _predict(self, jobs: list[_Job]) -> None:
         model = jobs[0].model
         try:
-            answers = model.predict(frame_of([j.columns for j in jobs], model.schema))
+            answers = model.predict_columns([j.columns for j in jobs], sum(j.rows for j in jobs))
         except Exception as err:  # give each request its own answer or its own error
             if len(jobs) > 1:
                 for job in jobs:

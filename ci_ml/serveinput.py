@@ -141,15 +141,23 @@ def to_columns(rows: Sequence[Any], schema: FeatureSchema) -> Columns:
     return columns
 
 
+def merge_columns(parts: Sequence[Columns], schema: FeatureSchema) -> Columns:
+    """The checked values of one or more requests, column by column, rows in order."""
+    if len(parts) == 1:
+        return parts[0]
+    return {name: [v for p in parts for v in p[name]] for name in schema.names}
+
+
 def frame_of(parts: Sequence[Columns], schema: FeatureSchema) -> pd.DataFrame:
     """The model's input frame of one or more checked requests, rows in order."""
     import numpy as np
     import pandas as pd
 
-    data = {}
-    for f in schema.features:
-        values = parts[0][f.name] if len(parts) == 1 else [v for p in parts for v in p[f.name]]
-        data[f.name] = np.array(values, dtype=np.float64 if f.kind == NUMERIC else object)
+    columns = merge_columns(parts, schema)
+    data = {
+        f.name: np.array(columns[f.name], dtype=np.float64 if f.kind == NUMERIC else object)
+        for f in schema.features
+    }
     return pd.DataFrame(data, columns=list(schema.names))
 
 

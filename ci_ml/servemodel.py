@@ -19,8 +19,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ci_ml.errors import CiMlError, ConflictError, ModelFileError
-from ci_ml.registry.base import ModelVersion, utc_now
-from ci_ml.serveinput import FeatureSchema, InvalidRequest, sample_records, to_frame
+from ci_ml.registry.records import ModelVersion, utc_now
+from ci_ml.serveinput import (
+    Columns,
+    FeatureSchema,
+    InvalidRequest,
+    frame_of,
+    merge_columns,
+    sample_records,
+    to_columns,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,17 +73,30 @@ class LoadedModel:
 
     def predict(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
         """One answer per row: ``{"label", "probability"}`` or ``{"value"}``."""
+        return self._answer(frame, len(frame))
+
+    def predict_columns(self, parts: Sequence[Columns], rows: int) -> list[dict[str, Any]]:
+        """The answers for the checked rows of one or more requests (``rows`` in all), in order.
+
+        A model that takes the values column by column (the ONNX export) gets them as they
+        are; a scikit-learn pipeline gets the DataFrame it was trained on.
+        """
+        if getattr(self.model, "takes_columns", False):
+            return self._answer(merge_columns(parts, self.schema), rows)
+        return self._answer(frame_of(parts, self.schema), rows)
+
+    def _answer(self, inputs: Any, rows: int) -> list[dict[str, Any]]:
         import numpy as np
 
         try:
             if self.task != "classification":
-                values = np.asarray(self.model.predict(frame), dtype=np.float64).reshape(-1)
-                _check_finite(values, len(frame))
+                values = np.asarray(self.model.predict(inputs), dtype=np.float64).reshape(-1)
+                _check_finite(values, rows)
                 return [{"value": v} for v in values.tolist()]
-            proba = np.asarray(self.model.predict_proba(frame), dtype=np.float64)
+            proba = np.asarray(self.model.predict_proba(inputs), dtype=np.float64)
         except (ValueError, TypeError, KeyError) as err:
             raise InvalidRequest(f"the model cannot predict these rows ({_first(err)})") from None
-        _check_finite(proba, len(frame))
+        _check_finite(proba, rows)
         return self._labelled(proba)
 
     def _labelled(self, proba: Any) -> list[dict[str, Any]]:
@@ -243,23 +264,25 @@ def _plain(value: Any) -> Any:
 
 
 def smoke_test(loaded: LoadedModel, rows: list[dict[str, Any]]) -> None:
-    """Predict ``rows`` as a batch and a few alone; raise if anything is wrong."""
+    """Predict ``rows`` as a batch and a few alone, as requests are; raise if anything is wrong."""
     try:
-        frame = to_frame(rows, loaded.schema)
+        columns = to_columns(rows, loaded.schema)
     except InvalidRequest as err:
         raise ModelFileError(f"its sample rows do not fit its own feature schema: {err}") from None
-    batch = _smoke_predict(loaded, frame, "a batch of sample rows")
+    batch = _smoke_predict(loaded, columns, len(rows), "a batch of sample rows")
     for i, row in enumerate(rows[:SINGLE_ROW_CHECKS]):
-        alone = _smoke_predict(loaded, to_frame([row], loaded.schema), f"sample row {i}")[0]
+        alone = _smoke_predict(loaded, to_columns([row], loaded.schema), 1, f"sample row {i}")[0]
         if not _same_answer(alone, batch[i]):
             raise ModelFileError(
                 f"it answers sample row {i} alone with {alone} but in a batch with {batch[i]}"
             )
 
 
-def _smoke_predict(loaded: LoadedModel, frame: pd.DataFrame, what: str) -> list[dict[str, Any]]:
+def _smoke_predict(
+    loaded: LoadedModel, columns: Columns, rows: int, what: str
+) -> list[dict[str, Any]]:
     try:
-        return loaded.predict(frame)
+        return loaded.predict_columns([columns], rows)
     except Exception as err:  # a broken model may raise anything; it must not be served
         raise ModelFileError(f"predicting {what} failed ({_first(err)})") from None
 

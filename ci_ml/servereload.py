@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ci_ml.errors import CiMlError, ModelFileError
-from ci_ml.registry.base import ModelVersion
+from ci_ml.registry.records import ModelVersion
 from ci_ml.servemodel import LoadedModel, ModelRefused, NoProduction, limit_threads, load_version
 
 if TYPE_CHECKING:

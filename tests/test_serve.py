@@ -88,14 +88,17 @@ def register(
     task: str = "classification",
     card: dict[str, Any] | None = None,
     reference: bool = True,
+    onnx: bool = False,
 ) -> ModelVersion:
-    """Save ``model`` with skops and register it with model.json (and reference.parquet)."""
+    """Save ``model`` with skops and register it with model.json (and reference.parquet, and
+    its ONNX export model.onnx)."""
     workdir.mkdir(parents=True, exist_ok=True)
     digest = save_model(model, workdir / "model.skops")
+    schema = feature_schema(frame, list(frame.columns))
     record = {
         "task": task,
         "positive_class": "bad" if task == "classification" else None,
-        "feature_schema": feature_schema(frame, list(frame.columns)),
+        "feature_schema": schema,
         "digest": digest,
         **(card or {}),
     }
@@ -104,6 +107,11 @@ def register(
     if reference:
         frame.to_parquet(workdir / "reference.parquet", index=False)
         names.append("reference.parquet")
+    if onnx:
+        from ci_ml.export import export_onnx
+
+        export_onnx(model, schema, task, workdir / "model.onnx")
+        names.append("model.onnx")
     return registry.register({n: workdir / n for n in names}, {}, by="tests")
 
 
@@ -227,6 +235,51 @@ def test_the_threshold_of_model_json_labels_the_rows(
         got = predict(url, {"records": ROWS}).json()["predictions"]
         assert requests.get(f"{url}/version", timeout=10).json()["threshold"] == 0.05
     assert same_answers(got, own_answers(model, ROWS, threshold=0.05))
+
+
+def test_the_onnx_export_is_served_with_the_models_answers_alone_and_in_a_batch(
+    registry: LocalRegistry, model: Any, data: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
+) -> None:
+    version = register(registry, model, data[0], tmp_path / "onnx", onnx=True)
+    registry.promote(version.version, None, by="tests")
+    with running(registry, max_rows=20) as url:
+        assert requests.get(f"{url}/version", timeout=10).json()["runtime"] == "onnx"
+        response = predict(url, {"records": ROWS})
+        assert response.headers["X-Model-Version"] == version.version
+        batch = response.json()["predictions"]
+        for row, in_batch in zip(ROWS, batch, strict=True):  # nulls, an unseen category
+            assert predict(url, {"record": row}).json()["predictions"] == [in_batch]
+        wrong = predict(url, {"records": [ROWS[0], {**ROWS[1], "age": "old"}]})
+        too_many = predict(url, {"records": [ROWS[1]] * 21})
+    for got, want in zip(batch, own_answers(model, ROWS), strict=True):
+        assert got["label"] == want["label"]
+        assert got["probability"] == pytest.approx(want["probability"], abs=1e-5)  # float32
+    assert wrong.status_code == 422
+    assert wrong.json()["detail"].startswith("row 1, column 'age': expected a number")
+    assert too_many.status_code == 413
+
+
+def test_the_onnx_model_takes_checked_columns_as_it_takes_a_frame(
+    model: Any, data: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
+) -> None:
+    # the service feeds ONNX Runtime the checked values column by column, without a DataFrame
+    from ci_ml.export import export_onnx
+    from ci_ml.onnxmodel import OnnxPredictor
+    from ci_ml.serveinput import frame_of
+
+    schema = feature_schema(data[0], list(data[0].columns))
+    path = export_onnx(model, schema, "classification", tmp_path / "m.onnx")
+    predictor = OnnxPredictor(path, schema, "classification", positive_class="bad")
+    features = FeatureSchema.from_card(schema)
+    parts = [to_columns(ROWS[:2], features), to_columns(ROWS[2:], features)]
+    merged = {name: [v for p in parts for v in p[name]] for name in features.names}
+    by_columns, by_frame = predictor.feed(merged), predictor.feed(frame_of(parts, features))
+    assert by_columns.keys() == by_frame.keys()
+    for name, tensor in by_columns.items():
+        assert tensor.dtype == by_frame[name].dtype and tensor.shape == (len(ROWS), 1)
+        assert pd.Series(tensor[:, 0]).equals(pd.Series(by_frame[name][:, 0]))
+    loaded = _loaded(predictor.as_estimator(), data[0])
+    assert loaded.predict_columns(parts, len(ROWS)) == loaded.predict(frame_of(parts, features))
 
 
 BAD_BODIES = [
@@ -415,6 +468,87 @@ def test_admin_reload_is_absent_without_a_token(
         assert (
             "/admin/reload" not in requests.get(f"{url}/openapi.json", timeout=10).json()["paths"]
         )
+
+
+def test_the_documented_predict_route_answers_like_the_service(
+    registry: LocalRegistry, model: Any, data: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
+) -> None:
+    # the server answers POST /predict before FastAPI; the FastAPI route that documents it
+    # answers the same way when it is reached (the app alone, without serve.asgi_app)
+    import asyncio
+
+    from ci_ml.serve import Service, create_app
+
+    version = register(registry, model, data[0], tmp_path / "v1")
+    registry.promote(version.version, None, by="tests")
+    body = json.dumps({"records": ROWS}).encode()
+    service = Service(ModelHolder(registry, ()), ServeSettings())
+    app = create_app(service)
+    service.start()
+    try:
+        routed = asyncio.run(_asgi_post(app, "/predict", body))
+        routed_error = asyncio.run(_asgi_post(app, "/predict", b"[1]"))
+    finally:
+        service.stop()
+    with running(registry) as url:
+        answered = predict(url, {"records": ROWS})
+        error = requests.post(f"{url}/predict", data=b"[1]", timeout=10)
+    for got, want in ((routed, answered), (routed_error, error)):
+        status, headers, content = got
+        assert status == want.status_code
+        assert json.loads(content) == want.json()
+        assert headers[b"content-type"] == want.headers["Content-Type"].encode()
+    assert routed[1][b"x-model-version"] == version.version.encode()
+
+
+async def _asgi_post(app: Any, path: str, body: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
+    """POST ``body`` to the ASGI ``app`` directly; (status, headers, body) of the answer."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 2),
+    }
+    await app(scope, receive, send)
+    start, *parts = sent
+    return start["status"], dict(start["headers"]), b"".join(p.get("body", b"") for p in parts)
+
+
+def test_only_the_service_process_freezes_the_heap_after_a_swap(
+    registry: LocalRegistry, model: Any, data: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
+) -> None:
+    import gc
+
+    from ci_ml.serve import Service
+
+    version = register(registry, model, data[0], tmp_path / "v1")
+    registry.promote(version.version, None, by="tests")
+    gc.unfreeze()
+    try:
+        assert Service(ModelHolder(registry, ()), ServeSettings()).reload().outcome == "swapped"
+        assert gc.get_freeze_count() == 0  # a test's or a tool's process is left as it is
+        service = Service(ModelHolder(registry, ()), ServeSettings(), freeze_heap=True)
+        assert service.reload().outcome == "swapped"
+        assert gc.get_freeze_count() > 0  # `ci-ml serve` itself: out of the collector's sight
+    finally:
+        gc.unfreeze()
 
 
 # -- merging concurrent requests into one model call -----------------------------------------------
