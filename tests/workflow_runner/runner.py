@@ -394,8 +394,8 @@ class WorkflowRun:
 
     def execute(self) -> None:
         source = Source(self.repository, self.sha, self.path)
-        outcome = self.run_jobs(self.workflow, source, {}, self.secrets, prefix="")
-        self.conclusion = "success" if outcome else "failure"
+        results = self.run_jobs(self.workflow, source, {}, self.secrets, prefix="")
+        self.conclusion = "failure" if _failed(results) else "success"
 
     def run_jobs(
         self,
@@ -405,7 +405,7 @@ class WorkflowRun:
         secrets: dict[str, str],
         prefix: str,
     ) -> dict[str, JobResult] | None:
-        """Run a workflow's jobs; returns them by id, or None when one failed."""
+        """Run a workflow's jobs; returns them by id."""
         results: dict[str, JobResult] = {}
         pending = dict(workflow["jobs"])
         while pending:
@@ -419,8 +419,6 @@ class WorkflowRun:
                     workflow, source, name, job, inputs, secrets, results, prefix
                 )
                 self.jobs[prefix + name] = results[name]
-        if any(r.result == "failure" for r in results.values()):
-            return None
         return results
 
     def run_job(
@@ -481,13 +479,12 @@ class WorkflowRun:
                 for k, v in (spec.get("secrets") or {}).items()
             }
         results = self.run_jobs(called, called_source, inputs, passed, prefix=f"{prefix}{name} / ")
-        result = JobResult(prefix + name, "success" if results is not None else "failure")
-        if results is not None:
-            jobs = {k: {"result": r.result, "outputs": r.outputs} for k, r in results.items()}
-            result.outputs = {
-                k: expressions.text(v["value"], {**contexts, "jobs": jobs, "inputs": inputs})
-                for k, v in (declared.get("outputs") or {}).items()
-            }
+        result = JobResult(prefix + name, "failure" if _failed(results) else "success")
+        jobs = {k: {"result": r.result, "outputs": r.outputs} for k, r in results.items()}
+        result.outputs = {
+            k: expressions.text(v["value"], {**contexts, "jobs": jobs, "inputs": inputs})
+            for k, v in (declared.get("outputs") or {}).items()
+        }
         return result
 
     def resolve_workflow(self, source: Source, uses: str) -> Source:
@@ -499,6 +496,10 @@ class WorkflowRun:
         assert found and found["path"], f"cannot resolve the reusable workflow {uses}"
         repo = self.github.repos[f"{found['owner']}/{found['repo']}"]
         return Source(repo, repo.sha(found["ref"]), found["path"])
+
+
+def _failed(results: dict[str, JobResult]) -> bool:
+    return any(r.result == "failure" for r in results.values())
 
 
 def _needs(spec: dict[str, Any]) -> list[str]:
@@ -688,11 +689,11 @@ class Job:
             save()
         result.result = status
         result.summary = "".join(self.summary)
-        if status == "success":
-            result.outputs = {
-                k: expressions.text(v, self.contexts(env, steps))
-                for k, v in self.spec.get("outputs", {}).items()
-            }
+        # as GitHub does, a failed job has its outputs too (what its steps set)
+        result.outputs = {
+            k: expressions.text(v, self.contexts(env, steps, status=status))
+            for k, v in self.spec.get("outputs", {}).items()
+        }
         return result
 
     def step(
