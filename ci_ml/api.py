@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ci_ml import rundir
-from ci_ml.config import CONFIG_FILE, Config, gate_lines, load_config
+from ci_ml.config import CONFIG_FILE, Config, load_config
 from ci_ml.data import Dataset
 from ci_ml.errors import RunDirError
 
@@ -259,7 +259,7 @@ def _baseline_summary(baseline: Any, compared: dict[str, Any]) -> dict[str, Any]
 
 def gate(project: Project, run_dir: Path) -> dict[str, Any]:
     """Apply the gates; writes gate-report.json (the decision record)."""
-    from ci_ml import gates
+    from ci_ml import decide, gates
 
     data_report = rundir.read_json(run_dir, rundir.DATA_REPORT)
     results = [gates.data_gate(data_report)]
@@ -267,9 +267,9 @@ def gate(project: Project, run_dir: Path) -> dict[str, Any]:
     if data_report["success"] or (run_dir / rundir.EVALUATION).is_file():
         evaluation = rundir.read_json(run_dir, rundir.EVALUATION)
         gates.check_gate_metrics(project.config, evaluation["task"])
-        results += model_gates(project, evaluation)
+        results += decide.model_gates(project, evaluation)
         if project.config.export is not None:
-            results.append(_parity_gate(run_dir, evaluation))
+            results.append(decide.parity_gate_for(run_dir, evaluation))
     verdict = gates.verdict(results)
     baseline = (evaluation or {}).get("baseline")
     record = {
@@ -289,17 +289,6 @@ def gate(project: Project, run_dir: Path) -> dict[str, Any]:
     return record
 
 
-def _parity_gate(run_dir: Path, evaluation: dict[str, Any]) -> Any:
-    from ci_ml.parity import parity_gate
-
-    record = rundir.read_json(run_dir, rundir.PARITY)
-    if record.get("model_digest") != evaluation["candidate"]["digest"]:
-        raise RunDirError(
-            f"{run_dir / rundir.PARITY} judged another model file; run 'ci-ml export' again."
-        )
-    return parity_gate(record)
-
-
 def export(project: Project, run_dir: Path) -> dict[str, Any]:
     """Export the candidate to ONNX and check parity on the holdout (model.onnx, parity.json)."""
     from ci_ml.export import export_run
@@ -311,64 +300,6 @@ def export(project: Project, run_dir: Path) -> dict[str, Any]:
         project, run_dir, settings.tolerance, settings.numeric_dtype
     )
     return result
-
-
-def model_gates(project: Project, evaluation: dict[str, Any]) -> list[Any]:
-    """Threshold and change gates (overall and per slice) from evaluation.json."""
-    from ci_ml import gates
-    from ci_ml.metrics import METRICS
-
-    config = project.config
-    values = {**evaluation["candidate"]["metrics"], **evaluation["candidate"]["operational"]}
-    baseline = evaluation.get("baseline")
-    lines = gate_lines(project.config_path)
-    results = []
-    for i, gate_cfg in enumerate(config.gates):
-        line = lines[i] if i < len(lines) else None
-        if gate_cfg.min is not None or gate_cfg.max is not None:
-            results.append(gates.threshold_gate(gate_cfg, values, line))
-        if gate_cfg.change is None:
-            continue
-        if baseline is None:
-            why = "no model in production yet"
-            results.append(gates.policy_gate(gate_cfg, config.comparison.first_model, why, line))
-            continue
-        if baseline.get("problem"):
-            policy = config.comparison.unusable_baseline
-            if baseline.get("unread"):
-                policy = config.comparison.fork_pull_request
-            results.append(gates.policy_gate(gate_cfg, policy, baseline["problem"], line))
-            continue
-        higher = METRICS[gate_cfg.metric].higher_is_better
-        comparisons = evaluation["comparisons"]
-        results.append(gates.change_gate(gate_cfg, comparisons.get(gate_cfg.metric), higher, line))
-        if gate_cfg.slices:
-            results += _slice_gates(project, evaluation, gate_cfg, higher, line)
-    return results
-
-
-def _slice_gates(
-    project: Project, evaluation: dict[str, Any], gate_cfg: Any, higher: bool, line: int | None
-) -> list[Any]:
-    from ci_ml import gates
-    from ci_ml.errors import ConfigError
-
-    if project.config.slices is None:
-        raise ConfigError(
-            f"gate on '{gate_cfg.metric}' has 'slices: true' but ci-ml.yaml has no "
-            "'slices' section naming the columns."
-        )
-    slices = evaluation.get("slices") or []
-    if not slices:
-        raise ConfigError(f"gate on '{gate_cfg.metric}': no slice was computed; run evaluate.")
-    out = []
-    for entry in slices:
-        if not entry["judged"]:
-            continue
-        label = f" [{entry['column']}={entry['value']}]"
-        found = entry["comparisons"].get(gate_cfg.metric)
-        out.append(gates.change_gate(gate_cfg, found, higher, line, label=label))
-    return out
 
 
 def report(project: Project, run_dir: Path, links: dict[str, str] | None = None) -> str:
