@@ -49,8 +49,8 @@ def status_description(gate_report: dict[str, Any]) -> str:
     verdict = gate_report["verdict"]
     reasons = gate_report.get("reasons") or []
     if verdict == "inconclusive" and (gate_report.get("baseline") or {}).get("unread"):
-        head = "inconclusive: a fork's run cannot read production; compared again after merge"
-        return head
+        # the reason would repeat this, past the 140 characters
+        return "inconclusive: a fork's run cannot read production; compared again after merge"
     if verdict == "inconclusive":
         head = "inconclusive: deploy needs a maintainer's approval"
     else:

@@ -190,6 +190,7 @@ def fork_env(
 
 
 def cli(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    # not conftest.run_cli: that adds this process's environment, AWS credentials included
     return subprocess.run(
         [sys.executable, "-m", "ci_ml", *args, "--run-dir", str(project / "run")],
         cwd=project,

@@ -19,23 +19,12 @@ from ci_ml.github.actions import (
     read_context,
     set_output,
 )
+from tests.workflow_runner.runner import read_file_command
 
 
 def write_event(env, payload, name):
     Path(env["GITHUB_EVENT_PATH"]).write_text(json.dumps(payload), encoding="utf-8")
     return {**env, "GITHUB_EVENT_NAME": name}
-
-
-def read_outputs(path):
-    """Parse GITHUB_OUTPUT the way the runner does (heredoc entries only)."""
-    outputs, lines = {}, Path(path).read_text(encoding="utf-8").split("\n")
-    index = 0
-    while index < len(lines) and lines[index]:
-        name, delimiter = lines[index].split("<<", 1)
-        end = lines.index(delimiter, index + 1)
-        outputs[name] = "\n".join(lines[index + 1 : end])
-        index = end + 1
-    return outputs
 
 
 def test_pull_request_context(github_env, github_webhooks):
@@ -119,7 +108,10 @@ def test_outputs_are_multi_line_safe(github_env):
     assert set_output("verdict", "pass", github_env)
     assert set_output("report", tricky, github_env)
 
-    assert read_outputs(github_env["GITHUB_OUTPUT"]) == {"verdict": "pass", "report": tricky}
+    assert read_file_command(Path(github_env["GITHUB_OUTPUT"])) == {
+        "verdict": "pass",
+        "report": tricky,
+    }
 
 
 def test_output_names_and_delimiters_are_checked():

@@ -27,6 +27,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.workflow_runner.runner import file_command_entries
+
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 ACTIONS = sorted((REPO / "actions").glob("*/action.yml"))
@@ -539,18 +541,12 @@ class RunResult:
 
 
 def read_outputs(path: Path) -> dict[str, str]:
-    """GITHUB_OUTPUT's two forms: name=value and name<<DELIMITER ... DELIMITER."""
-    found: dict[str, str] = {}
-    lines = iter(path.read_text(encoding="utf-8").splitlines())
-    for line in lines:
-        name, equals, value = line.partition("=")
-        if equals and "<<" not in name:
-            assert name not in found, f"output {name} written twice"
-            found[name] = value
-            continue
-        name, _, delimiter = line.partition("<<")
-        found[name] = "\n".join(iter(lambda: next(lines), delimiter))
-    return found
+    """GITHUB_OUTPUT as the runner reads it; an action writes each output once."""
+    entries = file_command_entries(path)
+    names = [name for name, _ in entries]
+    for name in names:
+        assert names.count(name) == 1, f"output {name} written twice"
+    return dict(entries)
 
 
 @pytest.fixture

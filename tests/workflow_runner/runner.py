@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
 import yaml
 
 from .expressions import Expressions
@@ -264,8 +265,6 @@ class GitHub:
         if not self.approvers:
             raise StepFailed(f"the deployment to {name} was not approved")
         self.approvals[run.id] = list(self.approvers)
-        import requests
-
         response = requests.post(
             f"{self.api_url}/repos/{run.repository.full_name}/deployments",
             json={"ref": run.sha, "environment": name, "auto_merge": False},
@@ -404,7 +403,7 @@ class WorkflowRun:
         inputs: dict[str, Any],
         secrets: dict[str, str],
         prefix: str,
-    ) -> dict[str, JobResult] | None:
+    ) -> dict[str, JobResult]:
         """Run a workflow's jobs; returns them by id."""
         results: dict[str, JobResult] = {}
         pending = dict(workflow["jobs"])
@@ -861,15 +860,21 @@ class Job:
         return outputs, "\n".join(logs)
 
 
-def read_file_command(path: Path) -> dict[str, str]:
-    """GITHUB_OUTPUT and GITHUB_ENV's two forms: name=value and name<<DELIMITER ... DELIMITER."""
-    found: dict[str, str] = {}
+def file_command_entries(path: Path) -> list[tuple[str, str]]:
+    """The entries of a GITHUB_OUTPUT or GITHUB_ENV file, in order, in its two forms:
+    name=value and name<<DELIMITER ... DELIMITER."""
+    found = []
     lines = iter(path.read_text(encoding="utf-8").splitlines())
     for line in lines:
         name, equals, value = line.partition("=")
         if equals and "<<" not in name:
-            found[name] = value
+            found.append((name, value))
             continue
         name, _, delimiter = line.partition("<<")
-        found[name] = "\n".join(iter(lambda: next(lines), delimiter))
+        found.append((name, "\n".join(iter(lambda: next(lines), delimiter))))
     return found
+
+
+def read_file_command(path: Path) -> dict[str, str]:
+    """A GITHUB_OUTPUT or GITHUB_ENV file as the runner reads it: the last value wins."""
+    return dict(file_command_entries(path))
