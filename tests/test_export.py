@@ -194,17 +194,7 @@ def test_one_row_alone_and_in_a_batch_get_the_same_answer(
     rows = _keep_features(_odd_rows(dataset), dataset.features)
     features = FeatureSchema.from_card(schema)
     onnx = OnnxPredictor(path, schema, "classification", positive_class="bad", threshold=0.5)
-    sklearn = LoadedModel(
-        version="1",
-        digest="x",
-        loaded_at="now",
-        model=model,
-        schema=features,
-        task="classification",
-        threshold=0.5,
-        classes=tuple(model.classes_.tolist()),
-        positive_index=list(model.classes_).index("bad"),
-    )
+    sklearn = _served(model, features)
     for predictor in (onnx, sklearn):
         batch = predictor.predict(to_frame(rows, features))
         alone = [predictor.predict(to_frame([row], features))[0] for row in rows]
@@ -296,18 +286,23 @@ def test_the_export_serves_through_the_services_own_loaded_model(
     estimator = OnnxPredictor(path, schema, "classification", "bad").as_estimator()
     assert list(estimator.classes_) == list(model.classes_)
     features = FeatureSchema.from_card(schema)
-    loaded = LoadedModel(
-        version="1",
-        digest="x",
-        loaded_at="now",
-        model=estimator,
-        schema=features,
-        task="classification",
-        threshold=0.5,
-        classes=tuple(estimator.classes_.tolist()),
-        positive_index=list(estimator.classes_).index("bad"),
-    )
+    loaded = _served(estimator, features)
     rows = _keep_features(_odd_rows(small), small.features)
     smoke_test(loaded, rows)
     direct = OnnxPredictor(path, schema, "classification", "bad").predict(rows)
     assert loaded.predict(to_frame(rows, features)) == direct
+
+
+def _served(model: Any, features: FeatureSchema) -> LoadedModel:
+    """``model`` as `ci-ml serve` holds a binary classifier of the 'bad' class."""
+    return LoadedModel(
+        version="1",
+        digest="x",
+        loaded_at="now",
+        model=model,
+        schema=features,
+        task="classification",
+        threshold=0.5,
+        classes=tuple(model.classes_.tolist()),
+        positive_index=list(model.classes_).index("bad"),
+    )
