@@ -1,4 +1,4 @@
-"""Time ci_ml.stats.compare on a large synthetic holdout against a naive row bootstrap.
+"""Time ci_ml.evaluation.stats.compare on a large synthetic holdout against a naive row bootstrap.
 
 Run from the repo root:  python benchmarks/bench_compare.py [--rows 1000000]
 
@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 from sklearn import metrics as skm
 
-from ci_ml.stats import compare
+from ci_ml.evaluation.stats import compare
 
 CLASSIFICATION = ["roc_auc", "f1", "accuracy"]
 REGRESSION = ["rmse", "r2", "mae"]

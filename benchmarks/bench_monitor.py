@@ -5,7 +5,7 @@ Run from the repo root:  python benchmarks/bench_monitor.py [--rows 1000000] [--
 Both get the same synthetic reference and recent frames (by default 1,000,000 rows x 20
 features each: 15 numeric of several shapes, some with missing values, and 5 categorical,
 with drift planted in a few columns). ci-ml's side is what ``ci-ml monitor`` does for the
-features: :func:`ci_ml.drift.compare_frames`, the JSON records and the Markdown tables.
+features: :func:`ci_ml.monitor.drift.compare_frames`, the JSON records and the Markdown tables.
 Evidently's side is ``Report([DataDriftPreset()]).run(...)`` and its ``dict()``; Evidently
 picks normed Wasserstein for numeric and Jensen-Shannon for categorical columns on samples
 this large, with threshold 0.1, the same kind of measures as ci-ml.
@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ci_ml.drift import DriftThresholds, compare_frames
-from ci_ml.monitor_report import render
+from ci_ml.monitor.drift import DriftThresholds, compare_frames
+from ci_ml.monitor.report import render
 
 CATEGORIES = np.array([f"c{i:02d}" for i in range(30)], dtype=object)
 

@@ -3,7 +3,7 @@
 Run from the repo root (after ``dvc pull``):  python benchmarks/bench_onnx.py [--repeat 100]
 
 Fits the example pipeline of ci-ml.yaml (HistGradientBoostingClassifier on data/credit_data.csv),
-exports it with ci_ml.export, and times, for 1 row and for 100 rows of the holdout:
+exports it with ci_ml.export.convert, and times, for 1 row and for 100 rows of the holdout:
 
 * ``sklearn predict_proba`` on the DataFrame the service builds (one thread, like the service);
 * ``LoadedModel.predict`` — the service's scikit-learn path, answers as dicts;
@@ -27,10 +27,10 @@ from pathlib import Path
 
 from ci_ml.config import load_config
 from ci_ml.data import load_dataset
-from ci_ml.export import export_onnx
-from ci_ml.onnxmodel import OnnxPredictor
-from ci_ml.serveinput import FeatureSchema, to_columns, to_frame
-from ci_ml.servemodel import LoadedModel, limit_threads
+from ci_ml.export.convert import export_onnx
+from ci_ml.export.runtime import OnnxPredictor
+from ci_ml.serve.input import FeatureSchema, to_columns, to_frame
+from ci_ml.serve.model import LoadedModel, limit_threads
 from ci_ml.training import build_pipeline, feature_schema, fit
 
 ROOT = Path(__file__).resolve().parent.parent

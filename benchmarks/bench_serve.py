@@ -103,7 +103,7 @@ def make_registry(directory: Path, frame: pd.DataFrame, model: Any) -> str:
 
 def stall_check(model: Any, rows: pd.DataFrame, calls: int = 60) -> None:
     """1-row predict_proba latency from 2 threads at once: default threads, then 1 thread."""
-    from ci_ml.servemodel import limit_threads
+    from ci_ml.serve.model import limit_threads
 
     for label, limited in (
         ("default OpenMP/BLAS threads", False),

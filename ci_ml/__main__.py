@@ -1,5 +1,5 @@
 """``python -m ci_ml`` runs the CLI."""
 
-from ci_ml.cli import main
+from ci_ml.cli.app import main
 
 main()

@@ -1,54 +1,29 @@
 """The library API: one function per pipeline step, each reading and writing run files.
 
-Every step takes a :class:`Project` and a run directory, so the steps can run
-in separate CI jobs. Nothing here prints; callers pass ``on_step`` to hear
-about progress. See DESIGN.md for the files and their writers.
+Every step takes a :class:`~ci_ml.project.Project` and a run directory, so the steps can run
+in separate CI jobs. Nothing here prints; callers pass ``on_step`` to hear about progress.
+See DESIGN.md for the files and their writers.
 """
 
 from __future__ import annotations
 
-import getpass
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ci_ml import rundir
-from ci_ml.config import CONFIG_FILE, Config, load_config
-from ci_ml.data import Dataset
-from ci_ml.errors import RunDirError
+from ci_ml import decide, gates, quality, rundir, training
+from ci_ml import report as render
+from ci_ml.data import Dataset, data_version, dvc_pull, dvc_targets
+from ci_ml.errors import CredentialsMissing, GateBlocked
+from ci_ml.evaluation import record as evaluation_record
+from ci_ml.evaluation.baseline import Baseline, fetch_production
+from ci_ml.export.convert import export_onnx
+from ci_ml.export.parity import DEFAULT_TOLERANCE, parity
+from ci_ml.github.actions import read_context
+from ci_ml.modelio import sha256_file
+from ci_ml.project import Project, actor, load_candidate, load_data, now
 
 StepHook = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Project:
-    """A repository with a ``ci-ml.yaml``: its root and validated config."""
-
-    root: Path
-    config: Config
-    config_path: Path
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.root / self.config.runs_dir
-
-
-def open_project(config_path: Path | str = CONFIG_FILE) -> Project:
-    """Load the config; the project root is the config file's directory."""
-    path = Path(config_path).resolve()
-    return Project(root=path.parent, config=load_config(path), config_path=path)
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def actor() -> str:
-    """Who is acting: the GitHub actor inside Actions, else the local user."""
-    return os.environ.get("GITHUB_ACTOR") or getpass.getuser()
 
 
 # --- steps --------------------------------------------------------------------------
@@ -56,8 +31,6 @@ def actor() -> str:
 
 def pull(project: Project) -> dict[str, Any]:
     """``dvc pull`` the configured data and record its version; returns pull.json."""
-    from ci_ml.data import data_version, dvc_pull, dvc_targets
-
     targets = dvc_targets(project.config.data, project.root)
     if targets:
         dvc_pull(project.root, targets)
@@ -75,46 +48,9 @@ def write_pull(project: Project, run_dir: Path) -> dict[str, Any]:
     return record
 
 
-# The last dataset loaded, so that the steps of one `ci-ml run` read and split the data
-# once: (project root, data settings, data version, the files' size and mtime) -> the
-# dataset. No step changes it.
-_loaded: dict[tuple[str, ...], Dataset] = {}
-
-
-def _stamp(path: Path) -> str:
-    try:
-        found = path.stat()
-    except OSError:
-        return "missing"
-    return f"{found.st_size}:{found.st_mtime_ns}"
-
-
-def load_data(project: Project, run_dir: Path) -> tuple[Dataset, str]:
-    """The dataset, checked to be the version that ``pull`` recorded."""
-    from ci_ml.data import data_version, load_dataset
-
-    pulled = rundir.read_json(run_dir, rundir.PULL)["data_version"]
-    current = data_version(project.root, project.config.data)
-    if current != pulled:
-        raise RunDirError(
-            f"the data changed since 'ci-ml pull' recorded {pulled} (now {current}); "
-            "start a new run with 'ci-ml run' or 'ci-ml pull'."
-        )
-    data = project.config.data
-    files = [data.path, *([data.holdout.file] if data.holdout.file else [])]
-    stamps = [_stamp(project.root / name) for name in files]
-    key = (str(project.root), data.model_dump_json(), current, *stamps)
-    if key not in _loaded:
-        _loaded.clear()
-        _loaded[key] = load_dataset(project.root, project.config.data)
-    return _loaded[key], current
-
-
 def validate(project: Project, run_dir: Path) -> dict[str, Any]:
     """Built-in checks and the GX suite; writes data-report.json."""
     import pandas as pd
-
-    from ci_ml import quality
 
     dataset, version = load_data(project, run_dir)
     checks = quality.builtin_checks(dataset, project.config.data)
@@ -136,9 +72,6 @@ def validate(project: Project, run_dir: Path) -> dict[str, Any]:
 
 def train(project: Project, run_dir: Path) -> dict[str, Any]:
     """Fit the candidate (built-in or user command); writes model.skops + model.json."""
-    from ci_ml import training
-    from ci_ml.errors import GateBlocked
-
     data_report = rundir.read_json(run_dir, rundir.DATA_REPORT)
     if not data_report["success"]:
         raise GateBlocked(
@@ -164,103 +97,41 @@ def train(project: Project, run_dir: Path) -> dict[str, Any]:
     return card
 
 
-def load_candidate(project: Project, run_dir: Path) -> tuple[Any, dict[str, Any]]:
-    """The trained model, after checking its digest against model.json."""
-    from ci_ml.errors import ModelFileError
-    from ci_ml.modelio import load_model, sha256_file
-
-    card = rundir.read_json(run_dir, rundir.MODEL_CARD)
-    path = rundir.require(run_dir, rundir.MODEL)
-    if sha256_file(path) != card["digest"]:
-        raise ModelFileError(
-            f"{path} does not match the digest in model.json; it was changed after "
-            "training — run 'ci-ml train' again."
-        )
-    return load_model(path, project.config.model.trusted_types), card
-
-
 def evaluate(project: Project, run_dir: Path) -> dict[str, Any]:
     """Candidate and production on the same holdout rows; writes metrics.json, evaluation.json."""
-    from ci_ml import comparison, evaluation
-    from ci_ml.baseline import fetch_production, predict_baseline, unread_in_fork
-    from ci_ml.errors import CredentialsMissing
-    from ci_ml.gates import check_gate_metrics
-    from ci_ml.registry import open_registry
-
     config = project.config
     model, card = load_candidate(project, run_dir)
     dataset, version = load_data(project, run_dir)
-    check_gate_metrics(config, dataset.task)
-    names = evaluation.metric_names(config, dataset.task)
-    cand = evaluation.predict(model, dataset)
-    metrics = evaluation.candidate_metrics(config, dataset, cand)
-    ops: dict[str, Any] = comparison.latency_ms(model, dataset.x("holdout"), dataset.task)
-    ops["size_mb"] = card["size_bytes"] / 1e6
-    registry = open_registry(config.registry.url, root=project.root)
+    gates.check_gate_metrics(config, dataset.task)
     try:
-        baseline = fetch_production(registry, run_dir, config.model.trusted_types)
+        baseline = fetch_production(project.registry(), run_dir, config.model.trusted_types)
     except CredentialsMissing as exc:
         baseline = unread_in_fork(exc)
-    prod, compared = None, {}
-    if baseline is not None:
-        prod, baseline = predict_baseline(baseline, dataset)
-    if prod is not None:
-        compared = comparison.compare_overall(config, dataset, names, cand, prod)
-        ops["churn"] = comparison.churn(cand, prod, dataset.task, config.model.threshold)
-    record = {
-        "task": dataset.task,
-        "data_version": version,
-        "rows": {"train": len(dataset.train), "holdout": len(dataset.holdout)},
-        "positive_class": card.get("positive_class"),
-        "candidate": {"digest": card["digest"], "metrics": metrics, "operational": ops},
-        "baseline": _baseline_summary(baseline, compared),
-        "comparisons": compared,
-        "slices": comparison.compare_slices(config, dataset, names, cand, prod),
-        "model": {k: card.get(k) for k in ("estimator", "params", "size_bytes")},
-        "created_at": now(),
-    }
-    rundir.write_json(run_dir, rundir.SMOKE, smoke_sample(config, dataset, cand))
+    found = evaluation_record.evaluate(config, dataset, version, model, card, baseline, now())
+    rundir.write_json(run_dir, rundir.SMOKE, found.smoke)
     write_reference(dataset, run_dir)
-    rundir.write_json(run_dir, rundir.METRICS, {**metrics, **_present(ops)})
-    rundir.write_json(run_dir, rundir.EVALUATION, record)
-    return record
+    rundir.write_json(run_dir, rundir.METRICS, found.metrics)
+    rundir.write_json(run_dir, rundir.EVALUATION, found.evaluation)
+    return found.evaluation
 
 
-def smoke_sample(config: Config, dataset: Dataset, cand: Any) -> dict[str, Any]:
-    """Holdout rows and the candidate's own answers: deploy checks the service gives them."""
-    from ci_ml.quality import jsonable
-
-    n = min(config.deploy.smoke_rows, len(dataset.holdout))
-    rows = dataset.x("holdout").head(n).to_dict(orient="records")
-    return {
-        "task": dataset.task,
-        "records": jsonable(rows),
-        "expected": [float(v) for v in cand.score[:n]],
-    }
-
-
-def _present(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def _baseline_summary(baseline: Any, compared: dict[str, Any]) -> dict[str, Any] | None:
-    if baseline is None:
-        return None
-    return {
-        "version": baseline.version,
-        "digest": baseline.digest,
-        "problem": baseline.problem,
-        "unread": baseline.unread,
-        "metrics": {name: c["production"] for name, c in compared.items()},
-        "params": baseline.card.get("params"),
-        "data_version": baseline.card.get("data_version"),
-    }
+def unread_in_fork(error: CredentialsMissing) -> Baseline:
+    """The baseline of a fork's pull request run, which gets no credentials to read the
+    registry: unknown, so the change gates apply ``comparison.fork_pull_request``. Outside
+    such a run, missing credentials are the error they are."""
+    ctx = read_context()
+    pr = ctx.pull_request
+    if not (ctx.in_actions and ctx.event_name == "pull_request" and pr and pr.is_fork):
+        raise error
+    problem = (
+        "production could not be read: a pull request from a fork gets no secrets "
+        f"({error}); the gates compare again on the default branch after the merge"
+    )
+    return Baseline("unknown (not readable from a fork)", "", {}, problem=problem, unread=True)
 
 
 def gate(project: Project, run_dir: Path) -> dict[str, Any]:
     """Apply the gates; writes gate-report.json (the decision record)."""
-    from ci_ml import decide, gates
-
     data_report = rundir.read_json(run_dir, rundir.DATA_REPORT)
     results = [gates.data_gate(data_report)]
     evaluation = None
@@ -289,33 +160,58 @@ def gate(project: Project, run_dir: Path) -> dict[str, Any]:
     return record
 
 
-def export(project: Project, run_dir: Path) -> dict[str, Any]:
-    """Export the candidate to ONNX and check parity on the holdout (model.onnx, parity.json)."""
-    from ci_ml.export import export_run
+def export(
+    project: Project,
+    run_dir: Path,
+    tolerance: float | None = None,
+    numeric_dtype: str | None = None,
+) -> dict[str, Any]:
+    """Export the candidate to ONNX and check parity on the holdout (model.onnx, parity.json).
 
+    ``tolerance`` and ``numeric_dtype`` default to the config's ``export`` section (else
+    1e-4 and float64); ``ci-ml export`` works without one.
+    """
     settings = project.config.export
-    if settings is None:
-        raise RunDirError("ci-ml.yaml has no 'export' section; nothing to export.")
-    result: dict[str, Any] = export_run(
-        project, run_dir, settings.tolerance, settings.numeric_dtype
+    model, card = load_candidate(project, run_dir)
+    dataset, _version = load_data(project, run_dir)
+    if tolerance is None:
+        tolerance = settings.tolerance if settings is not None else DEFAULT_TOLERANCE
+    dtype = numeric_dtype or (settings.numeric_dtype if settings is not None else "float64")
+    path = export_onnx(
+        model,
+        card["feature_schema"],
+        dataset.task,
+        run_dir / rundir.ONNX,
+        dtype,  # type: ignore[arg-type]
     )
-    return result
+    record = parity(
+        model,
+        path,
+        dataset.x("holdout"),
+        dataset.task,
+        card.get("positive_class"),
+        float(card.get("threshold") or project.config.model.threshold),
+        float(tolerance),
+    )
+    record.update(
+        numeric_dtype=dtype,
+        model_digest=card["digest"],
+        onnx_digest=sha256_file(path),
+        onnx_size_bytes=path.stat().st_size,
+        created_at=now(),
+    )
+    rundir.write_json(run_dir, rundir.PARITY, record)
+    return record
 
 
 def report(project: Project, run_dir: Path, links: dict[str, str] | None = None) -> str:
     """Render report.md from the run files; returns the Markdown."""
-    from ci_ml import report as render
-
     gate_report = rundir.read_json(run_dir, rundir.GATE_REPORT)
-    data_report = _optional(run_dir, rundir.DATA_REPORT)
-    evaluation = _optional(run_dir, rundir.EVALUATION)
+    data_report = rundir.read_optional(run_dir, rundir.DATA_REPORT)
+    evaluation = rundir.read_optional(run_dir, rundir.EVALUATION)
     text = render.render(gate_report, data_report, evaluation, links)
     rundir.write_text(run_dir / rundir.REPORT, text)
     return text
-
-
-def _optional(run_dir: Path, name: str) -> Any:
-    return rundir.read_json(run_dir, name) if (run_dir / name).is_file() else None
 
 
 def register(project: Project, run_dir: Path, registry: Any = None) -> Any:
@@ -323,9 +219,6 @@ def register(project: Project, run_dir: Path, registry: Any = None) -> Any:
 
     Needs only the run files, so the deploy job can register an artifact made elsewhere.
     """
-    from ci_ml.errors import GateBlocked
-    from ci_ml.registry import open_registry
-
     gate_report = rundir.read_json(run_dir, rundir.GATE_REPORT)
     if gate_report["verdict"] == "fail":
         raise GateBlocked("the candidate's verdict is fail; not registering.")
@@ -352,7 +245,7 @@ def register(project: Project, run_dir: Path, registry: Any = None) -> Any:
         "verdict": gate_report["verdict"],
     }
     if registry is None:
-        registry = open_registry(project.config.registry.url, root=project.root)
+        registry = project.registry()
     return registry.register(files, metadata, by=actor())
 
 

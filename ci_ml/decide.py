@@ -13,7 +13,7 @@ from ci_ml.errors import RunDirError
 
 def parity_gate_for(run_dir: Path, evaluation: dict[str, Any]) -> Any:
     """The parity gate from the run's parity.json, which must have judged this candidate."""
-    from ci_ml.parity import parity_gate
+    from ci_ml.export.parity import parity_gate
 
     record = rundir.read_json(run_dir, rundir.PARITY)
     if record.get("model_digest") != evaluation["candidate"]["digest"]:
@@ -26,7 +26,7 @@ def parity_gate_for(run_dir: Path, evaluation: dict[str, Any]) -> Any:
 def model_gates(project: Any, evaluation: dict[str, Any]) -> list[Any]:
     """Threshold and change gates (overall and per slice) from evaluation.json."""
     from ci_ml import gates
-    from ci_ml.metrics import METRICS
+    from ci_ml.evaluation.metrics import METRICS
 
     config = project.config
     values = {**evaluation["candidate"]["metrics"], **evaluation["candidate"]["operational"]}

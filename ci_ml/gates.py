@@ -33,8 +33,7 @@ class GateResult:
 
 def check_gate_metrics(config: Config, task: str) -> None:
     """Refuse gates on metrics that do not exist for this task (fail closed)."""
-    from ci_ml.comparison import OPERATIONAL
-    from ci_ml.metrics import METRICS, resolve_metrics
+    from ci_ml.evaluation.metrics import METRICS, OPERATIONAL, resolve_metrics
 
     if config.metrics:
         resolve_metrics(task, config.metrics)

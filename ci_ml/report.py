@@ -101,7 +101,7 @@ def _gates(gate_report: dict[str, Any]) -> list[str]:
 
 
 def _metrics(evaluation: dict[str, Any], gate_report: dict[str, Any]) -> list[str]:
-    from ci_ml.metrics import METRICS
+    from ci_ml.evaluation.metrics import METRICS
 
     candidate = evaluation.get("candidate", {})
     metrics = {**candidate.get("metrics", {}), **_present(candidate.get("operational", {}))}
@@ -191,7 +191,7 @@ def _slices(evaluation: dict[str, Any], gate_report: dict[str, Any]) -> list[str
 
 def _slice_order(entry: dict[str, Any], metric: str | None) -> tuple[int, float]:
     """Judged slices first, the largest drop first; then by the metric, lowest first."""
-    from ci_ml.metrics import METRICS
+    from ci_ml.evaluation.metrics import METRICS
 
     comp = (entry.get("comparisons") or {}).get(metric or "")
     higher = METRICS[metric].higher_is_better if metric in METRICS else True

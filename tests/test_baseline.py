@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from ci_ml import api, rundir
+from ci_ml.project import open_project
 from ci_ml.registry import open_registry
 
 pytestmark = pytest.mark.slow
@@ -49,7 +50,7 @@ def configure(
 
 
 def run(project: Path) -> dict[str, Any]:
-    proj = api.open_project(project / "ci-ml.yaml")
+    proj = open_project(project / "ci-ml.yaml")
     return api.run(proj, rundir.new_run_dir(proj.runs_dir))
 
 

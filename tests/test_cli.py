@@ -20,7 +20,7 @@ import typer.main
 import yaml
 from typer.testing import CliRunner
 
-from ci_ml.cli import app
+from ci_ml.cli.app import app
 from ci_ml.registry import open_registry
 from tests.conftest import REPO, run_cli
 

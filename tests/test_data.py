@@ -23,6 +23,7 @@ from ci_ml.data import (
     read_table,
 )
 from ci_ml.errors import DataError
+from ci_ml.project import open_project
 
 
 def labelled_frame(n: int = 1000, positive_share: float = 0.1, seed: int = 0) -> pd.DataFrame:
@@ -347,12 +348,13 @@ def test_untracked_and_missing_data(tmp_path: Path) -> None:
 def test_one_run_reads_and_splits_the_data_once(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ci_ml import api, data, rundir
+    import ci_ml.project
+    from ci_ml import api, rundir
 
     loads = []
-    real = data.load_dataset
-    monkeypatch.setattr(data, "load_dataset", lambda *a: loads.append(a) or real(*a))
-    proj = api.open_project(project / "ci-ml.yaml")
+    real = ci_ml.project.load_dataset
+    monkeypatch.setattr(ci_ml.project, "load_dataset", lambda *a: loads.append(a) or real(*a))
+    proj = open_project(project / "ci-ml.yaml")
 
     results = api.run(proj, rundir.new_run_dir(proj.runs_dir))
 

@@ -19,6 +19,7 @@ import yaml
 
 from ci_ml import api
 from ci_ml.github.client import GitHubClient
+from ci_ml.project import open_project
 from ci_ml.registry import open_registry
 from tests.conftest import run_cli
 from tests.github_api.server import GitHubAPIServer
@@ -43,7 +44,7 @@ def two_runs(pulled_example: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     for name, params in [("first", {"max_iter": 50}), ("second", {"max_iter": 120})]:
         config["model"]["params"] = params
         (dest / "ci-ml.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        project = api.open_project(dest / "ci-ml.yaml")
+        project = open_project(dest / "ci-ml.yaml")
         directory = project.runs_dir / name
         directory.mkdir(parents=True)
         assert api.run(project, directory)["gate"]["verdict"] == "pass"

@@ -10,7 +10,7 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp, wasserstein_distance
 
-from ci_ml.drift import (
+from ci_ml.monitor.drift import (
     DriftThresholds,
     Measure,
     categorical_drift,

@@ -1,4 +1,4 @@
-"""Tests for ci_ml.export, ci_ml.onnxmodel and ``ci-ml export``: real skl2onnx conversions and
+"""Tests for ci_ml.export (convert, runtime) and ``ci-ml export``: real skl2onnx conversions and
 real ONNX Runtime sessions of real scikit-learn fits (the example credit data and small
 synthetic data)."""
 
@@ -16,11 +16,11 @@ import yaml
 from ci_ml.config import DataConfig, ModelConfig, load_config
 from ci_ml.data import Dataset, load_dataset
 from ci_ml.errors import ModelFileError
-from ci_ml.export import export_onnx
-from ci_ml.onnxmodel import OnnxPredictor
-from ci_ml.parity import parity, parity_gate
-from ci_ml.serveinput import FeatureSchema, to_frame
-from ci_ml.servemodel import LoadedModel
+from ci_ml.export.convert import export_onnx
+from ci_ml.export.parity import parity, parity_gate
+from ci_ml.export.runtime import OnnxPredictor
+from ci_ml.serve.input import FeatureSchema, to_frame
+from ci_ml.serve.model import LoadedModel
 from ci_ml.training import build_pipeline, feature_schema, fit
 from tests.conftest import REPO, run_cli
 from tests.test_training import credit_like
@@ -279,7 +279,7 @@ def test_the_export_serves_through_the_services_own_loaded_model(
     small: Dataset, tmp_path: Path
 ) -> None:
     # how `ci-ml serve` plugs it in: LoadedModel(model=OnnxPredictor(...).as_estimator(), ...)
-    from ci_ml.servemodel import smoke_test
+    from ci_ml.serve.model import smoke_test
 
     model, schema = _fit(small, HGB, max_iter=30)
     path = export_onnx(model, schema, "classification", tmp_path / "m.onnx")

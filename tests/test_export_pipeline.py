@@ -9,17 +9,18 @@ import pytest
 import yaml
 
 from ci_ml import api, rundir
+from ci_ml.project import Project, open_project
 from ci_ml.registry import open_registry
 
 pytestmark = pytest.mark.slow
 
 
-def with_export(project: Path, **export: object) -> api.Project:
+def with_export(project: Path, **export: object) -> Project:
     path = project / "ci-ml.yaml"
     config = yaml.safe_load(path.read_text())
     config["export"] = {"format": "onnx", **export}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return api.open_project(path)
+    return open_project(path)
 
 
 def test_run_exports_gates_on_parity_and_registers_the_onnx_file(project: Path) -> None:
@@ -51,7 +52,7 @@ def test_the_service_serves_the_onnx_export(project: Path) -> None:
     results = api.run(proj, rundir.new_run_dir(proj.runs_dir))
     registry = open_registry(".ci-ml/registry", root=project)
     registry.promote(results["register"].version, None, by="test")
-    from ci_ml.servemodel import load_version
+    from ci_ml.serve.model import load_version
 
     loaded = load_version(registry, registry.get(results["register"].version), [])
     assert loaded.runtime == "onnx"

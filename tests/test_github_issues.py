@@ -20,7 +20,7 @@ from ci_ml.github.issues import (
     find_issue,
     upsert_issue,
 )
-from ci_ml.monitor_github import publish, wants_dispatch
+from ci_ml.monitor.issues import publish, wants_dispatch
 from tests.github_api import state as server_state
 
 REPO = "octo-org/models"

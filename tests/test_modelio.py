@@ -1,5 +1,5 @@
 """Tests for ci_ml.modelio: skops round trips, refusing pickles and untrusted types, and the
-digest check of api.load_candidate."""
+digest check of load_candidate."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ci_ml import rundir
-from ci_ml.api import load_candidate, open_project
 from ci_ml.errors import ModelFileError, RunDirError
 from ci_ml.modelio import load_model, save_model, sha256_file
+from ci_ml.project import load_candidate, open_project
 from tests._custom_estimator import MeanThresholdClassifier
 
 CUSTOM = f"{MeanThresholdClassifier.__module__}.{MeanThresholdClassifier.__qualname__}"
@@ -113,7 +113,7 @@ def test_trusting_another_type_does_not_help(custom_file: Path) -> None:
         load_model(custom_file, trusted=["tests._custom_estimator.SomethingElse"])
 
 
-# --- api.load_candidate: the model must be the one that was trained ------------------
+# --- load_candidate: the model must be the one that was trained ------------------
 
 CONFIG = """\
 data: {path: data.csv, target: y}

@@ -19,15 +19,16 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from ci_ml import monitor, rundir, training
-from ci_ml.api import open_project
+from ci_ml import rundir, training
 from ci_ml.data import load_dataset
 from ci_ml.errors import BadInputError, DataError
-from ci_ml.metrics import evaluate_metrics, resolve_metrics
-from ci_ml.monitor_decay import DecaySettings, Interval, judge, judged_metrics, metric_interval
-from ci_ml.monitor_sources import Production, Recent, parse_since
+from ci_ml.evaluation.metrics import evaluate_metrics, resolve_metrics
+from ci_ml.evaluation.stats import delong_ci
+from ci_ml.monitor import check as monitor
+from ci_ml.monitor.decay import DecaySettings, Interval, judge, judged_metrics, metric_interval
+from ci_ml.monitor.sources import Production, Recent, parse_since
+from ci_ml.project import open_project
 from ci_ml.registry import open_registry
-from ci_ml.stats import delong_ci
 from tests.conftest import run_cli
 from tests.github_api.fixtures import TOKEN
 from tests.test_github_issues import install_issue_handlers
@@ -142,7 +143,7 @@ def test_flipped_outcomes_flag_decay(example):
 
 
 def test_the_report_puts_the_status_first_and_the_drifted_features_on_top(example):
-    from ci_ml.monitor_report import render
+    from ci_ml.monitor.report import render
 
     drifting = render(check(example, shifted(example.holdout)))
     stale = render(check(example, flipped(example.holdout)))
@@ -244,7 +245,7 @@ def request_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def write_request_log(directory: Path, rows: list[dict[str, Any]]) -> None:
     """The log as ci-ml serve writes it (its own writer), plus a line cut off mid-write."""
-    from ci_ml.requestlog import RequestLog
+    from ci_ml.serve.requestlog import RequestLog
 
     log = RequestLog(directory, sample=1.0, max_bytes=200_000, max_files=100, seed=0)
     log.offer("abc123abc123", rows, [{"label": "good", "probability": 0.1}] * len(rows))
@@ -326,7 +327,7 @@ def monitor_here(cwd: Path, *args: str, env: dict[str, str] | None = None) -> An
     """``ci-ml monitor`` in this process (no second start of Python and scikit-learn)."""
     from typer.testing import CliRunner
 
-    from ci_ml.cli import app
+    from ci_ml.cli.app import app
 
     old = Path.cwd()
     os.chdir(cwd)

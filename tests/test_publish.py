@@ -15,6 +15,7 @@ import pytest
 
 from ci_ml import api, rundir
 from ci_ml.github.client import GitHubClient
+from ci_ml.project import open_project
 from ci_ml.publish import PR_FILE, publish, publish_from
 from tests.conftest import run_cli
 from tests.github_api.server import GitHubAPIServer
@@ -27,7 +28,7 @@ def finished(pulled_example: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     """The example project after one real `ci-ml run` (a first model, so it passes)."""
     dest = tmp_path_factory.mktemp("published") / "project"
     shutil.copytree(pulled_example, dest, symlinks=True)
-    project = api.open_project(dest / "ci-ml.yaml")
+    project = open_project(dest / "ci-ml.yaml")
     api.run(project, rundir.new_run_dir(project.runs_dir))
     return dest
 

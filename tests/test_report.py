@@ -116,7 +116,9 @@ def test_the_gates_table_shows_rules_and_values() -> None:
     data = quality.report([Check("target_valid", True)], {})
     text = render(gate_report({"roc_auc": 0.7123456, "log_loss": 0.45}, data), data, EVALUATION)
     assert text.splitlines()[:3] == [
-        "## ❌ ci-ml verdict: **FAIL**", "", "- roc_auc = 0.7123 is out of bounds"
+        "## ❌ ci-ml verdict: **FAIL**",
+        "",
+        "- roc_auc = 0.7123 is out of bounds",
     ]
     roc = next(row for row in table_with(text, "result") if "roc_auc threshold" in row)
     assert "❌" in roc and "0.7123 is out of bounds" in roc
@@ -143,7 +145,9 @@ def test_a_passing_report_folds_the_checks_away() -> None:
 def test_inconclusive_has_its_own_mark() -> None:
     report = {"verdict": "inconclusive", "reasons": ["interval straddles the margin"], "gates": []}
     assert render(report, None, None).splitlines()[:3] == [
-        "## ⚠️ ci-ml verdict: **INCONCLUSIVE**", "", "- interval straddles the margin"
+        "## ⚠️ ci-ml verdict: **INCONCLUSIVE**",
+        "",
+        "- interval straddles the margin",
     ]
 
 

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from ci_ml import api, rundir
+from ci_ml.project import open_project
 from ci_ml.registry import open_registry
 from tests.render import github_page
 
@@ -114,7 +115,7 @@ def _run(root: Path, model: dict[str, Any]) -> dict[str, Any]:
     path = root / "ci-ml.yaml"
     config = yaml.safe_load(path.read_text())
     path.write_text(yaml.safe_dump({**config, "model": model}, sort_keys=False))
-    project = api.open_project(path)
+    project = open_project(path)
     return api.run(project, rundir.new_run_dir(project.runs_dir))
 
 

@@ -1,4 +1,4 @@
-"""Tests for ci-ml serve (ci_ml/serve.py, serveroutes.py, serveinput.py, servemetrics.py,
+"""Tests for ci-ml serve (ci_ml/serve/: service.py, routes.py, input.py, prometheus.py,
 cli_serve.py): a real uvicorn server on a loopback port, real requests, real scikit-learn fits
 saved with skops in a real directory registry. Reload and request logging: test_serve_reload.py.
 """
@@ -31,11 +31,12 @@ from ci_ml.config import ModelConfig
 from ci_ml.modelio import save_model
 from ci_ml.registry import ModelVersion, Registry
 from ci_ml.registry.local import LocalRegistry
-from ci_ml.serve import ServeSettings, serve_in_thread
-from ci_ml.servebatch import Batcher
-from ci_ml.serveinput import FeatureSchema, InvalidRequest, to_columns
-from ci_ml.servemodel import LoadedModel
-from ci_ml.servereload import ModelHolder
+from ci_ml.serve.batch import Batcher
+from ci_ml.serve.input import FeatureSchema, InvalidRequest, to_columns
+from ci_ml.serve.model import LoadedModel
+from ci_ml.serve.reload import ModelHolder
+from ci_ml.serve.server import serve_in_thread
+from ci_ml.serve.service import ServeSettings
 from ci_ml.training import build_pipeline, feature_schema
 from tests.conftest import REPO, run_cli
 
@@ -108,7 +109,7 @@ def register(
         frame.to_parquet(workdir / "reference.parquet", index=False)
         names.append("reference.parquet")
     if onnx:
-        from ci_ml.export import export_onnx
+        from ci_ml.export.convert import export_onnx
 
         export_onnx(model, schema, task, workdir / "model.onnx")
         names.append("model.onnx")
@@ -263,9 +264,9 @@ def test_the_onnx_model_takes_checked_columns_as_it_takes_a_frame(
     model: Any, data: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
 ) -> None:
     # the service feeds ONNX Runtime the checked values column by column, without a DataFrame
-    from ci_ml.export import export_onnx
-    from ci_ml.onnxmodel import OnnxPredictor
-    from ci_ml.serveinput import frame_of
+    from ci_ml.export.convert import export_onnx
+    from ci_ml.export.runtime import OnnxPredictor
+    from ci_ml.serve.input import frame_of
 
     schema = feature_schema(data[0], list(data[0].columns))
     path = export_onnx(model, schema, "classification", tmp_path / "m.onnx")
@@ -477,7 +478,8 @@ def test_the_documented_predict_route_answers_like_the_service(
     # answers the same way when it is reached (the app alone, without serve.asgi_app)
     import asyncio
 
-    from ci_ml.serve import Service, create_app
+    from ci_ml.serve.server import create_app
+    from ci_ml.serve.service import Service
 
     version = register(registry, model, data[0], tmp_path / "v1")
     registry.promote(version.version, None, by="tests")
@@ -536,7 +538,7 @@ def test_only_the_service_process_freezes_the_heap_after_a_swap(
 ) -> None:
     import gc
 
-    from ci_ml.serve import Service
+    from ci_ml.serve.service import Service
 
     version = register(registry, model, data[0], tmp_path / "v1")
     registry.promote(version.version, None, by="tests")
@@ -675,7 +677,7 @@ def test_bad_flags_exit_2_with_one_line(
 ) -> None:
     from typer.testing import CliRunner
 
-    from ci_ml.cli import app
+    from ci_ml.cli.app import app
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CI_ML_ADMIN_TOKEN", raising=False)

@@ -1,5 +1,5 @@
-"""Tests for reloading the served model (ci_ml/servereload.py, servemodel.py) and for the sampled
-request log (ci_ml/requestlog.py), against a real service on loopback and a real registry."""
+"""Tests for reloading the served model (ci_ml/serve/reload.py, servemodel.py) and for the sampled
+request log (ci_ml/serve/requestlog.py), against a real service on loopback and a real registry."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import requests
 
 from ci_ml.registry import ModelVersion
 from ci_ml.registry.local import LocalRegistry
-from ci_ml.requestlog import RequestLog
-from ci_ml.serve import RequestLogSettings
+from ci_ml.serve.requestlog import RequestLog
+from ci_ml.serve.service import RequestLogSettings
 from tests._custom_estimator import MeanThresholdClassifier
 from tests.test_serve import (
     ROWS,

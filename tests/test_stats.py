@@ -1,5 +1,5 @@
-"""Tests for ci_ml.metrics and ci_ml.stats: values against sklearn, DeLong against a direct
-O(n²) implementation of the 1988 formulas, and interval coverage by simulation."""
+"""Tests for ci_ml.evaluation.metrics and ci_ml.evaluation.stats: values against sklearn, DeLong
+against a direct O(n²) implementation of the 1988 formulas, and interval coverage by simulation."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 from scipy import stats as sps
 from sklearn import metrics as skm
 
-from ci_ml import stats
 from ci_ml.errors import ConfigError
-from ci_ml.metrics import METRICS, midranks
-from ci_ml.stats import Comparison, compare, delong_ci, evaluate_metrics
+from ci_ml.evaluation import stats
+from ci_ml.evaluation.metrics import METRICS, midranks
+from ci_ml.evaluation.stats import Comparison, compare, delong_ci, evaluate_metrics
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]
 

@@ -1,0 +1,107 @@
+"""The ``ci-ml`` command line: the typer app and the one table of its commands.
+
+Each command is a plain function in a module of :mod:`ci_ml.cli` (one per area); :data:`COMMANDS`
+names them, and :func:`build` registers each under the one error decorator
+(:func:`ci_ml.cli.common.command`). Nothing outside ``ci_ml.cli`` imports this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from ci_ml.cli import deploy, export, github, monitor, registry, serve, steps
+from ci_ml.cli.common import command, show_tracebacks
+
+# group name -> its help; "" is the top level
+GROUPS: dict[str, str] = {
+    "": "CI/CD for machine-learning models: data and model gates, a comparison with "
+    "production, and deployment of only the models that pass.",
+    "config": "Check and show ci-ml.yaml.",
+    "registry": "Model versions and the production pointer.",
+    "github": "Set a GitHub repository up for ci-ml.",
+}
+
+# (group, command name, function), in the order ``ci-ml --help`` lists them
+COMMANDS: list[tuple[str, str, Callable[..., Any]]] = [
+    ("", "pull", steps.pull),
+    ("", "validate", steps.validate),
+    ("", "train", steps.train),
+    ("", "evaluate", steps.evaluate),
+    ("", "gate", steps.gate),
+    ("", "report", steps.report),
+    ("", "run", steps.run),
+    ("", "serve", serve.serve),
+    ("", "monitor", monitor.monitor),
+    ("", "retrain", monitor.retrain),
+    ("", "deploy", deploy.deploy),
+    ("", "rollback", deploy.rollback),
+    ("", "export", export.export),
+    ("config", "check", steps.config_check),
+    ("registry", "list", registry.list_versions),
+    ("registry", "show", registry.show),
+    ("registry", "history", registry.history),
+    ("registry", "promote", registry.promote),
+    ("github", "setup-environment", github.setup_environment),
+]
+
+
+def _print_version(value: bool) -> None:
+    # eager, so `ci-ml --version` works without a command (a plain callback never runs then)
+    if value:
+        from ci_ml import __version__
+
+        print(f"ci-ml {__version__}")
+        raise typer.Exit(0)
+
+
+def main_options(
+    traceback: Annotated[
+        bool, typer.Option("--traceback", help="Show the full traceback on errors.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Global options."""
+    show_tracebacks(traceback)
+
+
+def _typer(help_text: str, name: str | None = None) -> typer.Typer:
+    return typer.Typer(
+        name=name,
+        help=help_text,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+
+
+def build() -> typer.Typer:
+    """The ``ci-ml`` app with every command of :data:`COMMANDS`."""
+    root = _typer(GROUPS[""], name="ci-ml")
+    root.callback()(main_options)
+    groups = {"": root}
+    for name, help_text in GROUPS.items():
+        if name:
+            groups[name] = _typer(help_text)
+    for group, name, func in COMMANDS:
+        groups[group].command(name)(command(func))
+    for name, sub in groups.items():
+        if name:
+            root.add_typer(sub, name=name)
+    return root
+
+
+app = build()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,207 @@
+"""``ci-ml serve``: flags -> :func:`ci_ml.serve.server.serve`. FastAPI and uvicorn are imported
+only when the command runs, so ``ci-ml --help`` stays fast and works without the ``serve``
+extra."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ci_ml.cli.common import OptionalConfigOpt, RegistryOpt, open_registry, optional_project
+from ci_ml.errors import BadInputError
+
+TOKEN_ENV = "CI_ML_ADMIN_TOKEN"
+MIN_TOKEN_LENGTH = 16
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:([kmg])(i)?b?|b)?\s*$", re.IGNORECASE)
+_POWERS = {"k": 1, "m": 2, "g": 3}
+
+HostOpt = Annotated[str, typer.Option("--host", help="Address to listen on (loopback by default).")]
+PortOpt = Annotated[int, typer.Option("--port", help="TCP port (0: any free port).")]
+PollOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--poll",
+        metavar="SECONDS",
+        help="Check the registry for a new production "
+        "version every SECONDS and reload (default: only on POST /admin/reload).",
+    ),
+]
+MaxBodyOpt = Annotated[
+    str, typer.Option("--max-body", help="Largest request body (413 above), e.g. 1MiB, 500KB.")
+]
+MaxRowsOpt = Annotated[
+    int, typer.Option("--max-rows", help="Most rows in one request (413 above).")
+]
+ThreadsOpt = Annotated[
+    int,
+    typer.Option(
+        "--threads",
+        help="Prediction threads, each with one OpenMP/BLAS thread; waiting requests are merged "
+        "into one model call, so 1 suits scikit-learn pipelines best.",
+    ),
+]
+LogDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--log-requests",
+        metavar="DIR",
+        help="Log a sample of the predicted rows as JSON lines in DIR (off by default).",
+    ),
+]
+LogSampleOpt = Annotated[
+    float | None,
+    typer.Option("--log-sample", help="Fraction of rows to log, in (0, 1] (default 0.1)."),
+]
+LogBytesOpt = Annotated[
+    str | None, typer.Option("--log-max-bytes", help="Size of one log file (default 50MB).")
+]
+LogFilesOpt = Annotated[
+    int | None, typer.Option("--log-max-files", help="Log files kept; older are deleted (5).")
+]
+TrustOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--trust",
+        metavar="TYPE",
+        help="Also trust this type when loading models (repeatable; adds to model.trusted_types).",
+    ),
+]
+AccessLogOpt = Annotated[bool, typer.Option("--access-log", help="Log every request (uvicorn).")]
+
+
+def serve(
+    config: OptionalConfigOpt = None,
+    registry: RegistryOpt = None,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
+    poll: PollOpt = None,
+    max_body: MaxBodyOpt = "1MiB",
+    max_rows: MaxRowsOpt = 1000,
+    threads: ThreadsOpt = 1,
+    log_requests: LogDirOpt = None,
+    log_sample: LogSampleOpt = None,
+    log_max_bytes: LogBytesOpt = None,
+    log_max_files: LogFilesOpt = None,
+    trust: TrustOpt = None,
+    access_log: AccessLogOpt = False,
+) -> None:
+    """Serve the registry's production model over HTTP (POST /predict, /health, /metrics ...).
+
+    Set CI_ML_ADMIN_TOKEN (16+ characters) to enable POST /admin/reload. See docs/serving.md.
+    """
+    from ci_ml.serve.service import ServeSettings
+
+    _check_range("--port", port, 0, 65535)
+    _check_range("--max-rows", max_rows, 1, 10_000_000)
+    if poll is not None and not 0 < poll <= 86_400:
+        raise BadInputError(f"--poll is {poll}; give a number of seconds in (0, 86400]")
+    _check_range("--threads", threads, 1, 64)
+    settings = ServeSettings(
+        host=host,
+        port=port,
+        max_body_bytes=parse_size("--max-body", max_body),
+        max_rows=max_rows,
+        poll_seconds=poll,
+        admin_token=admin_token(),
+        threads=threads,
+        request_log=_request_log(log_requests, log_sample, log_max_bytes, log_max_files),
+        access_log=access_log,
+    )
+    holder = _holder(config, registry, trust or [])
+    _configure_logging()
+    from ci_ml.serve.server import serve as run_service
+
+    run_service(holder, settings)
+
+
+def _holder(config: Path | None, url: str | None, trust: list[str]) -> Any:
+    """The model holder over the registry, with the trusted types of the config and --trust."""
+    try:
+        from ci_ml.serve.reload import ModelHolder
+        from ci_ml.serve.routes import add_routes  # noqa: F401  (fails early without fastapi)
+    except ModuleNotFoundError as err:
+        raise BadInputError(
+            f"ci-ml serve needs FastAPI and uvicorn ({err.name} is missing); install them with: "
+            "pip install 'ci-ml[serve]'"
+        ) from None
+    found = optional_project(config, url)
+    trusted = [*(found.config.model.trusted_types if found else []), *trust]
+    return ModelHolder(open_registry(found, url), trusted)
+
+
+def admin_token() -> str | None:
+    """The admin token from CI_ML_ADMIN_TOKEN (None: /admin/reload is disabled)."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        return None
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise BadInputError(
+            f"{TOKEN_ENV} has {len(token)} characters; use at least {MIN_TOKEN_LENGTH}, e.g. "
+            "from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return token
+
+
+def _request_log(
+    directory: Path | None, sample: float | None, max_bytes: str | None, max_files: int | None
+) -> Any:
+    from ci_ml.serve.service import RequestLogSettings
+
+    if directory is None:
+        given = [
+            n
+            for n, v in (
+                ("--log-sample", sample),
+                ("--log-max-bytes", max_bytes),
+                ("--log-max-files", max_files),
+            )
+            if v is not None
+        ]
+        if given:
+            raise BadInputError(f"{given[0]} needs --log-requests DIR to say where to log")
+        return None
+    defaults = RequestLogSettings(directory)
+    if sample is not None and not 0 < sample <= 1:
+        raise BadInputError(f"--log-sample is {sample}; give a fraction in (0, 1], e.g. 0.1")
+    if max_files is not None:
+        _check_range("--log-max-files", max_files, 1, 100_000)
+    return RequestLogSettings(
+        directory=directory,
+        sample=defaults.sample if sample is None else sample,
+        max_bytes=defaults.max_bytes
+        if max_bytes is None
+        else parse_size("--log-max-bytes", max_bytes),
+        max_files=max_files or defaults.max_files,
+    )
+
+
+def parse_size(flag: str, text: str) -> int:
+    """Bytes in ``text``: 1048576, 500KB, 50MB, 1GB (powers of 1000) or 1KiB, 1MiB (of 1024)."""
+    match = _SIZE.match(text)
+    if match is None or float(match.group(1)) <= 0:
+        raise BadInputError(
+            f"{flag} is {text!r}; give a positive size such as 1048576, 500KB, 50MB or 1MiB"
+        )
+    number, unit, binary = match.groups()
+    base = 1024 if binary else 1000
+    return int(float(number) * base ** _POWERS.get((unit or "").lower(), 0))
+
+
+def _check_range(flag: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise BadInputError(f"{flag} is {value}; give a whole number from {low} to {high}")
+
+
+def _configure_logging() -> None:
+    """Show the service's own messages on stderr like uvicorn's."""
+    logger = logging.getLogger("ci_ml")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)

@@ -1,0 +1,214 @@
+"""The pipeline steps on the command line: ``config check``, ``pull``, ``validate``, ``train``,
+``evaluate``, ``gate``, ``report`` and ``run``, each a thin call of :mod:`ci_ml.api`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ci_ml.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    RunDirOpt,
+    err,
+    print_json,
+    progress,
+    project,
+)
+from ci_ml.errors import GateBlocked
+
+
+def _step(
+    name: str, config: Path, run_dir: Path | None, as_json: bool, *, new: bool = False
+) -> Any:
+    from ci_ml import api
+
+    found = project(config)
+    directory = found.run_dir(run_dir, new=new)
+    func = dict(api.STEPS)[name]
+    with progress(name):
+        record = func(found, directory)
+    if as_json:
+        print_json(record)
+    else:
+        err(f"{name}: done — {directory}")
+    return record
+
+
+def config_check(config: ConfigOpt = Path("ci-ml.yaml")) -> None:
+    """Validate ci-ml.yaml and print the effective config (defaults filled in)."""
+    from ci_ml.config import dump_config
+
+    found = project(config)
+    print(dump_config(found.config), end="")
+    err(f"{found.config_path}: valid.")
+
+
+def pull(
+    config: ConfigOpt = Path("ci-ml.yaml"), run_dir: RunDirOpt = None, json_: JsonOpt = False
+) -> None:
+    """Pull the configured data with DVC and record its version (starts a new run)."""
+    _step("pull", config, run_dir, json_, new=True)
+
+
+def validate(
+    config: ConfigOpt = Path("ci-ml.yaml"), run_dir: RunDirOpt = None, json_: JsonOpt = False
+) -> None:
+    """Run the data gates: built-in checks and the Great Expectations suite."""
+    record = _step("validate", config, run_dir, json_)
+    if not record["success"]:
+        raise GateBlocked(f"data gates failed: {', '.join(record['blocking'])}.")
+
+
+def train(
+    config: ConfigOpt = Path("ci-ml.yaml"), run_dir: RunDirOpt = None, json_: JsonOpt = False
+) -> None:
+    """Train the candidate and save it as model.skops with model.json."""
+    _step("train", config, run_dir, json_)
+
+
+def evaluate(
+    config: ConfigOpt = Path("ci-ml.yaml"), run_dir: RunDirOpt = None, json_: JsonOpt = False
+) -> None:
+    """Compute the candidate's metrics on the holdout rows."""
+    _step("evaluate", config, run_dir, json_)
+
+
+def gate(
+    config: ConfigOpt = Path("ci-ml.yaml"), run_dir: RunDirOpt = None, json_: JsonOpt = False
+) -> None:
+    """Apply the gates and write the decision record gate-report.json (exit 1 if blocked)."""
+    record = _step("gate", config, run_dir, json_)
+    _raise_unless_pass(record)
+
+
+def report(
+    config: ConfigOpt = Path("ci-ml.yaml"),
+    run_dir: RunDirOpt = None,
+    github: Annotated[
+        bool,
+        typer.Option(
+            "--github",
+            help="Also post it: job summary, annotations, the sticky PR "
+            "comment and the commit status (needs GITHUB_TOKEN).",
+        ),
+    ] = False,
+    publish_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--publish-from",
+            help="Post the report of a fork pull request from this "
+            "downloaded run directory (the workflow_run publisher job).",
+        ),
+    ] = None,
+    status_context: Annotated[
+        str, typer.Option("--status-context", help="Context name of the commit status.")
+    ] = "ci-ml/gates",
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            help="Sticky-comment key (default: workflow/job; add the "
+            "matrix values when a matrix reports on one pull request).",
+        ),
+    ] = None,
+) -> None:
+    """Write report.md from the run files and print it (and post it with --github)."""
+    from ci_ml import api, publish
+
+    if publish_from is not None:
+        _mask_token()
+        _show(publish.publish_from(publish_from.resolve(), _github_client))
+        return
+    found = project(config)
+    directory = found.run_dir(run_dir)
+    links = _run_links()
+    text = api.report(found, directory, links)
+    if not github:
+        print(text, end="")
+        return
+    _mask_token()
+    _show(publish.publish(directory, text, _github_client, status_context=status_context, key=key))
+
+
+def _github_client() -> Any:
+    from ci_ml.github.client import GitHubClient
+
+    return GitHubClient()
+
+
+def _run_links() -> dict[str, str] | None:
+    from ci_ml.github.actions import read_context
+
+    url = read_context().run_url
+    return {"workflow run": url, "artifacts": url + "#artifacts"} if url else None
+
+
+def _mask_token() -> None:
+    """Inside Actions, tell the runner to mask the token in every log line."""
+    import os
+
+    from ci_ml.github.actions import mask_commands
+
+    token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
+    if token and os.environ.get("GITHUB_ACTIONS") == "true":
+        for line in mask_commands(token):
+            print(line)
+
+
+def _show(result: Any) -> None:
+    for line in result.annotations:
+        print(line)
+    for line in result.done:
+        err(f"ci-ml: {line}")
+    for line in result.warnings:
+        err(f"ci-ml: warning: {line}")
+
+
+def run(
+    config: ConfigOpt = Path("ci-ml.yaml"), run_dir: RunDirOpt = None, json_: JsonOpt = False
+) -> None:
+    """Run every step: pull, validate, train, evaluate, gate, report, register."""
+    from ci_ml import api
+
+    found = project(config)
+    directory = found.run_dir(run_dir, new=True)
+    clock = {"t": time.perf_counter()}
+
+    def on_step(name: str) -> None:
+        if not json_:
+            err(f"· {name} (at {time.perf_counter() - clock['t']:.1f}s)")
+
+    with progress("run"):
+        results = api.run(found, directory, on_step)
+    if json_:
+        print_json({k: v for k, v in results.items() if k != "report"})
+    else:
+        _summary(results, directory)
+    _raise_unless_pass(results["gate"])
+
+
+def _summary(results: dict[str, Any], directory: Path) -> None:
+    from ci_ml.report import ICONS
+
+    gate_report = results["gate"]
+    verdict = gate_report["verdict"]
+    lines = [f"\n{ICONS.get(verdict, '')} verdict: {verdict.upper()}"]
+    for g in gate_report["gates"]:
+        lines.append(f"  {ICONS.get(g['verdict'], '')} {g['name']}: {g['reason']}")
+    if "register" in results:
+        lines.append(f"registered model version {results['register'].version}")
+    lines.append(f"run files: {directory}  (report: {directory / 'report.md'})")
+    print("\n".join(lines))
+
+
+def _raise_unless_pass(gate_report: dict[str, Any]) -> None:
+    """Exit 1 on fail; an inconclusive verdict (policy 'approve') exits 0 with a warning."""
+    reasons = "; ".join(gate_report.get("reasons") or []) or gate_report["verdict"]
+    if gate_report["verdict"] == "fail":
+        raise GateBlocked(f"blocked: {reasons}.")
+    if gate_report["verdict"] == "inconclusive":
+        err(f"ci-ml: inconclusive — deployable only with a maintainer's approval: {reasons}.")

@@ -1,0 +1,92 @@
+"""The evaluate step's records, built without I/O: evaluation.json, metrics.json, the smoke sample.
+
+:func:`evaluate` predicts the holdout with the candidate and (when it is usable) production,
+compares them on the same rows and returns the records; the step in :mod:`ci_ml.api` fetches
+production and writes the files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ci_ml.config import Config
+from ci_ml.data import Dataset
+from ci_ml.evaluation import compare
+from ci_ml.evaluation.baseline import Baseline, predict_baseline
+from ci_ml.evaluation.predict import Predictions, candidate_metrics, metric_names, predict
+from ci_ml.quality import jsonable
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """What the evaluate step writes: evaluation.json, metrics.json and the smoke sample."""
+
+    evaluation: dict[str, Any]
+    metrics: dict[str, Any]
+    smoke: dict[str, Any]
+
+
+def evaluate(
+    config: Config,
+    dataset: Dataset,
+    data_version: str,
+    model: Any,
+    card: dict[str, Any],
+    baseline: Baseline | None,
+    created_at: str,
+) -> Evaluated:
+    """Candidate and production (``baseline``) on the same holdout rows."""
+    names = metric_names(config, dataset.task)
+    cand = predict(model, dataset)
+    metrics = candidate_metrics(config, dataset, cand)
+    ops: dict[str, Any] = compare.latency_ms(model, dataset.x("holdout"), dataset.task)
+    ops["size_mb"] = card["size_bytes"] / 1e6
+    prod, compared = None, {}
+    if baseline is not None:
+        prod, baseline = predict_baseline(baseline, dataset)
+    if prod is not None:
+        compared = compare.compare_overall(config, dataset, names, cand, prod)
+        ops["churn"] = compare.churn(cand, prod, dataset.task, config.model.threshold)
+    record = {
+        "task": dataset.task,
+        "data_version": data_version,
+        "rows": {"train": len(dataset.train), "holdout": len(dataset.holdout)},
+        "positive_class": card.get("positive_class"),
+        "candidate": {"digest": card["digest"], "metrics": metrics, "operational": ops},
+        "baseline": _baseline_summary(baseline, compared),
+        "comparisons": compared,
+        "slices": compare.compare_slices(config, dataset, names, cand, prod),
+        "model": {k: card.get(k) for k in ("estimator", "params", "size_bytes")},
+        "created_at": created_at,
+    }
+    return Evaluated(record, {**metrics, **_present(ops)}, smoke_sample(config, dataset, cand))
+
+
+def smoke_sample(config: Config, dataset: Dataset, cand: Predictions) -> dict[str, Any]:
+    """Holdout rows and the candidate's own answers: deploy checks the service gives them."""
+    n = min(config.deploy.smoke_rows, len(dataset.holdout))
+    rows = dataset.x("holdout").head(n).to_dict(orient="records")
+    return {
+        "task": dataset.task,
+        "records": jsonable(rows),
+        "expected": [float(v) for v in cand.score[:n]],
+    }
+
+
+def _present(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _baseline_summary(baseline: Baseline | None, compared: dict[str, Any]) -> dict[str, Any] | None:
+    if baseline is None:
+        return None
+    return {
+        "version": baseline.version,
+        "digest": baseline.digest,
+        "problem": baseline.problem,
+        "unread": baseline.unread,
+        "metrics": {name: c["production"] for name, c in compared.items()},
+        "params": baseline.card.get("params"),
+        "data_version": baseline.card.get("data_version"),
+    }

@@ -1,0 +1,185 @@
+"""The parity gate: an export's answers against the original model's, on every holdout row.
+
+:func:`parity` compares them (probability of the positive class, or the predicted value,
+within a tolerance; classes that change across the threshold counted apart) and returns a
+JSON-able record with the largest difference and where; :func:`parity_gate` turns the record
+into a gate for ``gate-report.json``; :func:`parity_reason` says it in one sentence.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ci_ml.errors import ModelFileError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ci_ml.gates import GateResult
+
+DEFAULT_TOLERANCE = 1e-4
+SHOWN_ROWS = 5
+
+
+def parity(
+    model: Any,
+    onnx_path: Path,
+    frame: pd.DataFrame,
+    task: str,
+    positive_class: Any = None,
+    threshold: float = 0.5,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> dict[str, Any]:
+    """The export's answers against the original's on every row of ``frame`` (JSON-able)."""
+    import numpy as np
+
+    from ci_ml.export.runtime import OnnxPredictor
+
+    predictor = OnnxPredictor(
+        onnx_path, task=task, positive_class=positive_class, threshold=threshold
+    )
+    if task == "classification" and (len(model.classes_) != 2 or positive_class is None):
+        raise ModelFileError(
+            f"ONNX parity judges binary classifiers (a positive class) and regressors; this model "
+            f"has classes {[str(c) for c in model.classes_]} — drop 'export' from ci-ml.yaml."
+        )
+    exported = predictor.scores(frame)
+    if task == "classification":
+        classes = [str(c) for c in model.classes_]
+        original = np.asarray(model.predict_proba(frame), dtype=np.float64)
+        original = original[:, classes.index(str(positive_class))]
+        allowed = np.full(len(original), tolerance)
+    else:
+        original = np.asarray(model.predict(frame), dtype=np.float64).reshape(-1)
+        # float32 outputs carry ~7 significant digits: regression values are judged relatively
+        allowed = tolerance * np.maximum(1.0, np.abs(original))
+    record = _differences(frame, original, exported, allowed)
+    record.update(_flips(frame, task, original, exported, threshold, tolerance))
+    what = "probability of the positive class" if task == "classification" else "predicted value"
+    scale = "" if task == "classification" else " × max(1, |value|)"
+    record.update(
+        kind="parity",
+        format="onnx",
+        task=task,
+        rows=len(frame),
+        compared=what,
+        tolerance=tolerance,
+        threshold=threshold if task == "classification" else None,
+        rule=f"pass if |Δ {what}| ≤ {tolerance:g}{scale} on every holdout row"
+        + (
+            f" and no row changes class (except rows within {tolerance:g} of the threshold)"
+            if task == "classification"
+            else ""
+        ),
+    )
+    record["success"] = bool(
+        record["max_abs_diff"] is not None
+        and not record["rows_over_tolerance"]
+        and not record["class_flips"]
+    )
+    return record
+
+
+def _differences(frame: pd.DataFrame, original: Any, exported: Any, allowed: Any) -> dict[str, Any]:
+    import numpy as np
+
+    diff = np.abs(original - exported)
+    if not len(diff) or not np.isfinite(exported).all():
+        return {
+            "max_abs_diff": None,
+            "max_diff_row": None,
+            "max_diff_values": None,
+            "rows_over_tolerance": len(diff),
+            "first_rows_over_tolerance": [],
+        }
+    worst = int(np.argmax(diff))
+    over = np.flatnonzero(diff > allowed)
+    return {
+        "max_abs_diff": float(diff[worst]),
+        "max_diff_row": _row_label(frame, worst),
+        "max_diff_values": {"original": float(original[worst]), "onnx": float(exported[worst])},
+        "rows_over_tolerance": len(over),
+        "first_rows_over_tolerance": _rows(frame, over, original, exported),
+    }
+
+
+def _flips(
+    frame: pd.DataFrame, task: str, original: Any, exported: Any, threshold: float, tol: float
+) -> dict[str, Any]:
+    """Rows whose class changes. A row within ``tol`` of the threshold may change class within
+    the allowed probability difference (e.g. a forest's 25/50 = 0.5): counted apart."""
+    import numpy as np
+
+    if task != "classification":
+        return {"class_flips": 0, "first_flipped_rows": [], "borderline_flips": 0}
+    changed = (original >= threshold) != (exported >= threshold)
+    borderline = changed & (np.abs(original - threshold) <= tol)
+    flips = np.flatnonzero(changed & ~borderline)
+    return {
+        "class_flips": len(flips),
+        "first_flipped_rows": _rows(frame, flips, original, exported),
+        "borderline_flips": int(borderline.sum()),
+    }
+
+
+def _rows(frame: pd.DataFrame, positions: Any, original: Any, exported: Any) -> list[Any]:
+    return [
+        {
+            "row": _row_label(frame, int(i)),
+            "original": float(original[i]),
+            "onnx": float(exported[i]),
+        }
+        for i in positions[:SHOWN_ROWS]
+    ]
+
+
+def _row_label(frame: pd.DataFrame, position: int) -> Any:
+    """The frame's index label of a row (the holdout keeps the data file's row numbers)."""
+    if not len(frame):
+        return None
+    label = frame.index[position]
+    return label.item() if hasattr(label, "item") else label
+
+
+def parity_gate(record: dict[str, Any]) -> GateResult:
+    """The parity record as a gate for ``gate-report.json`` (kind ``parity``)."""
+    from ci_ml.gates import FAIL, PASS, GateResult
+
+    return GateResult(
+        name="onnx parity",
+        kind="parity",
+        metric="max_abs_diff",
+        rule=record["rule"],
+        value=record["max_abs_diff"],
+        verdict=PASS if record["success"] else FAIL,
+        reason=parity_reason(record),
+        short=f"≤ {record['tolerance']:g}, 0 flips",
+    )
+
+
+def parity_reason(record: dict[str, Any]) -> str:
+    """One sentence: the largest difference and where, and any changed classes."""
+    largest = record["max_abs_diff"]
+    text = (
+        f"largest |Δ| {largest:.3g} at row {record['max_diff_row']} "
+        f"({record['max_diff_values']['original']:.6g} vs ONNX "
+        f"{record['max_diff_values']['onnx']:.6g}) over {record['rows']} rows"
+        if largest is not None and record["max_diff_values"]
+        else "the export answered a non-finite value"
+    )
+    if record["rows_over_tolerance"]:
+        text += (
+            f"; {record['rows_over_tolerance']} row(s) differ by more than "
+            f"{record['tolerance']:g} (first: {_shown(record['first_rows_over_tolerance'])})"
+        )
+    if record["class_flips"]:
+        text += (
+            f"; {record['class_flips']} row(s) change class "
+            f"(first: {_shown(record['first_flipped_rows'])})"
+        )
+    return text
+
+
+def _shown(rows: list[dict[str, Any]]) -> str:
+    return ", ".join(f"row {r['row']}: {r['original']:.6g} vs {r['onnx']:.6g}" for r in rows)

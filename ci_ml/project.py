@@ -1,0 +1,124 @@
+"""A repository with its ``ci-ml.yaml``: the registry it uses, its run directories, its data.
+
+Everything a step needs from the project comes through :class:`Project`: the one way to open
+the registry (:meth:`Project.registry`), to resolve a run directory (:meth:`Project.run_dir`),
+to load the data a run pulled (:func:`load_data`, cached so that one ``ci-ml run`` reads and
+splits it once) and the candidate it trained (:func:`load_candidate`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ci_ml import rundir
+from ci_ml.config import CONFIG_FILE, Config, load_config
+from ci_ml.data import Dataset, data_version, load_dataset
+from ci_ml.errors import ModelFileError, RunDirError
+from ci_ml.modelio import load_model, sha256_file
+from ci_ml.registry import Registry, open_registry
+
+
+@dataclass(frozen=True)
+class Project:
+    """A repository with a ``ci-ml.yaml``: its root and validated config."""
+
+    root: Path
+    config: Config
+    config_path: Path
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / self.config.runs_dir
+
+    def registry(self, url: str | None = None) -> Registry:
+        """The registry at ``url`` (``--registry``: a relative path is taken from the current
+        directory, as a shell would), else the config's ``registry.url`` (relative to the
+        project root; ``CI_ML_REGISTRY_URL`` replaces it when the config is loaded)."""
+        if url:
+            return open_registry(url, root=Path.cwd())
+        return open_registry(self.config.registry.url, root=self.root)
+
+    def run_dir(self, given: Path | None, *, new: bool = False) -> Path:
+        """The run directory a command works in: ``given``, else a new run (``new``: pull and
+        run) or the latest one. Only a new run's directory is created; any other must exist,
+        so a mistyped ``--run-dir`` leaves nothing behind."""
+        if given is not None:
+            if given.exists() and not given.is_dir():
+                raise RunDirError(f"--run-dir {given} is a file, not a run directory.")
+            if new:
+                given.mkdir(parents=True, exist_ok=True)
+            elif not given.is_dir():
+                raise RunDirError(
+                    f"--run-dir {given} does not exist; give the folder of a run that "
+                    "'ci-ml pull' or 'ci-ml run' started."
+                )
+            return given.resolve()
+        if new:
+            return rundir.new_run_dir(self.runs_dir)
+        return rundir.latest_run_dir(self.runs_dir)
+
+
+def open_project(config_path: Path | str = CONFIG_FILE) -> Project:
+    """Load the config; the project root is the config file's directory."""
+    path = Path(config_path).resolve()
+    return Project(root=path.parent, config=load_config(path), config_path=path)
+
+
+def now() -> str:
+    """The current UTC time, to the second, as the run files record it."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def actor() -> str:
+    """Who is acting: the GitHub actor inside Actions, else the local user."""
+    return os.environ.get("GITHUB_ACTOR") or getpass.getuser()
+
+
+# The last dataset loaded, so that the steps of one `ci-ml run` read and split the data
+# once: (project root, data settings, data version, the files' size and mtime) -> the
+# dataset. No step changes it.
+_loaded: dict[tuple[str, ...], Dataset] = {}
+
+
+def _stamp(path: Path) -> str:
+    try:
+        found = path.stat()
+    except OSError:
+        return "missing"
+    return f"{found.st_size}:{found.st_mtime_ns}"
+
+
+def load_data(project: Project, run_dir: Path) -> tuple[Dataset, str]:
+    """The dataset, checked to be the version that ``pull`` recorded."""
+    pulled = rundir.read_json(run_dir, rundir.PULL)["data_version"]
+    current = data_version(project.root, project.config.data)
+    if current != pulled:
+        raise RunDirError(
+            f"the data changed since 'ci-ml pull' recorded {pulled} (now {current}); "
+            "start a new run with 'ci-ml run' or 'ci-ml pull'."
+        )
+    data = project.config.data
+    files = [data.path, *([data.holdout.file] if data.holdout.file else [])]
+    stamps = [_stamp(project.root / name) for name in files]
+    key = (str(project.root), data.model_dump_json(), current, *stamps)
+    if key not in _loaded:
+        _loaded.clear()
+        _loaded[key] = load_dataset(project.root, project.config.data)
+    return _loaded[key], current
+
+
+def load_candidate(project: Project, run_dir: Path) -> tuple[Any, dict[str, Any]]:
+    """The trained model, after checking its digest against model.json."""
+    card = rundir.read_json(run_dir, rundir.MODEL_CARD)
+    path = rundir.require(run_dir, rundir.MODEL)
+    if sha256_file(path) != card["digest"]:
+        raise ModelFileError(
+            f"{path} does not match the digest in model.json; it was changed after "
+            "training — run 'ci-ml train' again."
+        )
+    return load_model(path, project.config.model.trusted_types), card

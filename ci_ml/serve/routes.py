@@ -1,0 +1,329 @@
+"""The HTTP side of ``ci-ml serve``: routes, error answers, the metrics middleware.
+
+Every error answer is ``{"detail": "<one sentence>"}`` with its status: 400 (not JSON),
+401/403 (admin token), 404 (admin disabled), 409/422 (reload refused), 413 (too big),
+415 (not JSON content), 422 (rows that do not fit the schema), 503 (no model).
+
+:func:`service_app` is the ASGI application the server runs: the metrics middleware around
+everything, and ``POST /predict`` answered before FastAPI sees the request, because FastAPI's
+middleware, routing and dependency solving cost more than an ONNX model's prediction of one
+row (about 0.1 ms). The FastAPI route documents it in OpenAPI and answers the same way
+(:func:`answer_predict`) when it is reached, as in an app without :func:`service_app`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
+
+from ci_ml.errors import CiMlError
+from ci_ml.serve.input import InvalidRequest, parse_body, to_columns
+from ci_ml.serve.model import LoadedModel, ModelRefused, NoProduction, PredictionFailed
+from ci_ml.serve.prometheus import CONTENT_TYPE
+
+if TYPE_CHECKING:
+    from ci_ml.serve.service import Service
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+ASGIApp = Callable[[Scope, Receive, Callable[[Message], Awaitable[None]]], Awaitable[None]]
+Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]  # status, JSON body, extra headers
+
+
+class Prediction(BaseModel):
+    """One row's answer: label and probability of the positive class, or a value."""
+
+    label: str | int | float | bool | None = None
+    probability: float | None = None
+    value: float | None = None
+
+
+class PredictResponse(BaseModel):
+    model_version: str
+    model_digest: str
+    predictions: list[Prediction]
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "records": {"type": "array", "items": {"type": "object"}},
+                        "record": {"type": "object"},
+                    },
+                    "description": 'Exactly one of "records" (rows) or "record" (one row); each '
+                    "row names every feature column; null is a missing value.",
+                },
+                "example": {"records": [{"Age": 30, "Home": "rent", "Income": None}]},
+            }
+        },
+    }
+}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 413, 415, 422, 503)
+}
+
+
+def add_routes(app: FastAPI, service: Service) -> None:
+    """Add the service's routes to ``app``."""
+    _add_predict(app, service)
+    _add_status(app, service)
+    if service.settings.admin_token:
+        _add_admin(app, service, service.settings.admin_token)
+
+
+def _add_predict(app: FastAPI, service: Service) -> None:
+    @app.post(
+        "/predict",
+        response_model=PredictResponse,
+        responses=ERRORS,
+        openapi_extra=PREDICT_BODY,
+        summary="Predict one or many rows with the production model",
+    )
+    async def predict(request: Request) -> Response:
+        """Rows as ``{"records": [...]}`` (or ``{"record": {...}}``); one answer per row."""
+        status, body, headers = await answer_predict(service, request.scope, request.receive)
+        return Response(body, status, {k.decode(): v.decode() for k, v in headers}, JSON)
+
+
+JSON = "application/json"
+
+
+async def answer_predict(service: Service, scope: Scope, receive: Receive) -> Answer:
+    """The answer to ``POST /predict``; ClientDisconnect if the client left."""
+    model = service.holder.current  # read once: this request uses this model throughout
+    if model is None:
+        return _error_answer(503, f"not ready: {service.not_ready_reason()}")
+    settings = service.settings
+    try:
+        _check_content_type(_header(scope, b"content-type"))
+        body = await _read_body(scope, receive, settings.max_body_bytes)
+        rows = parse_body(body, settings.max_rows)
+        columns = to_columns(rows, model.schema)
+        answers = await asyncio.wrap_future(service.batcher.submit(model, columns, len(rows)))
+    except InvalidRequest as err:
+        return _error_answer(err.status, str(err))
+    except PredictionFailed as err:
+        return _error_answer(500, f"the model failed to predict: {err}")
+    if service.request_log is not None:
+        service.request_log.offer(model.version, rows, answers)
+    return 200, _predictions(model, answers), [(b"x-model-version", model.version.encode())]
+
+
+def _predictions(model: LoadedModel, answers: list[dict[str, Any]]) -> bytes:
+    body = {"model_version": model.version, "model_digest": model.digest, "predictions": answers}
+    return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _error_answer(status: int, detail: str) -> Answer:
+    # the bytes JSONResponse sends
+    text = json.dumps({"detail": detail}, ensure_ascii=False, separators=(",", ":"))
+    return status, text.encode(), []
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _check_content_type(value: str | None) -> None:
+    if value is None:
+        return
+    kind = value.split(";", 1)[0].strip().lower()
+    if kind != "application/json" and not kind.endswith("+json"):
+        raise InvalidRequest(
+            f"the body is sent as {kind or 'nothing'}; send JSON with "
+            "Content-Type: application/json",
+            status=415,
+        )
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is longer than ``limit`` bytes."""
+    length = _header(scope, b"content-length") or ""
+    if length.isdigit() and int(length) > limit:
+        raise _too_large(int(length), limit)
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _too_large(size: int, limit: int) -> InvalidRequest:
+    return InvalidRequest(
+        f"the body has {size} bytes or more, over the limit of {limit} bytes (--max-body); "
+        "split the rows into smaller requests",
+        status=413,
+    )
+
+
+def _add_status(app: FastAPI, service: Service) -> None:
+    @app.get("/health", summary="Readiness: 200 when a model is served, else 503")
+    async def health() -> Response:
+        """200 with the served version, or 503 with the reason no model is served."""
+        model = service.holder.current
+        if model is None:
+            reason = service.not_ready_reason()
+            return JSONResponse({"status": "unavailable", "ready": False, "reason": reason}, 503)
+        return JSONResponse({"status": "ok", "ready": True, "model_version": model.version})
+
+    @app.get("/health/live", summary="Liveness: 200 while the process answers")
+    async def live() -> dict[str, str]:
+        """Always ``{"status": "ok"}`` while the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/version", summary="The served model version, digest and load time")
+    async def version() -> Response:
+        """The served model's version, digest, load time, task, threshold and features."""
+        model = service.holder.current
+        if model is None:
+            return _error(503, f"not ready: {service.not_ready_reason()}")
+        return JSONResponse(_describe(model))
+
+    @app.get("/metrics", summary="Prometheus metrics (text format 0.0.4)")
+    async def metrics() -> Response:
+        """Requests, errors, latency, reloads and the served version, for Prometheus."""
+        text = service.metrics.render(service.holder.current, service.request_log)
+        return Response(text, media_type=CONTENT_TYPE)
+
+
+def _describe(model: LoadedModel) -> dict[str, Any]:
+    from ci_ml import __version__
+
+    return {
+        "model_version": model.version,
+        "model_digest": model.digest,
+        "loaded_at": model.loaded_at,
+        "task": model.task,
+        "runtime": model.runtime,
+        "threshold": model.threshold if model.positive_index is not None else None,
+        "features": list(model.schema.names),
+        "ci_ml_version": __version__,
+    }
+
+
+def _add_admin(app: FastAPI, service: Service, token: str) -> None:
+    expected = hashlib.sha256(token.encode()).digest()
+
+    @app.post("/admin/reload", summary="Serve the registry's production version now")
+    async def reload(request: Request) -> Response:
+        """Load, check and swap in the registry's production version (bearer token)."""
+        _authorize(request.headers.get("authorization"), expected)
+        loop = asyncio.get_running_loop()
+        old = service.holder.current
+        try:
+            result = await loop.run_in_executor(None, service.reload)
+        except CiMlError as err:  # refused 422, nothing in production 409, registry down 503
+            status = {ModelRefused: 422, NoProduction: 409}.get(type(err), 503)
+            serving = old.version if old else None
+            return JSONResponse({"detail": str(err), "serving": serving}, status)
+        return JSONResponse(
+            {
+                "outcome": result.outcome,
+                "old_version": result.old_version,
+                "new_version": result.new_version,
+                "model_digest": result.model_digest,
+            }
+        )
+
+
+def _authorize(header: str | None, expected: bytes) -> None:
+    """401 without a bearer token, 403 with a wrong one; the compare takes constant time."""
+    scheme, _, given = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise HTTPException(
+            401,
+            "this endpoint needs the header 'Authorization: Bearer <token>' with the token "
+            "in CI_ML_ADMIN_TOKEN of the service",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    # hashing first makes the compare independent of the token's length too
+    digest = hashlib.sha256(given.strip().encode("latin-1")).digest()
+    if not hmac.compare_digest(digest, expected):
+        raise HTTPException(403, "the bearer token is not the service's admin token")
+
+
+def _error(status: int, detail: str) -> Response:
+    return JSONResponse({"detail": detail}, status)
+
+
+def service_app(app: FastAPI, service: Service) -> ASGIApp:
+    """``app`` behind the metrics middleware, with ``POST /predict`` answered before it."""
+    return _MetricsMiddleware(_PredictMiddleware(app, service), service)
+
+
+class _PredictMiddleware:
+    """Answers ``POST /predict`` before FastAPI (see the module's docstring)."""
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != "/predict" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        try:
+            status, body, headers = await answer_predict(self.service, scope, receive)
+        except ClientDisconnect:
+            return  # nobody to answer
+        length = str(len(body)).encode()
+        headers += [(b"content-length", length), (b"content-type", JSON.encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _MetricsMiddleware:
+    """Counts every request by route and status and times it (plain ASGI: cheap)."""
+
+    def __init__(self, app: ASGIApp, service: Service) -> None:
+        self.app = app
+        self.metrics = service.metrics
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500  # unless a response starts: an exception escaped
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            elapsed = time.perf_counter() - start
+            self.metrics.observe(scope["path"], scope["method"], status, elapsed)
