@@ -6,15 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ci_ml import rundir
+from ci_ml import gates, rundir
 from ci_ml.config import gate_lines
-from ci_ml.errors import RunDirError
+from ci_ml.errors import ConfigError, RunDirError
+from ci_ml.evaluation.metrics import METRICS
+from ci_ml.export.parity import parity_gate
 
 
 def parity_gate_for(run_dir: Path, evaluation: dict[str, Any]) -> Any:
     """The parity gate from the run's parity.json, which must have judged this candidate."""
-    from ci_ml.export.parity import parity_gate
-
     record = rundir.read_json(run_dir, rundir.PARITY)
     if record.get("model_digest") != evaluation["candidate"]["digest"]:
         raise RunDirError(
@@ -25,9 +25,6 @@ def parity_gate_for(run_dir: Path, evaluation: dict[str, Any]) -> Any:
 
 def model_gates(project: Any, evaluation: dict[str, Any]) -> list[Any]:
     """Threshold and change gates (overall and per slice) from evaluation.json."""
-    from ci_ml import gates
-    from ci_ml.evaluation.metrics import METRICS
-
     config = project.config
     values = {**evaluation["candidate"]["metrics"], **evaluation["candidate"]["operational"]}
     baseline = evaluation.get("baseline")
@@ -60,9 +57,6 @@ def model_gates(project: Any, evaluation: dict[str, Any]) -> list[Any]:
 def _slice_gates(
     project: Any, evaluation: dict[str, Any], gate_cfg: Any, higher: bool, line: int | None
 ) -> list[Any]:
-    from ci_ml import gates
-    from ci_ml.errors import ConfigError
-
     if project.config.slices is None:
         raise ConfigError(
             f"gate on '{gate_cfg.metric}' has 'slices: true' but ci-ml.yaml has no "

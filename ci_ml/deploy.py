@@ -22,6 +22,7 @@ from ci_ml import rundir
 from ci_ml.config import Config, DeployConfig, TargetConfig
 from ci_ml.errors import BadInputError, CiMlError, ModelFileError, ServiceError
 from ci_ml.modelio import sha256_file
+from ci_ml.smoke import detail_of, smoke
 
 
 @dataclass
@@ -76,8 +77,6 @@ def _notify_http(target: TargetConfig, version: str, digest: str) -> str:
     except requests.RequestException as exc:
         raise ServiceError(f"{target.url} did not answer ({type(exc).__name__}).") from None
     if answer.status_code >= 400:
-        from ci_ml.smoke import detail_of
-
         detail = detail_of(answer)
         raise ServiceError(f"{target.url} refused the reload ({answer.status_code}: {detail}).")
     return f"notified {target.url}"
@@ -105,8 +104,6 @@ def notify(config: DeployConfig, version: str, digest: str) -> list[str]:
 
 def go_live(config: Config, version: str, digest: str, sample: dict[str, Any] | None) -> list[str]:
     """Notify and smoke-test; raises CiMlError with the reason on any failure."""
-    from ci_ml.smoke import smoke
-
     return notify(config.deploy, version, digest) + smoke(config.deploy, digest, sample)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ci_ml.config import Config, GateConfig
 from ci_ml.errors import ConfigError
+from ci_ml.evaluation.metrics import METRICS, OPERATIONAL, resolve_metrics
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
@@ -33,8 +34,6 @@ class GateResult:
 
 def check_gate_metrics(config: Config, task: str) -> None:
     """Refuse gates on metrics that do not exist for this task (fail closed)."""
-    from ci_ml.evaluation.metrics import METRICS, OPERATIONAL, resolve_metrics
-
     if config.metrics:
         resolve_metrics(task, config.metrics)
     allowed = [n for n, spec in METRICS.items() if spec.task == task]

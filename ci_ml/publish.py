@@ -29,6 +29,7 @@ from ci_ml.github.actions import (
     read_context,
 )
 from ci_ml.github.comments import set_commit_status, sticky_key, upsert_sticky_comment
+from ci_ml.report import render
 
 PR_FILE = "github-pr.json"
 STATUS = {"pass": "success", "fail": "failure", "inconclusive": "success"}
@@ -197,7 +198,6 @@ def _post(
 
 def _rerender(run_dir: Path, gate_report: dict[str, Any], run_url: Any) -> str:
     """The report rebuilt from the JSON run files: a fork's own report.md is not trusted."""
-    from ci_ml.report import render
 
     def optional(name: str) -> Any:
         return rundir.read_json(run_dir, name) if (run_dir / name).is_file() else None

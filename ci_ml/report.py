@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ci_ml.charts import metrics_chart
+from ci_ml.evaluation.metrics import METRICS
 
 ICONS = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
 
@@ -101,8 +102,6 @@ def _gates(gate_report: dict[str, Any]) -> list[str]:
 
 
 def _metrics(evaluation: dict[str, Any], gate_report: dict[str, Any]) -> list[str]:
-    from ci_ml.evaluation.metrics import METRICS
-
     candidate = evaluation.get("candidate", {})
     metrics = {**candidate.get("metrics", {}), **_present(candidate.get("operational", {}))}
     comparisons = evaluation.get("comparisons") or {}
@@ -191,8 +190,6 @@ def _slices(evaluation: dict[str, Any], gate_report: dict[str, Any]) -> list[str
 
 def _slice_order(entry: dict[str, Any], metric: str | None) -> tuple[int, float]:
     """Judged slices first, the largest drop first; then by the metric, lowest first."""
-    from ci_ml.evaluation.metrics import METRICS
-
     comp = (entry.get("comparisons") or {}).get(metric or "")
     higher = METRICS[metric].higher_is_better if metric in METRICS else True
     sign = 1 if higher else -1

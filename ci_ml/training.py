@@ -22,7 +22,7 @@ from ci_ml import __version__
 from ci_ml.config import ModelConfig
 from ci_ml.data import Dataset
 from ci_ml.errors import ConfigError, ModelFileError
-from ci_ml.modelio import load_model, save_model
+from ci_ml.modelio import load_model, save_model, sha256_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -160,7 +160,6 @@ def train_command(
         )
     model = load_model(output, config.trusted_types)
     shutil.copyfile(output, model_path)
-    from ci_ml.modelio import sha256_file
 
     return model, sha256_file(model_path)
 

@@ -27,7 +27,7 @@ from ci_ml.registry import open_registry
 from tests.conftest import REPO, git, make_example_repo
 from tests.github_api.fixtures import TOKEN
 from tests.github_api.server import GitHubAPIServer
-from tests.test_registry import AWS_ENV, moto_endpoint, s3_admin  # noqa: F401  (fixtures)
+from tests.registry.test_registry import AWS_ENV, moto_endpoint, s3_admin  # noqa: F401  (fixtures)
 from tests.workflow_runner import GitHub, Repository, WorkflowRun
 
 pytestmark = pytest.mark.slow

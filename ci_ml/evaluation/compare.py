@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 from ci_ml.config import Config
 from ci_ml.data import Dataset
 from ci_ml.errors import ConfigError
+from ci_ml.evaluation.metrics import evaluate_metrics
 from ci_ml.evaluation.predict import Predictions
+from ci_ml.evaluation.stats import compare
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,8 +36,6 @@ def compare_overall(
     config: Config, dataset: Dataset, names: list[str], cand: Predictions, prod: Predictions
 ) -> dict[str, dict[str, Any]]:
     """Paired comparison of every statistical metric on the whole holdout."""
-    from ci_ml.evaluation.stats import compare
-
     comparisons = compare(
         dataset.task,
         names,
@@ -80,9 +80,6 @@ def compare_slices(
     prod: Predictions | None,
 ) -> list[dict[str, Any]]:
     """Per-slice metrics and (for the sliced gates' metrics) Bonferroni-corrected comparisons."""
-    from ci_ml.evaluation.metrics import evaluate_metrics
-    from ci_ml.evaluation.stats import compare
-
     masks = slice_masks(config, dataset.holdout)
     if not masks:
         return []

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ci_ml.config import Config
 from ci_ml.data import Dataset
 from ci_ml.errors import ModelFileError
+from ci_ml.evaluation.metrics import OPERATIONAL, evaluate_metrics
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,8 +34,6 @@ class Predictions:
 
 def metric_names(config: Config, task: str) -> list[str]:
     """The configured metrics (or the task's defaults) plus every gated statistical metric."""
-    from ci_ml.evaluation.metrics import OPERATIONAL
-
     names = list(config.metrics) or list(DEFAULT_METRICS[task])
     for gate in config.gates:
         if gate.metric not in names and gate.metric not in OPERATIONAL:
@@ -70,8 +69,6 @@ def predict(model: Any, dataset: Dataset, features: list[str] | None = None) -> 
 
 def candidate_metrics(config: Config, dataset: Dataset, preds: Predictions) -> dict[str, float]:
     """The candidate's metric values, keyed by name."""
-    from ci_ml.evaluation.metrics import evaluate_metrics
-
     return evaluate_metrics(
         dataset.task,
         metric_names(config, dataset.task),

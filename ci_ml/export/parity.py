@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ci_ml.errors import ModelFileError
+from ci_ml.export.runtime import OnnxPredictor
+from ci_ml.gates import FAIL, PASS, GateResult
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ci_ml.gates import GateResult
 
 DEFAULT_TOLERANCE = 1e-4
 SHOWN_ROWS = 5
@@ -33,8 +34,6 @@ def parity(
 ) -> dict[str, Any]:
     """The export's answers against the original's on every row of ``frame`` (JSON-able)."""
     import numpy as np
-
-    from ci_ml.export.runtime import OnnxPredictor
 
     predictor = OnnxPredictor(
         onnx_path, task=task, positive_class=positive_class, threshold=threshold
@@ -144,8 +143,6 @@ def _row_label(frame: pd.DataFrame, position: int) -> Any:
 
 def parity_gate(record: dict[str, Any]) -> GateResult:
     """The parity record as a gate for ``gate-report.json`` (kind ``parity``)."""
-    from ci_ml.gates import FAIL, PASS, GateResult
-
     return GateResult(
         name="onnx parity",
         kind="parity",

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ci_ml import __version__
+from ci_ml import __version__, rundir
 from ci_ml.errors import BadInputError
 from ci_ml.monitor.decay import DECAYED, Decay, DecaySettings, decay, judged_metrics
 from ci_ml.monitor.drift import (
@@ -36,6 +36,7 @@ from ci_ml.monitor.drift import (
     compare_frames,
     numeric_drift,
 )
+from ci_ml.monitor.report import render
 from ci_ml.monitor.sources import (
     Production,
     Recent,
@@ -270,9 +271,6 @@ def run(
     trusted: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Load everything, check, and write monitor-report.json and .md into ``out_dir``."""
-    from ci_ml import rundir
-    from ci_ml.monitor.report import render
-
     settings = settings or MonitorSettings()
     out_dir.mkdir(parents=True, exist_ok=True)
     reference = None

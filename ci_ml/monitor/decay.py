@@ -25,8 +25,10 @@ from typing import Literal
 import numpy as np
 from scipy import stats as sps
 
+from ci_ml.errors import BadInputError
 from ci_ml.evaluation.metrics import (
     CONFUSION_FORMULAS,
+    METRICS,
     ROW_LOSSES,
     FloatArray,
     MetricSpec,
@@ -218,9 +220,6 @@ def decay(
 
 def judged_metrics(task: str, recorded: Mapping[str, object], wanted: Sequence[str]) -> list[str]:
     """The metrics to judge: ``wanted`` (each must be recorded), else every recorded metric."""
-    from ci_ml.errors import BadInputError
-    from ci_ml.evaluation.metrics import METRICS
-
     usable = [
         name
         for name, value in recorded.items()

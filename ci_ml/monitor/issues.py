@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ci_ml.errors import BadInputError
+from ci_ml.github.actions import append_summary, read_context
 from ci_ml.github.client import GitHubClient
 from ci_ml.github.issues import (
     DispatchResult,
@@ -27,6 +28,7 @@ from ci_ml.github.issues import (
     upsert_issue,
 )
 from ci_ml.monitor.check import DRIFTING, FINE, STALE
+from ci_ml.monitor.report import render
 
 PROBLEMS = ("drift", "decay")
 DISPATCH_ON = {"drifting": (DRIFTING, STALE), "stale": (STALE,)}
@@ -96,9 +98,6 @@ def publish_report(
 
     Also appends the report to the job summary when running in GitHub Actions.
     """
-    from ci_ml.github.actions import append_summary, read_context
-    from ci_ml.monitor.report import render
-
     environ = os.environ if env is None else env
     run_url = read_context(environ).run_url
     markdown = render(record, {"workflow run": run_url} if run_url else None)

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ci_ml.data import READERS, dvc_pull, find_dvc_file, read_table
 from ci_ml.errors import BadInputError, DataError, ModelFileError
+from ci_ml.evaluation.baseline import BASELINE_DIR, fetch_production
 
 if TYPE_CHECKING:
     import numpy as np
@@ -253,8 +254,6 @@ def load_production(
     registry: Registry, dest: Path, trusted: Sequence[str] = (), reference: Path | None = None
 ) -> Production:
     """The production version, fetched into ``dest/baseline`` and loaded."""
-    from ci_ml.evaluation.baseline import BASELINE_DIR, fetch_production
-
     dest.mkdir(parents=True, exist_ok=True)
     baseline = fetch_production(registry, dest, list(trusted))
     if baseline is None:

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ci_ml.errors import CiMlError, ConflictError, ModelFileError
+from ci_ml.export.runtime import OnnxPredictor
+from ci_ml.modelio import load_model
 from ci_ml.registry.records import ModelVersion, utc_now
 from ci_ml.serve.input import (
     Columns,
@@ -160,8 +162,6 @@ def _load_files(
     files: dict[str, Path], version: ModelVersion, trusted: Sequence[str]
 ) -> tuple[LoadedModel, list[dict[str, Any]]]:
     """The model, its answer settings, and sample rows from the fetched files."""
-    from ci_ml.modelio import load_model
-
     if MODEL_FILE not in files:
         raise ModelFileError(f"it has no {MODEL_FILE}")
     card = {**version.metadata, **_read_card(files.get(CARD_FILE))}
@@ -192,7 +192,6 @@ def _prefer_onnx(
     path = files.get("model.onnx")
     if path is None:
         return model, "scikit-learn"
-    from ci_ml.export.runtime import OnnxPredictor
 
     try:
         predictor = OnnxPredictor(

@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
+from ci_ml import __version__
 from ci_ml.errors import CiMlError
 from ci_ml.serve.input import InvalidRequest, parse_body, to_columns
 from ci_ml.serve.model import LoadedModel, ModelRefused, NoProduction, PredictionFailed
@@ -217,8 +218,6 @@ def _add_status(app: FastAPI, service: Service) -> None:
 
 
 def _describe(model: LoadedModel) -> dict[str, Any]:
-    from ci_ml import __version__
-
     return {
         "model_version": model.version,
         "model_digest": model.digest,

@@ -22,14 +22,13 @@ import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ci_ml.errors import BadInputError, CiMlError
 from ci_ml.serve.batch import Batcher
+from ci_ml.serve.model import ModelRefused
+from ci_ml.serve.prometheus import Metrics
 from ci_ml.serve.reload import ModelHolder, Poller, ReloadResult
-
-if TYPE_CHECKING:
-    from ci_ml.serve.requestlog import RequestLog
+from ci_ml.serve.requestlog import RequestLog
 
 log = logging.getLogger("ci_ml.serve")
 
@@ -72,8 +71,6 @@ class Service:
     def __init__(
         self, holder: ModelHolder, settings: ServeSettings, freeze_heap: bool = False
     ) -> None:
-        from ci_ml.serve.prometheus import Metrics
-
         self.holder = holder
         self.settings = settings
         self.freeze_heap = freeze_heap
@@ -105,8 +102,6 @@ class Service:
 
     def reload(self) -> ReloadResult:
         """Reload from the registry, counting the outcome."""
-        from ci_ml.serve.model import ModelRefused
-
         try:
             result = self.holder.reload()
         except ModelRefused:
@@ -145,7 +140,6 @@ def _request_log(settings: RequestLogSettings | None) -> RequestLog | None:
     """The request log, or None when logging is off; BadInputError if DIR cannot be used."""
     if settings is None:
         return None
-    from ci_ml.serve.requestlog import RequestLog
 
     try:
         return RequestLog(

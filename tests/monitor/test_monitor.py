@@ -29,9 +29,10 @@ from ci_ml.monitor.decay import DecaySettings, Interval, judge, judged_metrics, 
 from ci_ml.monitor.sources import Production, Recent, parse_since
 from ci_ml.project import open_project
 from ci_ml.registry import open_registry
+from tests.conftest import REPO as CHECKOUT
 from tests.conftest import run_cli
+from tests.github.test_issues import install_issue_handlers
 from tests.github_api.fixtures import TOKEN
-from tests.test_github_issues import install_issue_handlers
 
 METRICS = ["roc_auc", "accuracy", "f1", "log_loss"]
 REPO = "octo-org/models"
@@ -431,7 +432,7 @@ def test_cli_pulls_dvc_tracked_recent_data(example, project):
 
 # -- the reusable workflow ------------------------------------------------------------------
 
-WORKFLOW = Path(__file__).resolve().parent.parent / ".github" / "workflows" / "ml-monitor.yml"
+WORKFLOW = CHECKOUT / ".github" / "workflows" / "ml-monitor.yml"
 
 
 def retrain_cases() -> dict[str, tuple[dict[str, Any], bool]]:

@@ -19,7 +19,7 @@ from ci_ml.registry.local import LocalRegistry
 from ci_ml.serve.requestlog import RequestLog
 from ci_ml.serve.service import RequestLogSettings
 from tests._custom_estimator import MeanThresholdClassifier
-from tests.test_serve import (
+from tests.serve.test_serve import (
     ROWS,
     TOKEN,
     fit,

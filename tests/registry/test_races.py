@@ -20,7 +20,7 @@ import pytest
 
 import ci_ml
 from ci_ml.registry import Registry, open_registry
-from tests.test_registry import make_model, moto_endpoint, registry_url, s3_admin  # noqa: F401
+from tests.registry.test_registry import make_model, moto_endpoint, registry_url, s3_admin  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
