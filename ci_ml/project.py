@@ -20,6 +20,7 @@ from ci_ml.config import CONFIG_FILE, Config, load_config
 from ci_ml.data import Dataset, data_version, load_dataset
 from ci_ml.errors import ModelFileError, RunDirError
 from ci_ml.modelio import load_model, sha256_file
+from ci_ml.records import ModelCard, PullRecord, read_record
 from ci_ml.registry import Registry, open_registry
 
 
@@ -95,7 +96,7 @@ def _stamp(path: Path) -> str:
 
 def load_data(project: Project, run_dir: Path) -> tuple[Dataset, str]:
     """The dataset, checked to be the version that ``pull`` recorded."""
-    pulled = rundir.read_json(run_dir, rundir.PULL)["data_version"]
+    pulled = read_record(run_dir / rundir.PULL, PullRecord).data_version
     current = data_version(project.root, project.config.data)
     if current != pulled:
         raise RunDirError(
@@ -112,11 +113,11 @@ def load_data(project: Project, run_dir: Path) -> tuple[Dataset, str]:
     return _loaded[key], current
 
 
-def load_candidate(project: Project, run_dir: Path) -> tuple[Any, dict[str, Any]]:
-    """The trained model, after checking its digest against model.json."""
-    card = rundir.read_json(run_dir, rundir.MODEL_CARD)
+def load_candidate(project: Project, run_dir: Path) -> tuple[Any, ModelCard]:
+    """The trained model and its card, after checking its digest against model.json."""
+    card = read_record(run_dir / rundir.MODEL_CARD, ModelCard)
     path = rundir.require(run_dir, rundir.MODEL)
-    if sha256_file(path) != card["digest"]:
+    if sha256_file(path) != card.digest:
         raise ModelFileError(
             f"{path} does not match the digest in model.json; it was changed after "
             "training — run 'ci-ml train' again."

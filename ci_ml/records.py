@@ -488,6 +488,12 @@ def read_record(path: Path, model: type[R]) -> R:
     return validate_record(rundir.read_json(path.parent, path.name), model, path)
 
 
+def read_optional(run_dir: Path, name: str, model: type[R]) -> R | None:
+    """A record an earlier step may not have written: None when the file is absent."""
+    path = run_dir / name
+    return read_record(path, model) if path.is_file() else None
+
+
 def write_record(run_dir: Path, name: str, record: Record) -> Path:
     """Write ``record`` atomically as the run file ``name``."""
     if type(record) is not RECORDS[name]:

@@ -358,5 +358,5 @@ def test_one_run_reads_and_splits_the_data_once(
 
     results = api.run(proj, rundir.new_run_dir(proj.runs_dir))
 
-    assert results["gate"]["verdict"] == "pass"
+    assert results["gate"].verdict == "pass"
     assert len(loads) == 1  # validate, train and evaluate share it

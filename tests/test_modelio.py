@@ -19,6 +19,7 @@ from ci_ml import rundir
 from ci_ml.errors import ModelFileError, RunDirError
 from ci_ml.modelio import load_model, save_model, sha256_file
 from ci_ml.project import load_candidate, open_project
+from ci_ml.records import ModelCard, write_record
 from tests._custom_estimator import MeanThresholdClassifier
 
 CUSTOM = f"{MeanThresholdClassifier.__module__}.{MeanThresholdClassifier.__qualname__}"
@@ -122,11 +123,36 @@ gates: [{metric: roc_auc, min: 0.5}]
 """
 
 
+def write_card(run_dir: Path, digest: str) -> None:
+    """A model.json as train writes it, for the model file of ``digest``."""
+    card = ModelCard(
+        estimator="sklearn.linear_model.LogisticRegression",
+        params={},
+        configured_params={},
+        command=None,
+        seed=0,
+        threshold=0.5,
+        task="classification",
+        target="y",
+        positive_class=1,
+        classes=[0, 1],
+        feature_schema=[],
+        training_rows=10,
+        digest=digest,
+        created_at="2026-12-01T00:00:00+00:00",
+        ci_ml_version="0.1.0",
+        data_version="md5:x",
+        git_sha=None,
+        size_bytes=1,
+    )
+    write_record(run_dir, rundir.MODEL_CARD, card)
+
+
 def candidate_run(tmp_path: Path, model: object) -> tuple[Path, Path]:
     (tmp_path / "ci-ml.yaml").write_text(CONFIG)
     run_dir = tmp_path / "run"
     digest = save_model(model, run_dir / rundir.MODEL)
-    rundir.write_json(run_dir, rundir.MODEL_CARD, {"digest": digest})
+    write_card(run_dir, digest)
     return tmp_path / "ci-ml.yaml", run_dir
 
 
@@ -135,7 +161,7 @@ def test_load_candidate_returns_the_trained_model(
 ) -> None:
     config, run_dir = candidate_run(tmp_path, fitted)
     model, card = load_candidate(open_project(config), run_dir)
-    assert card["digest"] == sha256_file(run_dir / rundir.MODEL)
+    assert card.digest == sha256_file(run_dir / rundir.MODEL)
     np.testing.assert_array_equal(model.predict(xy[0]), fitted.predict(xy[0]))
 
 
@@ -157,7 +183,7 @@ def test_load_candidate_uses_the_projects_trusted_types(custom_file: Path, tmp_p
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / rundir.MODEL).write_bytes(custom_file.read_bytes())
-    rundir.write_json(run_dir, rundir.MODEL_CARD, {"digest": sha256_file(custom_file)})
+    write_card(run_dir, sha256_file(custom_file))
     config = tmp_path / "ci-ml.yaml"
     config.write_text(CONFIG)
     with pytest.raises(ModelFileError, match="untrusted type"):

@@ -16,15 +16,16 @@ from ci_ml.evaluation import compare
 from ci_ml.evaluation.baseline import Baseline, predict_baseline
 from ci_ml.evaluation.predict import Predictions, candidate_metrics, metric_names, predict
 from ci_ml.quality import jsonable
+from ci_ml.records import Evaluation, ModelCard, SmokeSample
 
 
 @dataclass(frozen=True)
 class Evaluated:
     """What the evaluate step writes: evaluation.json, metrics.json and the smoke sample."""
 
-    evaluation: dict[str, Any]
+    evaluation: Evaluation
     metrics: dict[str, Any]
-    smoke: dict[str, Any]
+    smoke: SmokeSample
 
 
 def evaluate(
@@ -32,7 +33,7 @@ def evaluate(
     dataset: Dataset,
     data_version: str,
     model: Any,
-    card: dict[str, Any],
+    card: ModelCard,
     baseline: Baseline | None,
     created_at: str,
 ) -> Evaluated:
@@ -41,37 +42,39 @@ def evaluate(
     cand = predict(model, dataset)
     metrics = candidate_metrics(config, dataset, cand)
     ops: dict[str, Any] = compare.latency_ms(model, dataset.x("holdout"), dataset.task)
-    ops["size_mb"] = card["size_bytes"] / 1e6
+    ops["size_mb"] = card.size_bytes / 1e6
     prod, compared = None, {}
     if baseline is not None:
         prod, baseline = predict_baseline(baseline, dataset)
     if prod is not None:
         compared = compare.compare_overall(config, dataset, names, cand, prod)
         ops["churn"] = compare.churn(cand, prod, dataset.task, config.model.threshold)
-    record = {
-        "task": dataset.task,
-        "data_version": data_version,
-        "rows": {"train": len(dataset.train), "holdout": len(dataset.holdout)},
-        "positive_class": card.get("positive_class"),
-        "candidate": {"digest": card["digest"], "metrics": metrics, "operational": ops},
-        "baseline": _baseline_summary(baseline, compared),
-        "comparisons": compared,
-        "slices": compare.compare_slices(config, dataset, names, cand, prod),
-        "model": {k: card.get(k) for k in ("estimator", "params", "size_bytes")},
-        "created_at": created_at,
-    }
+    record = Evaluation.model_validate(
+        {
+            "task": dataset.task,
+            "data_version": data_version,
+            "rows": {"train": len(dataset.train), "holdout": len(dataset.holdout)},
+            "positive_class": card.positive_class,
+            "candidate": {"digest": card.digest, "metrics": metrics, "operational": ops},
+            "baseline": _baseline_summary(baseline, compared),
+            "comparisons": compared,
+            "slices": compare.compare_slices(config, dataset, names, cand, prod),
+            "model": card.model_dump(mode="json", include={"estimator", "params", "size_bytes"}),
+            "created_at": created_at,
+        }
+    )
     return Evaluated(record, {**metrics, **_present(ops)}, smoke_sample(config, dataset, cand))
 
 
-def smoke_sample(config: Config, dataset: Dataset, cand: Predictions) -> dict[str, Any]:
+def smoke_sample(config: Config, dataset: Dataset, cand: Predictions) -> SmokeSample:
     """Holdout rows and the candidate's own answers: deploy checks the service gives them."""
     n = min(config.deploy.smoke_rows, len(dataset.holdout))
     rows = dataset.x("holdout").head(n).to_dict(orient="records")
-    return {
-        "task": dataset.task,
-        "records": jsonable(rows),
-        "expected": [float(v) for v in cand.score[:n]],
-    }
+    return SmokeSample(
+        task=dataset.task,
+        records=jsonable(rows),
+        expected=[float(v) for v in cand.score[:n]],
+    )
 
 
 def _present(values: dict[str, Any]) -> dict[str, Any]:

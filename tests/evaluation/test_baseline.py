@@ -21,6 +21,7 @@ import yaml
 from ci_ml import api, rundir
 from ci_ml.project import open_project
 from ci_ml.registry import open_registry
+from tests.conftest import as_files
 
 pytestmark = pytest.mark.slow
 
@@ -50,8 +51,9 @@ def configure(
 
 
 def run(project: Path) -> dict[str, Any]:
+    """Every step of a new run; the records as their files hold them."""
     proj = open_project(project / "ci-ml.yaml")
-    return api.run(proj, rundir.new_run_dir(proj.runs_dir))
+    return as_files(api.run(proj, rundir.new_run_dir(proj.runs_dir)))
 
 
 def promote_latest(project: Path) -> str:
