@@ -1,11 +1,18 @@
 """Data: DVC pull, the data version, loading CSV/Parquet, the train/holdout split.
 
-The split is deterministic and leak-free by construction: rows are grouped by a
-hash of their feature values, so identical rows always land on the same side,
-and groups are ranked by a seeded hash of their own key (per class for
-classification); the first ``fraction`` of each class goes to the holdout.
-Adding rows moves old rows across the cut only near it, because a group's rank
-depends on its key, not on its position in the file.
+Every row has an identity: a 64-bit hash of its values in the identity columns —
+``data.id`` when configured, else the columns production's identity was made of (while
+the file still has them all), else every column of the file but the target. Column
+order, added columns and ``data.drop`` do not change it (see docs/data.md).
+
+The split is deterministic and leak-free by construction: rows are grouped by their
+identity, so identical rows always land on the same side, and groups are ranked by a
+seeded hash of their own key (per class for classification); the first ``fraction`` of
+each class goes to the holdout. Adding rows moves old rows across the cut only near it,
+because a group's rank depends on its key, not on its position in the file.
+
+The frames keep every column of the file (the data gates check the data as it is);
+``data.drop`` only takes columns out of the model's features.
 """
 
 from __future__ import annotations
@@ -31,7 +38,11 @@ MAX_CLASSES_FOR_INFERENCE = 10
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train and holdout rows of one data version, ready for the steps."""
+    """Train and holdout rows of one data version, ready for the steps.
+
+    ``identity`` names the columns the rows' identities (``train_ids``, ``holdout_ids``:
+    one 64-bit hash per row, see :func:`row_ids`) are made of.
+    """
 
     train: pd.DataFrame
     holdout: pd.DataFrame
@@ -39,6 +50,9 @@ class Dataset:
     task: Task
     features: list[str]
     positive_class: Any = None
+    identity: tuple[str, ...] = ()
+    train_ids: np.ndarray | None = None
+    holdout_ids: np.ndarray | None = None
 
     def x(self, part: str) -> pd.DataFrame:
         return getattr(self, part)[self.features]
@@ -155,18 +169,27 @@ def read_table(path: Path) -> pd.DataFrame:
     return frame
 
 
-def load_dataset(root: Path, config: DataConfig) -> Dataset:
-    """Load, check and split the configured data."""
+def load_dataset(root: Path, config: DataConfig, identity: list[str] | None = None) -> Dataset:
+    """Load, check and split the configured data.
+
+    ``identity``: the identity columns production's rows were keyed on (pull.json records
+    them); used while the file has them all and ``data.id`` is not set.
+    """
     frame = _prepared(read_table(root / config.path), config, root / config.path)
     task = config.task or infer_task(frame[config.target])
     features = [c for c in frame.columns if c != config.target and c not in config.drop]
     positive = _positive_class(frame[config.target], config, task)
+    columns = identity_columns(frame, config, identity)
+    ids = row_ids(frame, columns)
     if config.holdout.file:
         holdout_path = root / config.holdout.file
         holdout = _prepared(read_table(holdout_path), config, holdout_path)
         _same_columns(frame, holdout, holdout_path)
-        return Dataset(frame, holdout, config.target, task, features, positive)
-    train_idx, holdout_idx = split_rows(frame, features, config.target, task, config.holdout)
+        holdout_ids = row_ids(holdout, columns)
+        return Dataset(
+            frame, holdout, config.target, task, features, positive, columns, ids, holdout_ids
+        )
+    train_idx, holdout_idx = split_rows(frame, ids, config.target, task, config.holdout)
     return Dataset(
         frame.iloc[train_idx].reset_index(drop=True),
         frame.iloc[holdout_idx].reset_index(drop=True),
@@ -174,7 +197,28 @@ def load_dataset(root: Path, config: DataConfig) -> Dataset:
         task,
         features,
         positive,
+        columns,
+        ids[train_idx],
+        ids[holdout_idx],
     )
+
+
+def identity_columns(
+    frame: pd.DataFrame, config: DataConfig, inherited: list[str] | None
+) -> tuple[str, ...]:
+    """The columns a row's identity is made of: ``data.id``, else ``inherited`` (production's)
+    when the file still has them all, else every column but the target, by name."""
+    if config.id:
+        missing = [c for c in config.id if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"data.id names column(s) {', '.join(missing)} that the data does not have; "
+                f"columns are {', '.join(map(str, frame.columns[:12]))}."
+            )
+        return tuple(config.id)
+    if inherited and all(c in frame.columns for c in inherited):
+        return tuple(inherited)
+    return tuple(sorted(str(c) for c in frame.columns if c != config.target))
 
 
 def _prepared(frame: pd.DataFrame, config: DataConfig, path: Path) -> pd.DataFrame:
@@ -188,8 +232,7 @@ def _prepared(frame: pd.DataFrame, config: DataConfig, path: Path) -> pd.DataFra
     missing_drop = [c for c in config.drop if c not in frame.columns]
     if missing_drop:
         raise DataError(f"{path}: data.drop names columns that do not exist: {missing_drop}.")
-    frame = frame.drop(columns=config.drop)
-    empty = [str(c) for c in frame.columns if frame[c].isna().all()]
+    empty = [str(c) for c in frame.columns if c not in config.drop and frame[c].isna().all()]
     if empty:
         raise DataError(
             f"{path}: column(s) {', '.join(empty)} have no values at all; "
@@ -252,13 +295,38 @@ def row_keys(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
     return pd.util.hash_pandas_object(frame[features], index=False).to_numpy()
 
 
+def row_ids(frame: pd.DataFrame, columns: tuple[str, ...] | list[str]) -> np.ndarray:
+    """A row's identity: a 64-bit hash of its values in ``columns``, in the order given.
+
+    Values are hashed in a canonical form — numbers as float64, everything else as text,
+    missing as missing — so a column read as integers once and as floats (or as text)
+    another time gives the same identity.
+    """
+    import numpy as np
+    import pandas as pd
+
+    canonical = {}
+    for i, column in enumerate(columns):
+        values = frame[column]
+        if values.dtype.kind in "biuf":
+            canonical[str(i)] = values.astype(np.float64)
+        else:
+            canonical[str(i)] = (
+                values.astype(object)
+                .where(values.notna(), None)
+                .map(lambda v: None if v is None else str(v))
+            )
+    table = pd.DataFrame(canonical, index=frame.index)
+    return pd.util.hash_pandas_object(table, index=False).to_numpy(dtype=np.uint64)
+
+
 def split_rows(
-    frame: pd.DataFrame, features: list[str], target: str, task: Task, holdout: Any
+    frame: pd.DataFrame, keys: np.ndarray, target: str, task: Task, holdout: Any
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded, stratified, duplicate-aware split; returns (train, holdout) row positions."""
+    """Seeded, stratified split of rows by their identity ``keys`` (rows of one identity
+    stay together); returns (train, holdout) row positions."""
     import numpy as np
 
-    keys = row_keys(frame, features)
     _, first, group = np.unique(keys, return_index=True, return_inverse=True)
     if task == "classification":
         strata = frame[target].to_numpy()[first]

@@ -96,7 +96,8 @@ def _stamp(path: Path) -> str:
 
 def load_data(project: Project, run_dir: Path) -> tuple[Dataset, str]:
     """The dataset, checked to be the version that ``pull`` recorded."""
-    pulled = read_record(run_dir / rundir.PULL, PullRecord).data_version
+    pull = read_record(run_dir / rundir.PULL, PullRecord)
+    pulled = pull.data_version
     current = data_version(project.root, project.config.data)
     if current != pulled:
         raise RunDirError(
@@ -106,10 +107,11 @@ def load_data(project: Project, run_dir: Path) -> tuple[Dataset, str]:
     data = project.config.data
     files = [data.path, *([data.holdout.file] if data.holdout.file else [])]
     stamps = [_stamp(project.root / name) for name in files]
-    key = (str(project.root), data.model_dump_json(), current, *stamps)
+    identity = pull.row_identity
+    key = (str(project.root), data.model_dump_json(), current, str(identity), *stamps)
     if key not in _loaded:
         _loaded.clear()
-        _loaded[key] = load_dataset(project.root, project.config.data)
+        _loaded[key] = load_dataset(project.root, project.config.data, identity)
     return _loaded[key], current
 
 

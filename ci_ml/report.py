@@ -114,6 +114,12 @@ def _metrics(evaluation: Evaluation, gate_report: GateReport) -> list[str]:
     first = next(iter(comparisons.values()), None)
     confidence = first.confidence if first else 0.95
     rows_text = f"{evaluation.rows.holdout} holdout rows"
+    baseline = evaluation.baseline
+    if baseline is not None and baseline.rows_excluded:
+        rows_text = (
+            f"{baseline.rows_compared} of {evaluation.rows.holdout} holdout rows; the "
+            f"{baseline.rows_excluded} production trained on are left out"
+        )
     header = ["metric", "production", "candidate", "Δ", f"{confidence:.0%} CI", "rule"]
     rows = []
     for name, value in metrics.items():
@@ -125,7 +131,7 @@ def _metrics(evaluation: Evaluation, gate_report: GateReport) -> list[str]:
             [
                 name,
                 comp.production if comp else None,
-                value,
+                comp.candidate if comp else value,
                 _delta(comp.delta, higher) if comp else None,
                 _interval(comp),
                 rule or None,

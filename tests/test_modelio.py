@@ -278,6 +278,7 @@ def write_card(run_dir: Path, digest: str) -> None:
         data_version="md5:x",
         git_sha=None,
         size_bytes=1,
+        row_identity=["x0", "x1", "x2"],
     )
     write_record(run_dir, rundir.MODEL_CARD, card)
 

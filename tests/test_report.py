@@ -43,6 +43,7 @@ COMPARISON = {
     "first_model": "pass",
     "unusable_baseline": "fail",
     "fork_pull_request": "approve",
+    "min_rows": 100,
 }
 
 
