@@ -162,29 +162,22 @@ def unread_in_fork(error: CredentialsMissing) -> Baseline:
 
 def gate(project: Project, run_dir: Path) -> GateReport:
     """Apply the gates; writes gate-report.json (the decision record)."""
-    data_report = read_record(run_dir / rundir.DATA_REPORT, DataReport)
-    results = [gates.data_gate(data_report)]
-    evaluation = None
-    if data_report.success or (run_dir / rundir.EVALUATION).is_file():
-        evaluation = read_record(run_dir / rundir.EVALUATION, Evaluation)
-        gates.check_gate_metrics(project.config, evaluation.task)
-        results += decide.model_gates(project, evaluation)
-        if project.config.export is not None:
-            results.append(decide.parity_gate_for(run_dir, evaluation))
-    verdict = gates.verdict(results)
+    found = decide.judge(project, run_dir)
+    evaluation = found.evaluation
     baseline = evaluation.baseline if evaluation else None
     record = GateReport.model_validate(
         {
-            "verdict": verdict,
-            "reasons": [r.reason for r in results if r.verdict != gates.PASS],
-            "gates": gates.as_dicts(results),
+            "verdict": found.verdict,
+            "reasons": [r.reason for r in found.results if r.verdict != gates.PASS],
+            "gates": gates.as_dicts(found.results),
             "candidate": {"digest": evaluation.candidate.digest if evaluation else None},
             "baseline": BaselineRef.model_validate(baseline.model_dump(include=_REF))
             if baseline
             else None,
-            "data_version": data_report.data_version,
+            "data_version": found.data_report.data_version,
             "config": str(project.config_path.name),
             "comparison": project.config.comparison.model_dump(),
+            "inputs": decide.inputs(project, run_dir),
             "created_at": now(),
         }
     )

@@ -283,6 +283,13 @@ class ComparisonSettings(_Shape):  # the `comparison` section of ci-ml.yaml
     min_rows: int
 
 
+class GateInputs(_Shape):  # sha256 of what the gate judged: deploy refuses if any changed
+    config: str | None
+    data_report: str | None
+    evaluation: str | None
+    parity: str | None
+
+
 class GateReport(Record):
     """gate-report.json (gate): the decision record that deploy verifies."""
 
@@ -294,6 +301,7 @@ class GateReport(Record):
     data_version: str
     config: str
     comparison: ComparisonSettings
+    inputs: GateInputs
     created_at: str
 
 

@@ -272,6 +272,12 @@ def samples() -> dict[str, dict[str, Any]]:
                 "fork_pull_request": "approve",
                 "min_rows": 100,
             },
+            "inputs": {
+                "config": "c" * 64,
+                "data_report": "d" * 64,
+                "evaluation": "e" * 64,
+                "parity": None,
+            },
             "created_at": WHEN,
         },
         rundir.PARITY: {
