@@ -124,11 +124,14 @@ def test_retrain_with_same_config_follows_the_inconclusive_policy(
 
 
 def test_identical_retrain_passes_a_no_regression_gate(project: Path) -> None:
-    establish(project, GOOD)
+    production = establish(project, GOOD)
     configure(project, GOOD, [{"metric": "roc_auc", "change": {"margin": 0.0}}])
-    gate = change_gate(run(project))
+    results = run(project)
+    gate = change_gate(results)
     assert gate["verdict"] == "pass"
     assert gate["value"]["delta"] == 0.0
+    # the same data, config and seed make the same file: the same registry version
+    assert results["register"].version == production
 
 
 def test_production_that_cannot_read_the_new_schema_is_a_clear_verdict(project: Path) -> None:
