@@ -125,6 +125,8 @@ class SlicesConfig(_Strict):
 
     columns: list[str] = Field(min_length=1)
     min_size: int = Field(30, ge=2)
+    # ranking metrics of a slice with a handful of one class have intervals too wide to judge
+    min_class_count: int = Field(20, ge=1)
 
 
 class TargetConfig(_Strict):

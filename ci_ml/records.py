@@ -227,6 +227,7 @@ class SliceEntry(_Shape):  # one value of a sliced column; Bonferroni-corrected 
     column: str
     value: str
     n: int
+    class_counts: dict[str, int] | None  # positive and negative rows (classification)
     metrics: dict[str, float]
     comparisons: dict[str, Comparison]
     judged: bool

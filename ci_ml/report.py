@@ -180,17 +180,19 @@ def _slices(evaluation: Evaluation, gate_report: GateReport) -> list[str]:
     for entry in sorted(slices, key=lambda e: _slice_order(e, metric)):
         comp = entry.comparisons.get(metric or "")
         key = f"{entry.column}={entry.value}"
+        counts = entry.class_counts
         rows.append(
             [
                 key,
                 entry.n,
+                f"{counts['positive']} / {counts['negative']}" if counts else None,
                 entry.metrics.get(metric or ""),
                 f"{comp.delta:+.4f}" if comp else None,
                 _interval(comp),
                 ICONS.get(verdicts.get(key, ""), "") or (entry.reason or None),
             ]
         )
-    header = ["slice", "rows", metric or "metric", "Δ", "CI (Bonferroni)", "verdict"]
+    header = ["slice", "rows", "pos / neg", metric or "metric", "Δ", "CI (Bonferroni)", "verdict"]
     keep = [i for i in range(len(header)) if any(r[i] is not None for r in rows)]
     rows = [[r[i] for i in keep] for r in rows]
     header = [header[i] for i in keep]
