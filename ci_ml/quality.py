@@ -51,10 +51,12 @@ class Check:
 
 
 def builtin_checks(dataset: Dataset, config: DataConfig) -> list[Check]:
-    """Checks every dataset gets: not empty, target valid, no train/holdout overlap."""
+    """Checks every dataset gets: not empty, target valid, every class on both sides of the
+    split, no train/holdout overlap."""
     return [
         _not_empty(dataset),
         _target_valid(dataset),
+        _train_classes(dataset),
         _holdout_classes(dataset),
         _overlap(dataset, config.max_overlap_percent),
     ]
@@ -82,18 +84,28 @@ def _target_valid(dataset: Dataset) -> Check:
 
 
 def _holdout_classes(dataset: Dataset) -> Check:
+    return _classes_on(dataset, "holdout", "to compute ranking metrics")
+
+
+def _train_classes(dataset: Dataset) -> Check:
+    return _classes_on(dataset, "train", "to learn them (too few rows of a class?)")
+
+
+def _classes_on(dataset: Dataset, part: str, why: str) -> Check:
+    """Every class of the data has rows on this side of the split."""
+    name = f"{part}_has_every_class"
     if dataset.task != "classification":
-        return Check("holdout_has_every_class", True, details="regression: not applicable")
-    seen = set(dataset.y("holdout").dropna().tolist())
-    expected = set(dataset.y("train").dropna().tolist())
-    missing = sorted(map(str, expected - seen))
+        return Check(name, True, details="regression: not applicable")
+    seen = set(dataset.y(part).dropna().tolist())
+    every = seen | set(dataset.y("holdout" if part == "train" else "train").dropna().tolist())
+    missing = sorted(map(str, every - seen))
     return Check(
-        "holdout_has_every_class",
+        name,
         not missing,
         column=dataset.target,
         observed=sorted(map(str, seen)),
         sample=missing,
-        details="the holdout must contain every class to compute ranking metrics",
+        details=f"the {part} rows must contain every class {why}",
     )
 
 

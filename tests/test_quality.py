@@ -51,6 +51,7 @@ def test_clean_data_passes_every_builtin_check(tmp_path: Path) -> None:
     assert {c.name for c in checks} == {
         "dataset_not_empty",
         "target_valid",
+        "train_has_every_class",
         "holdout_has_every_class",
         "train_holdout_overlap",
     }
@@ -115,6 +116,21 @@ def test_a_holdout_without_one_class_fails(tmp_path: Path) -> None:
     check = by_name(builtin_checks(dataset, config))["holdout_has_every_class"]
     assert not check.success
     assert check.sample == ["yes"]
+
+
+def test_a_class_with_too_few_rows_for_both_sides_is_named(tmp_path: Path) -> None:
+    # six rows, one of them 'yes': the split puts it in the holdout and train has no 'yes'
+    data = frame(6).assign(label=["no", "no", "yes", "no", "no", "no"])
+    config = DataConfig(path="data.csv", target="label")
+    checks = by_name(builtin_checks(load(tmp_path, config, data=data), config))
+    check = checks["train_has_every_class"]
+    assert not check.success and check.blocking
+    assert check.column == "label"
+    assert check.sample == ["yes"]
+    assert "train rows must contain every class" in check.details
+    gate = data_gate(quality.report(list(checks.values()), {}))
+    assert gate.verdict == "fail"
+    assert "train_has_every_class on column 'label'" in gate.reason
 
 
 def test_report_puts_failures_first_and_is_json() -> None:
@@ -295,8 +311,8 @@ def test_a_bad_severity_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(
         ConfigError,
-        match=r"expectation #1 \(expect_column_values_to_not_be_null\) has severity 'fatal'; allowed: "
-        r"critical, warning, info",
+        match=r"expectation #1 \(expect_column_values_to_not_be_null\) has severity 'fatal'; "
+        r"allowed: critical, warning, info",
     ):
         read_suite(suite)
 
