@@ -150,6 +150,22 @@ BAD_CONFIGS = {
         "- data\n- model\n- gates\n",
         ["found a list", "mapping with 'data', 'model', 'gates'"],
     ),
+    "positive class yes unquoted": (
+        replace("  target: label\n", "  target: label\n  positive_class: Yes\n"),
+        ["field 'data.positive_class'", "found True", "YAML reads an unquoted yes/no", "quote"],
+    ),
+    "positive class off unquoted": (
+        replace("  target: label\n", "  target: label\n  positive_class: off\n"),
+        ["field 'data.positive_class'", "found False", "quote the label"],
+    ),
+    "a column named no unquoted": (
+        replace("  target: label\n", "  target: label\n  drop: [no]\n"),
+        ["field 'data.drop.0'", "found False", "as a boolean", "quote it"],
+    ),
+    "slice gate without slices": (
+        replace("    min: 0.7\n", "    change: {margin: 0}\n    slices: true\n"),
+        ["'slices: true'", "no 'slices' section"],
+    ),
 }
 
 
