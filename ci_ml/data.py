@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ci_ml.config import DataConfig, Task
-from ci_ml.errors import DataError, ServiceError
+from ci_ml.errors import BadInputError, DataError, MissingExtra, ServiceError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -85,8 +86,23 @@ def dvc_pull(root: Path, targets: list[str]) -> None:
             repo.pull(targets=targets or None)
     except DvcException as exc:
         raise ServiceError(_explain_dvc(exc, targets)) from None
+    except ImportError as exc:  # DVC's plugin for the remote's storage is not installed
+        raise _missing_remote_library(exc, targets) from None
     finally:
         logging.disable(logging.NOTSET)
+
+
+def _missing_remote_library(exc: ImportError, targets: list[str]) -> BadInputError:
+    text = " ".join(str(exc).split())
+    what = ", ".join(targets) or "the tracked data"
+    found = re.search(r"'(dvc-[\w-]+)'", text)
+    package = found.group(1) if found else exc.name
+    if package in ("dvc-s3", "dvc_s3", "s3fs"):
+        return MissingExtra(f"dvc pull of {what} from an s3:// remote", "s3", package)
+    return BadInputError(
+        f"dvc pull of {what} needs a library for its remote ({text}); install it "
+        f"with: pip install {package or 'the DVC plugin of the remote'}."
+    )
 
 
 def _explain_dvc(exc: Exception, targets: list[str]) -> str:

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -336,3 +337,128 @@ def test_a_step_refuses_data_that_changed_since_pull(flow: Flow) -> None:
     assert f"the data changed since 'ci-ml pull' recorded {pulled['data_version']}" in line
     assert "'ci-ml pull'" in line
     assert os.listdir(run_dir) == ["pull.json"]
+
+
+# --- optional extras that are not installed -----------------------------------------
+
+# a sitecustomize that makes the named top-level modules unimportable, as if the extra that
+# brings them were not installed
+BLOCKER = """\
+import os, sys
+
+BLOCKED = {m for m in os.environ.get("CI_ML_TEST_BLOCK", "").split(",") if m}
+
+
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, Blocker())
+"""
+
+
+def blocker(tmp: Path) -> Path:
+    """A folder holding BLOCKER as sitecustomize.py (to put first on PYTHONPATH)."""
+    site = tmp / "without-extras"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(BLOCKER)
+    return site
+
+
+def without(
+    modules: list[str], *args: str, cwd: Path, tmp: Path
+) -> subprocess.CompletedProcess[str]:
+    """``ci-ml *args`` in a Python where ``modules`` cannot be imported."""
+    path = os.pathsep.join(
+        filter(None, [str(blocker(tmp)), str(REPO), os.environ.get("PYTHONPATH")])
+    )
+    return run_cli(*args, cwd=cwd, env={"PYTHONPATH": path, "CI_ML_TEST_BLOCK": ",".join(modules)})
+
+
+def assert_says_install(done: subprocess.CompletedProcess[str], extra: str) -> str:
+    assert done.returncode == 2, done.stderr
+    line = one_line(done.stderr)
+    assert f"pip install 'ci-ml[{extra}]'" in line, line
+    assert "unexpected error" not in line
+    return line
+
+
+def test_the_blocker_blocks(tmp_path: Path) -> None:
+    env = {"PYTHONPATH": str(blocker(tmp_path)), "CI_ML_TEST_BLOCK": "great_expectations"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import great_expectations"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1 and "No module named 'great_expectations'" in done.stderr
+
+
+def test_a_suite_without_the_gx_extra(flow: Flow, tmp_path: Path) -> None:
+    registered = versions(flow.root)
+    checked = without(["great_expectations"], "config", "check", cwd=flow.root, tmp=tmp_path)
+    line = assert_says_install(checked, "gx")
+    assert "credit_data.json: the expectation suite needs the 'gx' extra" in line
+    assert checked.stdout == ""
+    ran = without(["great_expectations"], "run", cwd=flow.root, tmp=tmp_path)
+    assert ran.returncode == 2
+    assert "pip install 'ci-ml[gx]'" in ran.stderr and "Traceback" not in ran.stderr
+    run_dir = (flow.root / ".ci-ml" / "runs" / "latest").resolve()
+    assert os.listdir(run_dir) == ["pull.json"]
+    assert versions(flow.root) == registered
+
+
+def test_an_s3_registry_without_the_s3_extra(tmp_path: Path) -> None:
+    done = without(
+        ["botocore", "boto3"],
+        "registry",
+        "list",
+        "--registry",
+        "s3://models/ci",
+        cwd=tmp_path,
+        tmp=tmp_path,
+    )
+    assert_says_install(done, "s3")
+
+
+def test_an_s3_dvc_remote_without_the_s3_extra(project: Path, tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "remote", "add", "-f", "-d", "store", "s3://bucket/data"],
+        cwd=project,
+        check=True,
+        capture_output=True,
+    )
+    shutil.rmtree(project / ".dvc" / "cache")
+    shutil.rmtree(project / "data")
+    done = without(["dvc_s3", "s3fs"], "pull", cwd=project, tmp=tmp_path)
+    line = assert_says_install(done, "s3")
+    assert "from an s3:// remote" in line
+
+
+@pytest.mark.parametrize("missing", ["fastapi", "uvicorn"])
+def test_serve_without_the_serve_extra(tmp_path: Path, missing: str) -> None:
+    done = without(
+        [missing], "serve", "--registry", str(tmp_path / "registry"), cwd=tmp_path, tmp=tmp_path
+    )
+    line = assert_says_install(done, "serve")
+    assert f"({missing} is missing)" in line
+
+
+@pytest.mark.parametrize("missing", ["skl2onnx", "onnxruntime"])
+def test_export_without_the_onnx_extra(flow: Flow, tmp_path: Path, missing: str) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(flow.run_dir, run_dir)
+    before = sorted(os.listdir(run_dir))
+    done = without([missing], "export", "--run-dir", str(run_dir), cwd=flow.root, tmp=tmp_path)
+    line = assert_says_install(done, "onnx")
+    assert f"({missing} is not installed)" in line
+    assert sorted(os.listdir(run_dir)) == before
+    onnx = write_config(flow.root, "onnx.yaml", lambda c: c.update(export={}))
+    checked = without(
+        [missing], "config", "check", "--config", onnx.name, cwd=flow.root, tmp=tmp_path
+    )
+    assert_says_install(checked, "onnx")
