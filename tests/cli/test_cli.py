@@ -339,6 +339,94 @@ def test_a_step_refuses_data_that_changed_since_pull(flow: Flow) -> None:
     assert os.listdir(run_dir) == ["pull.json"]
 
 
+# --- suites: results keep their entry, bad entries are named -------------------------
+
+
+def write_suite(root: Path, name: str, expectations: list[dict[str, Any]]) -> Path:
+    path = root / "expectations" / name
+    path.write_text(json.dumps({"name": name, "expectations": expectations}, indent=1))
+    return path
+
+
+def test_a_failing_critical_check_blocks_whatever_its_place_in_the_suite(flow: Flow) -> None:
+    # the issue's suite: GX groups its results by column, Assets (47 nulls) comes last
+    write_suite(
+        flow.root,
+        "assets.json",
+        [
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": "Income", "min_value": 0, "max_value": 5000},
+            },
+            {
+                "type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": "Assets"},
+                "severity": "critical",
+            },
+            {
+                "type": "expect_column_mean_to_be_between",
+                "kwargs": {"column": "Income", "min_value": 0, "max_value": 1e6},
+                "severity": "warning",
+            },
+        ],
+    )
+    assets = write_config(
+        flow.root,
+        "assets.yaml",
+        lambda c: c["expectations"].update(suite="expectations/assets.json"),
+    )
+    registered = versions(flow.root)
+
+    done = cli("run", "--config", assets.name, cwd=flow.root)
+    assert done.returncode == 1, done.stderr
+    assert "verdict: FAIL" in done.stdout
+    blocked = [line for line in done.stderr.splitlines() if line.startswith("ci-ml: ")]
+    assert len(blocked) == 1 and "Traceback" not in done.stderr
+    assert "expect_column_values_to_not_be_null on column 'Assets'" in blocked[0]
+    run_dir = (flow.root / ".ci-ml" / "runs" / "latest").resolve()
+    nulls = next(c for c in read(run_dir, "data-report.json")["checks"] if c["column"] == "Assets")
+    assert (nulls["success"], nulls["severity"], nulls["unexpected_count"]) == (
+        False,
+        "critical",
+        47,
+    )
+    assert versions(flow.root) == registered
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragments"),
+    [
+        ({"column": "Age", "min_value": "adult"}, ["kwarg 'min_value' = 'adult'"]),
+        ({"column": "Age", "min_value": 18, "maxvalue": 99}, ["unknown kwarg 'maxvalue'"]),
+        ({"min_value": 18}, ["lacks the required kwarg 'column'"]),
+    ],
+    ids=["wrong type", "unknown kwarg", "missing column"],
+)
+def test_a_bad_suite_entry_is_exit_2_naming_it(
+    flow: Flow, kwargs: dict[str, Any], fragments: list[str]
+) -> None:
+    entries = json.loads((flow.root / "expectations" / "credit_data.json").read_text())
+    entries = entries["expectations"][:3]
+    entries.append({"type": "expect_column_values_to_be_between", "kwargs": kwargs})
+    write_suite(flow.root, "bad-kwargs.json", entries)
+    bad = write_config(
+        flow.root,
+        "bad-kwargs.yaml",
+        lambda c: c["expectations"].update(suite="expectations/bad-kwargs.json"),
+    )
+    run_dir = flow.root / "bad-kwargs-run"
+    run_dir.mkdir(exist_ok=True)
+    shutil.copy(flow.run_dir / "pull.json", run_dir / "pull.json")
+    for command in (["config", "check"], ["validate", "--run-dir", str(run_dir)]):
+        done = cli(*command, "--config", bad.name, cwd=flow.root)
+        assert done.returncode == 2, done.stderr
+        line = one_line(done.stderr)
+        assert "bad-kwargs.json: expectation #4 (expect_column_values_to_be_between)" in line
+        for fragment in fragments:
+            assert fragment in line, line
+    assert os.listdir(run_dir) == ["pull.json"]
+
+
 # --- optional extras that are not installed -----------------------------------------
 
 # a sitecustomize that makes the named top-level modules unimportable, as if the extra that
@@ -462,3 +550,78 @@ def test_export_without_the_onnx_extra(flow: Flow, tmp_path: Path, missing: str)
         [missing], "config", "check", "--config", onnx.name, cwd=flow.root, tmp=tmp_path
     )
     assert_says_install(checked, "onnx")
+
+
+# --- data that cannot be used as it is ---------------------------------------------
+
+
+def test_data_edited_after_pull_is_refused(project: Path) -> None:
+    pulled = cli("pull", cwd=project)
+    assert pulled.returncode == 0, pulled.stderr
+    with (project / "data" / "credit_data.csv").open("a") as table:
+        table.write("good,1,owner,60,30,married,no,fixed,60,100,0,0,1000,1200\n")
+    done = cli("validate", cwd=project)
+    assert done.returncode == 2
+    line = one_line(done.stderr)
+    assert "the tracked data 'data' is modified" in line
+    assert "'dvc add data'" in line and "'dvc checkout data.dvc'" in line
+    run_dir = (project / ".ci-ml" / "runs" / "latest").resolve()
+    assert os.listdir(run_dir) == ["pull.json"]
+
+
+def untracked_data(root: Path, name: str, text: str) -> Path:
+    """A config of the example project on a small untracked CSV (versioned by its sha256)."""
+    (root / f"{name}.csv").write_text(text)
+
+    def change(config: dict[str, Any]) -> None:
+        config["data"].update(path=f"{name}.csv", target="y", positive_class="bad")
+        config.pop("expectations")
+        config.pop("slices")
+
+    return write_config(root, f"{name}.yaml", change)
+
+
+def rows(n: int, extra: str = "") -> str:
+    lines = [f"x,c,y{extra}"]
+    lines += [f"{i % 17},{'ab'[i % 2]},{'bad' if i % 3 == 0 else 'good'}" for i in range(n)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        (
+            "x,Income,y,Income\n"
+            + "\n".join(f"{i},{i},{'bad' if i % 2 else 'good'},{i}" for i in range(40)),
+            ["the column name 'Income' appears 2 times", "(columns 2, 4)", "rename or remove"],
+        ),
+        (
+            rows(40).replace("\n3,", "\ninf,", 1),
+            ["column 'x' has 1 infinite value(s)"],
+        ),
+    ],
+    ids=["a repeated column name", "an infinite value"],
+)
+def test_unusable_data_is_exit_2_naming_the_column(
+    flow: Flow, text: str, fragments: list[str]
+) -> None:
+    config = untracked_data(flow.root, "unusable", text)
+    done = cli("run", "--config", config.name, cwd=flow.root)
+    assert done.returncode == 2
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("ci-ml: ")]
+    assert "Traceback" not in done.stderr
+    for fragment in fragments:
+        assert fragment in line, line
+    assert "model.params" not in line
+
+
+def test_too_few_rows_of_a_class_is_named(flow: Flow) -> None:
+    # six rows, two of them 'bad': each side of the split cannot have both classes
+    text = "x,c,y\n1,a,good\n2,b,good\n3,a,bad\n4,b,good\n5,a,good\n6,b,good\n"
+    config = untracked_data(flow.root, "tiny", text)
+    done = cli("run", "--config", config.name, cwd=flow.root)
+    assert done.returncode == 1
+    blocked = [line for line in done.stderr.splitlines() if line.startswith("ci-ml: ")]
+    assert len(blocked) == 1, done.stderr
+    assert "train_has_every_class on column 'y'" in blocked[0]
+    assert "another target" not in done.stderr and "model.params" not in done.stderr
