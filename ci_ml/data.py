@@ -163,13 +163,9 @@ def check_workspace(root: Path, config: DataConfig) -> None:
     logging.disable(logging.WARNING)
     try:
         with Repo(str(root)) as repo:
-            changed = [
-                (out, status)
-                for out in repo.index.outs
-                if any(_inside(file, Path(out.fs_path)) for file in files)
-                for status in out.workspace_status().values()
-            ]
-    except DvcException as exc:
+            outs = [o for o in repo.index.outs if any(_inside(f, Path(o.fs_path)) for f in files)]
+            changed = [(out, status) for out in outs for status in out.workspace_status().values()]
+    except (DvcException, OSError) as exc:
         text = " ".join(str(exc).split())
         raise DataError(
             f"cannot check that the data in {root} is the version DVC records ({text}); "
@@ -177,6 +173,12 @@ def check_workspace(root: Path, config: DataConfig) -> None:
         ) from None
     finally:
         logging.disable(logging.NOTSET)
+    if not any(_inside(files[0], Path(out.fs_path)) for out in outs):
+        raise DataError(
+            f"cannot check that {config.path} is the version DVC records: no DVC output of "
+            f"{root} holds it (is its .dvc file ignored?); check with 'dvc status', then run "
+            "'ci-ml pull'."
+        )
     if changed:
         out, status = changed[0]
         where, dvc_file = (_shown(Path(p), root) for p in (out.fs_path, out.stage.path))

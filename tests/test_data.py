@@ -440,6 +440,17 @@ def test_recording_the_change_gives_a_new_version(tracked: tuple[Path, DataConfi
     assert after != before and after.startswith("md5:")
 
 
+def test_a_dvc_file_that_dvc_does_not_see_is_refused(tracked: tuple[Path, DataConfig]) -> None:
+    # found next to the data, but ignored by DVC: nothing can confirm the file is that version
+    root, config = tracked
+    (root / ".dvcignore").write_text("data.dvc\n")
+    with pytest.raises(DataError) as info:
+        data_version(root, config)
+    message = str(info.value)
+    assert "cannot check that data/table.csv is the version DVC records" in message
+    assert "no DVC output" in message
+
+
 def test_a_dvc_file_outside_a_dvc_project_is_refused(tmp_path: Path) -> None:
     save(labelled_frame(n=20), tmp_path / "data" / "table.csv")
     outs = [{"md5": "0123456789abcdef0123456789abcdef.dir", "hash": "md5", "path": "data"}]
