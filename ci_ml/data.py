@@ -314,12 +314,15 @@ def _typed(column: pd.Series, path: Path, is_target: bool) -> pd.Series:
 
     kind = pd.api.types.infer_dtype(column, skipna=True)
     if kind in ("mixed", "mixed-integer"):
-        values = column.dropna()
-        text = next(v for v in values if isinstance(v, str | bytes))
-        other = next(v for v in values if not isinstance(v, str | bytes))
+        examples: dict[type, Any] = {}
+        for value in column.dropna():
+            examples.setdefault(type(value), value)
+            if len(examples) == 2:
+                break
+        shown = " and ".join(f"{v!r} ({t.__name__})" for t, v in examples.items())
         raise DataError(
-            f"{path}: column '{column.name}' mixes text and other values (e.g. {text!r} and "
-            f"{other!r}); make it all numbers (missing values as empty cells) or all text."
+            f"{path}: column '{column.name}' mixes text and other values (e.g. {shown}); "
+            "make it all numbers (missing values as empty cells) or all text."
         )
     if not is_target and kind in ("boolean", "integer", "floating", "mixed-integer-float"):
         return pd.to_numeric(column.astype(object).where(column.notna()), errors="raise")

@@ -319,7 +319,7 @@ def test_text_mixed_with_numbers_is_named(tmp_path: Path) -> None:
         prepared(table, DataConfig(path="data.csv", target="label"), tmp_path / "data.csv")
     message = str(info.value)
     assert "column 'income' mixes text and other values" in message
-    assert "'n/a'" in message and "all numbers" in message
+    assert "'n/a' (str)" in message and "(float)" in message and "all numbers" in message
 
 
 def test_a_large_csv_is_typed_a_whole_column_at_a_time(tmp_path: Path) -> None:
