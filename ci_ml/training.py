@@ -85,7 +85,8 @@ def make_estimator(config: ModelConfig, task: str | None = None) -> Any:
     params = dict(config.params)
     try:
         estimator = cls(**params)
-        if "random_state" in estimator.get_params() and "random_state" not in params:
+        known = estimator.get_params() if hasattr(estimator, "get_params") else {}
+        if "random_state" in known and "random_state" not in params:
             estimator.set_params(random_state=config.seed)
     except (TypeError, ValueError) as exc:
         raise ConfigError(
@@ -111,15 +112,20 @@ def _check_params(path: str, estimator: Any) -> None:
         # anything else (e.g. an estimator without scikit-learn's constraints): fit decides
 
 
-def _suits(path: str, estimator: Any, task: str) -> None:
-    from sklearn.base import is_classifier, is_regressor
+def _estimator_type(estimator: Any) -> str | None:
+    """'classifier', 'regressor' or None (unknown), by scikit-learn's tags where it has them."""
+    try:
+        from sklearn.utils import get_tags
 
-    wanted, other, is_other = (
-        ("classifier", "regressor", is_regressor)
-        if task == "classification"
-        else ("regressor", "classifier", is_classifier)
-    )
-    if is_other(estimator):
+        return get_tags(estimator).estimator_type
+    except Exception:  # not a scikit-learn estimator, or an older scikit-learn
+        return getattr(estimator, "_estimator_type", None)
+
+
+def _suits(path: str, estimator: Any, task: str) -> None:
+    kinds = ("classifier", "regressor")
+    wanted, other = kinds if task == "classification" else kinds[::-1]
+    if _estimator_type(estimator) == other:
         raise ConfigError(
             f"model.estimator: {path} is a {other}, but the task is {task} (data.task, or "
             f"inferred from the target); give a {wanted} or set data.task."

@@ -22,6 +22,7 @@ from ci_ml.modelio import load_model, sha256_file
 from ci_ml.training import (
     feature_schema,
     import_estimator,
+    make_estimator,
     model_card,
     train_builtin,
     train_command,
@@ -255,6 +256,29 @@ def test_a_fit_that_fails_on_the_data_does_not_blame_the_params(
     assert f"on the {len(dataset.train)} training rows failed" in message
     assert "needs at least 10,000 rows" in message
     assert "model.params" not in message
+
+
+class MajorityModel:
+    """A model outside scikit-learn's conventions: no get_params, no tags."""
+
+    def fit(self, x: Any, y: Any) -> MajorityModel:
+        values, counts = np.unique(np.asarray(y), return_counts=True)
+        self.classes_ = values
+        self.share_ = counts / counts.sum()
+        return self
+
+    def predict(self, x: Any) -> Any:
+        return np.repeat(self.classes_[self.share_.argmax()], np.shape(x)[0])
+
+    def predict_proba(self, x: Any) -> Any:
+        return np.tile(self.share_, (np.shape(x)[0], 1))
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_a_model_without_scikit_learn_tags_is_built(task: str) -> None:
+    # no get_params and no tags: its kind is unknown, so neither task is refused
+    config = ModelConfig(estimator="tests.test_training.MajorityModel", seed=3)
+    assert isinstance(make_estimator(config, task), MajorityModel)
 
 
 # --- what the estimator is given: dense or sparse -----------------------------------
