@@ -14,7 +14,7 @@ from typing import Any
 from ci_ml import decide, gates, quality, rundir, training
 from ci_ml import report as render
 from ci_ml.data import Dataset, data_version, dvc_pull, dvc_targets
-from ci_ml.errors import CredentialsMissing, GateBlocked
+from ci_ml.errors import CiMlError, CredentialsMissing, GateBlocked
 from ci_ml.evaluation import record as evaluation_record
 from ci_ml.evaluation.baseline import Baseline, fetch_production
 from ci_ml.export.convert import export_onnx
@@ -22,6 +22,18 @@ from ci_ml.export.parity import DEFAULT_TOLERANCE, parity
 from ci_ml.github.actions import read_context
 from ci_ml.modelio import sha256_file
 from ci_ml.project import Project, actor, load_candidate, load_data, now
+from ci_ml.records import (
+    BaselineRef,
+    DataReport,
+    Evaluation,
+    GateReport,
+    ModelCard,
+    ParityRecord,
+    PullRecord,
+    read_optional,
+    read_record,
+    write_record,
+)
 
 StepHook = Callable[[str], None]
 
@@ -29,26 +41,42 @@ StepHook = Callable[[str], None]
 # --- steps --------------------------------------------------------------------------
 
 
-def pull(project: Project) -> dict[str, Any]:
+def pull(project: Project) -> PullRecord:
     """``dvc pull`` the configured data and record its version; returns pull.json."""
     targets = dvc_targets(project.config.data, project.root)
     if targets:
         dvc_pull(project.root, targets)
-    return {
-        "data_path": project.config.data.path,
-        "dvc_targets": targets,
-        "data_version": data_version(project.root, project.config.data),
-        "pulled_at": now(),
-    }
+    return PullRecord(
+        data_path=project.config.data.path,
+        dvc_targets=targets,
+        data_version=data_version(project.root, project.config.data),
+        pulled_at=now(),
+        row_identity=production_identity(project),
+    )
 
 
-def write_pull(project: Project, run_dir: Path) -> dict[str, Any]:
+def production_identity(project: Project) -> list[str] | None:
+    """The identity columns of production's rows, so that the split keeps each row on the
+    side it was on for production (None: no production, or it cannot be read here — the
+    comparison's own guard then keeps production's training rows out)."""
+    if project.config.data.id:
+        return None
+    try:
+        production = project.registry().get_production()
+    except CiMlError:
+        return None
+    found = production.metadata.get("row_identity") if production else None
+    return [str(c) for c in found] if isinstance(found, list) else None
+
+
+def write_pull(project: Project, run_dir: Path) -> PullRecord:
+    """The pull step: :func:`pull`, written as the run's pull.json."""
     record = pull(project)
-    rundir.write_json(run_dir, rundir.PULL, record)
+    write_record(run_dir, rundir.PULL, record)
     return record
 
 
-def validate(project: Project, run_dir: Path) -> dict[str, Any]:
+def validate(project: Project, run_dir: Path) -> DataReport:
     """Built-in checks and the GX suite; writes data-report.json."""
     import pandas as pd
 
@@ -65,17 +93,17 @@ def validate(project: Project, run_dir: Path) -> dict[str, Any]:
         "suite": suite.suite if suite else None,
         "created_at": now(),
     }
-    record = quality.report(checks, extra)
-    rundir.write_json(run_dir, rundir.DATA_REPORT, record)
+    record = DataReport.model_validate(quality.report(checks, extra))
+    write_record(run_dir, rundir.DATA_REPORT, record)
     return record
 
 
-def train(project: Project, run_dir: Path) -> dict[str, Any]:
+def train(project: Project, run_dir: Path) -> ModelCard:
     """Fit the candidate (built-in or user command); writes model.skops + model.json."""
-    data_report = rundir.read_json(run_dir, rundir.DATA_REPORT)
-    if not data_report["success"]:
+    data_report = read_record(run_dir / rundir.DATA_REPORT, DataReport)
+    if not data_report.success:
         raise GateBlocked(
-            f"data gates failed ({', '.join(data_report['blocking'])}); "
+            f"data gates failed ({', '.join(data_report.blocking)}); "
             f"not training — see {run_dir / rundir.DATA_REPORT}."
         )
     dataset, version = load_data(project, run_dir)
@@ -91,13 +119,14 @@ def train(project: Project, run_dir: Path) -> dict[str, Any]:
         "data_version": version,
         "git_sha": training.git_sha(project.root),
         "size_bytes": model_path.stat().st_size,
+        "row_identity": list(dataset.identity),
     }
-    card = training.model_card(model_cfg, dataset, model, digest, extra)
-    rundir.write_json(run_dir, rundir.MODEL_CARD, card)
+    card = ModelCard.model_validate(training.model_card(model_cfg, dataset, model, digest, extra))
+    write_record(run_dir, rundir.MODEL_CARD, card)
     return card
 
 
-def evaluate(project: Project, run_dir: Path) -> dict[str, Any]:
+def evaluate(project: Project, run_dir: Path) -> Evaluation:
     """Candidate and production on the same holdout rows; writes metrics.json, evaluation.json."""
     config = project.config
     model, card = load_candidate(project, run_dir)
@@ -108,10 +137,11 @@ def evaluate(project: Project, run_dir: Path) -> dict[str, Any]:
     except CredentialsMissing as exc:
         baseline = unread_in_fork(exc)
     found = evaluation_record.evaluate(config, dataset, version, model, card, baseline, now())
-    rundir.write_json(run_dir, rundir.SMOKE, found.smoke)
+    write_record(run_dir, rundir.SMOKE, found.smoke)
     write_reference(dataset, run_dir)
+    write_training_ids(dataset, run_dir)
     rundir.write_json(run_dir, rundir.METRICS, found.metrics)
-    rundir.write_json(run_dir, rundir.EVALUATION, found.evaluation)
+    write_record(run_dir, rundir.EVALUATION, found.evaluation)
     return found.evaluation
 
 
@@ -130,34 +160,39 @@ def unread_in_fork(error: CredentialsMissing) -> Baseline:
     return Baseline("unknown (not readable from a fork)", "", {}, problem=problem, unread=True)
 
 
-def gate(project: Project, run_dir: Path) -> dict[str, Any]:
+def gate(project: Project, run_dir: Path) -> GateReport:
     """Apply the gates; writes gate-report.json (the decision record)."""
-    data_report = rundir.read_json(run_dir, rundir.DATA_REPORT)
+    data_report = read_record(run_dir / rundir.DATA_REPORT, DataReport)
     results = [gates.data_gate(data_report)]
     evaluation = None
-    if data_report["success"] or (run_dir / rundir.EVALUATION).is_file():
-        evaluation = rundir.read_json(run_dir, rundir.EVALUATION)
-        gates.check_gate_metrics(project.config, evaluation["task"])
+    if data_report.success or (run_dir / rundir.EVALUATION).is_file():
+        evaluation = read_record(run_dir / rundir.EVALUATION, Evaluation)
+        gates.check_gate_metrics(project.config, evaluation.task)
         results += decide.model_gates(project, evaluation)
         if project.config.export is not None:
             results.append(decide.parity_gate_for(run_dir, evaluation))
     verdict = gates.verdict(results)
-    baseline = (evaluation or {}).get("baseline")
-    record = {
-        "verdict": verdict,
-        "reasons": [r.reason for r in results if r.verdict != gates.PASS],
-        "gates": gates.as_dicts(results),
-        "candidate": {"digest": (evaluation or {}).get("candidate", {}).get("digest")},
-        "baseline": {k: baseline.get(k) for k in ("version", "digest", "problem", "unread")}
-        if baseline
-        else None,
-        "data_version": data_report.get("data_version"),
-        "config": str(project.config_path.name),
-        "comparison": project.config.comparison.model_dump(),
-        "created_at": now(),
-    }
-    rundir.write_json(run_dir, rundir.GATE_REPORT, record)
+    baseline = evaluation.baseline if evaluation else None
+    record = GateReport.model_validate(
+        {
+            "verdict": verdict,
+            "reasons": [r.reason for r in results if r.verdict != gates.PASS],
+            "gates": gates.as_dicts(results),
+            "candidate": {"digest": evaluation.candidate.digest if evaluation else None},
+            "baseline": BaselineRef.model_validate(baseline.model_dump(include=_REF))
+            if baseline
+            else None,
+            "data_version": data_report.data_version,
+            "config": str(project.config_path.name),
+            "comparison": project.config.comparison.model_dump(),
+            "created_at": now(),
+        }
+    )
+    write_record(run_dir, rundir.GATE_REPORT, record)
     return record
+
+
+_REF = set(BaselineRef.model_fields)
 
 
 def export(
@@ -165,7 +200,7 @@ def export(
     run_dir: Path,
     tolerance: float | None = None,
     numeric_dtype: str | None = None,
-) -> dict[str, Any]:
+) -> ParityRecord:
     """Export the candidate to ONNX and check parity on the holdout (model.onnx, parity.json).
 
     ``tolerance`` and ``numeric_dtype`` default to the config's ``export`` section (else
@@ -179,36 +214,39 @@ def export(
     dtype = numeric_dtype or (settings.numeric_dtype if settings is not None else "float64")
     path = export_onnx(
         model,
-        card["feature_schema"],
+        [feature.model_dump() for feature in card.feature_schema],
         dataset.task,
         run_dir / rundir.ONNX,
         dtype,  # type: ignore[arg-type]
     )
-    record = parity(
+    found = parity(
         model,
         path,
         dataset.x("holdout"),
         dataset.task,
-        card.get("positive_class"),
-        float(card.get("threshold") or project.config.model.threshold),
+        card.positive_class,
+        float(card.threshold or project.config.model.threshold),
         float(tolerance),
     )
-    record.update(
-        numeric_dtype=dtype,
-        model_digest=card["digest"],
-        onnx_digest=sha256_file(path),
-        onnx_size_bytes=path.stat().st_size,
-        created_at=now(),
+    record = ParityRecord.model_validate(
+        {
+            **found,
+            "numeric_dtype": dtype,
+            "model_digest": card.digest,
+            "onnx_digest": sha256_file(path),
+            "onnx_size_bytes": path.stat().st_size,
+            "created_at": now(),
+        }
     )
-    rundir.write_json(run_dir, rundir.PARITY, record)
+    write_record(run_dir, rundir.PARITY, record)
     return record
 
 
 def report(project: Project, run_dir: Path, links: dict[str, str] | None = None) -> str:
     """Render report.md from the run files; returns the Markdown."""
-    gate_report = rundir.read_json(run_dir, rundir.GATE_REPORT)
-    data_report = rundir.read_optional(run_dir, rundir.DATA_REPORT)
-    evaluation = rundir.read_optional(run_dir, rundir.EVALUATION)
+    gate_report = read_record(run_dir / rundir.GATE_REPORT, GateReport)
+    data_report = read_optional(run_dir, rundir.DATA_REPORT, DataReport)
+    evaluation = read_optional(run_dir, rundir.EVALUATION, Evaluation)
     text = render.render(gate_report, data_report, evaluation, links)
     rundir.write_text(run_dir / rundir.REPORT, text)
     return text
@@ -219,36 +257,43 @@ def register(project: Project, run_dir: Path, registry: Any = None) -> Any:
 
     Needs only the run files, so the deploy job can register an artifact made elsewhere.
     """
-    gate_report = rundir.read_json(run_dir, rundir.GATE_REPORT)
-    if gate_report["verdict"] == "fail":
+    gate_report = read_record(run_dir / rundir.GATE_REPORT, GateReport)
+    if gate_report.verdict == "fail":
         raise GateBlocked("the candidate's verdict is fail; not registering.")
-    card = rundir.read_json(run_dir, rundir.MODEL_CARD)
-    names = [rundir.MODEL, rundir.MODEL_CARD, rundir.GATE_REPORT, rundir.REFERENCE]
+    card = read_record(run_dir / rundir.MODEL_CARD, ModelCard)
+    names = [
+        rundir.MODEL,
+        rundir.MODEL_CARD,
+        rundir.GATE_REPORT,
+        rundir.REFERENCE,
+        rundir.TRAINING_IDS,
+    ]
     if project.config.export is not None:
         names += [rundir.ONNX, rundir.PARITY]  # required when configured: fail closed
     files = {name: rundir.require(run_dir, name) for name in names}
+    described = card.model_dump(mode="json")
     metadata = {
-        **{
-            k: card.get(k)
-            for k in (
-                "estimator",
-                "params",
-                "data_version",
-                "git_sha",
-                "feature_schema",
-                "task",
-                "target",
-                "positive_class",
-            )
-        },
+        **{k: described[k] for k in REGISTERED_CARD_FIELDS},
         "metrics": rundir.read_json(run_dir, rundir.METRICS),
-        "verdict": gate_report["verdict"],
+        "verdict": gate_report.verdict,
     }
     if registry is None:
         registry = project.registry()
     return registry.register(files, metadata, by=actor())
 
 
+# what the registry keeps of model.json beside the files
+REGISTERED_CARD_FIELDS = (
+    "estimator",
+    "params",
+    "data_version",
+    "git_sha",
+    "feature_schema",
+    "task",
+    "target",
+    "positive_class",
+    "row_identity",
+)
 REFERENCE_ROWS = 200_000
 
 
@@ -260,6 +305,17 @@ def write_reference(dataset: Dataset, run_dir: Path) -> Path:
     path = run_dir / rundir.REFERENCE
     with rundir.atomic_path(path) as tmp:
         train.to_parquet(tmp, index=False)
+    return path
+
+
+def write_training_ids(dataset: Dataset, run_dir: Path) -> Path:
+    """The identities of every training row (docs/data.md): registered with the model, they
+    keep the rows it trained on out of any later comparison with it."""
+    import pandas as pd
+
+    path = run_dir / rundir.TRAINING_IDS
+    with rundir.atomic_path(path) as tmp:
+        pd.DataFrame({"row_id": dataset.train_ids}).to_parquet(tmp, index=False)
     return path
 
 
@@ -281,11 +337,11 @@ def run(project: Project, run_dir: Path, on_step: StepHook | None = None) -> dic
     for name, step in STEPS:
         if name == "export" and project.config.export is None:
             continue
-        if name in ("train", "evaluate", "export") and not results["validate"]["success"]:
+        if name in ("train", "evaluate", "export") and not results["validate"].success:
             continue
         hook(name)
         results[name] = step(project, run_dir)
-    if results["gate"]["verdict"] != "fail":
+    if results["gate"].verdict != "fail":
         hook("register")
         results["register"] = register(project, run_dir)
     return results

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from ci_ml.records import Evaluation
 
 # metrics on a 0..1 scale share one chart; others (log_loss, latency) would squash it
 UNIT_SCALE = ("roc_auc", "accuracy", "f1", "precision", "recall", "balanced_accuracy", "r2")
 
 
-def metrics_chart(evaluation: dict[str, Any]) -> list[str]:
+def metrics_chart(evaluation: Evaluation) -> list[str]:
     """A Mermaid ``xychart-beta`` bar chart: production and candidate per 0..1 metric."""
-    metrics = evaluation.get("candidate", {}).get("metrics", {})
+    metrics = evaluation.candidate.metrics
     names = [n for n in UNIT_SCALE if isinstance(metrics.get(n), int | float)]
     if not names:
         return []
-    comparisons = evaluation.get("comparisons") or {}
+    comparisons = evaluation.comparisons
     candidate = [metrics[n] for n in names]
-    production = [comparisons[n]["production"] for n in names if n in comparisons]
+    production = [comparisons[n].production for n in names if n in comparisons]
     both = len(production) == len(names)
     # xychart-beta has no grouped bars and no legend: candidate as bars, production as a
     # line over them, and the title says which is which

@@ -45,6 +45,7 @@ class DataConfig(_Strict):
 
     path: str
     target: str
+    id: list[str] | None = Field(None, min_length=1)
     task: Task | None = None
     positive_class: str | int | None = None
     drop: list[str] = Field(default_factory=list)
@@ -128,6 +129,7 @@ class ComparisonConfig(_Strict):
     first_model: Literal["pass", "fail", "approve"] = "pass"
     unusable_baseline: Policy = "fail"
     fork_pull_request: Policy = "approve"
+    min_rows: int = Field(100, ge=10)
 
 
 class SlicesConfig(_Strict):

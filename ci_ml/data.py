@@ -1,11 +1,18 @@
 """Data: DVC pull, the data version, loading CSV/Parquet, the train/holdout split.
 
-The split is deterministic and leak-free by construction: rows are grouped by a
-hash of their feature values, so identical rows always land on the same side,
-and groups are ranked by a seeded hash of their own key (per class for
-classification); the first ``fraction`` of each class goes to the holdout.
-Adding rows moves old rows across the cut only near it, because a group's rank
-depends on its key, not on its position in the file.
+Every row has an identity: a 64-bit hash of its values in the identity columns —
+``data.id`` when configured, else the columns production's identity was made of (while
+the file still has them all), else every column of the file but the target. Column
+order, added columns and ``data.drop`` do not change it (see docs/data.md).
+
+The split is deterministic and leak-free by construction: rows are grouped by their
+identity, so identical rows always land on the same side, and groups are ranked by a
+seeded hash of their own key (per class for classification); the first ``fraction`` of
+each class goes to the holdout. Adding rows moves old rows across the cut only near it,
+because a group's rank depends on its key, not on its position in the file.
+
+The frames keep every column of the file (the data gates check the data as it is);
+``data.drop`` only takes columns out of the model's features.
 """
 
 from __future__ import annotations
@@ -32,7 +39,11 @@ MAX_CLASSES_FOR_INFERENCE = 10
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train and holdout rows of one data version, ready for the steps."""
+    """Train and holdout rows of one data version, ready for the steps.
+
+    ``identity`` names the columns the rows' identities (``train_ids``, ``holdout_ids``:
+    one 64-bit hash per row, see :func:`row_ids`) are made of.
+    """
 
     train: pd.DataFrame
     holdout: pd.DataFrame
@@ -40,6 +51,9 @@ class Dataset:
     task: Task
     features: list[str]
     positive_class: Any = None
+    identity: tuple[str, ...] = ()
+    train_ids: np.ndarray | None = None
+    holdout_ids: np.ndarray | None = None
 
     def x(self, part: str) -> pd.DataFrame:
         return getattr(self, part)[self.features]
@@ -258,18 +272,27 @@ def _unique_names(path: Path, names: list[str]) -> None:
         )
 
 
-def load_dataset(root: Path, config: DataConfig) -> Dataset:
-    """Load, check and split the configured data."""
+def load_dataset(root: Path, config: DataConfig, identity: list[str] | None = None) -> Dataset:
+    """Load, check and split the configured data.
+
+    ``identity``: the identity columns production's rows were keyed on (pull.json records
+    them); used while the file has them all and ``data.id`` is not set.
+    """
     frame = _prepared(read_table(root / config.path), config, root / config.path)
     task = config.task or infer_task(frame[config.target])
     features = [c for c in frame.columns if c != config.target and c not in config.drop]
     positive = _positive_class(frame[config.target], config, task)
+    columns = identity_columns(frame, config, identity)
+    ids = row_ids(frame, columns)
     if config.holdout.file:
         holdout_path = root / config.holdout.file
         holdout = _prepared(read_table(holdout_path), config, holdout_path)
         _same_columns(frame, holdout, holdout_path)
-        return Dataset(frame, holdout, config.target, task, features, positive)
-    train_idx, holdout_idx = split_rows(frame, features, config.target, task, config.holdout)
+        holdout_ids = row_ids(holdout, columns)
+        return Dataset(
+            frame, holdout, config.target, task, features, positive, columns, ids, holdout_ids
+        )
+    train_idx, holdout_idx = split_rows(frame, ids, config.target, task, config.holdout)
     return Dataset(
         frame.iloc[train_idx].reset_index(drop=True),
         frame.iloc[holdout_idx].reset_index(drop=True),
@@ -277,7 +300,28 @@ def load_dataset(root: Path, config: DataConfig) -> Dataset:
         task,
         features,
         positive,
+        columns,
+        ids[train_idx],
+        ids[holdout_idx],
     )
+
+
+def identity_columns(
+    frame: pd.DataFrame, config: DataConfig, inherited: list[str] | None
+) -> tuple[str, ...]:
+    """The columns a row's identity is made of: ``data.id``, else ``inherited`` (production's)
+    when the file still has them all, else every column but the target, by name."""
+    if config.id:
+        missing = [c for c in config.id if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"data.id names column(s) {', '.join(missing)} that the data does not have; "
+                f"columns are {', '.join(map(str, frame.columns[:12]))}."
+            )
+        return tuple(config.id)
+    if inherited and all(c in frame.columns for c in inherited):
+        return tuple(inherited)
+    return tuple(sorted(str(c) for c in frame.columns if c != config.target))
 
 
 def _prepared(frame: pd.DataFrame, config: DataConfig, path: Path) -> pd.DataFrame:
@@ -291,42 +335,40 @@ def _prepared(frame: pd.DataFrame, config: DataConfig, path: Path) -> pd.DataFra
     missing_drop = [c for c in config.drop if c not in frame.columns]
     if missing_drop:
         raise DataError(f"{path}: data.drop names columns that do not exist: {missing_drop}.")
-    frame = frame.drop(columns=config.drop)
-    empty = [str(c) for c in frame.columns if frame[c].isna().all()]
+    empty = [str(c) for c in frame.columns if c not in config.drop and frame[c].isna().all()]
     if empty:
         raise DataError(
             f"{path}: column(s) {', '.join(empty)} have no values at all; "
             "fix the data or list them under data.drop."
         )
     for column in frame.columns:
+        is_feature = column != config.target and column not in config.drop
         if frame[column].dtype.kind not in "biufcmM":
-            frame[column] = _typed(frame[column], path, is_target=column == config.target)
-        elif frame[column].dtype.kind in "fc" and column != config.target:
+            if column not in config.drop:
+                _one_kind(frame[column], path)
+            frame[column] = frame[column].astype(object)
+        elif frame[column].dtype.kind in "fc" and is_feature:
             _finite(frame[column], path)
     return frame
 
 
-def _typed(column: pd.Series, path: Path, is_target: bool) -> pd.Series:
-    """A non-numeric column as ``object``: text stays text; true/false or numbers with missing
-    values become numbers, as pandas types such columns without missing values; text mixed
-    with numbers is refused (the encoder cannot order them, and no kind fits both)."""
+def _one_kind(column: pd.Series, path: Path) -> None:
+    """Refuse a column of text mixed with other values (what pandas gives when it types a CSV
+    in chunks, or a reader that keeps Python objects): no kind of column fits both."""
     import pandas as pd
 
-    kind = pd.api.types.infer_dtype(column, skipna=True)
-    if kind in ("mixed", "mixed-integer"):
-        examples: dict[type, Any] = {}
-        for value in column.dropna():
-            examples.setdefault(type(value), value)
-            if len(examples) == 2:
-                break
-        shown = " and ".join(f"{v!r} ({t.__name__})" for t, v in examples.items())
-        raise DataError(
-            f"{path}: column '{column.name}' mixes text and other values (e.g. {shown}); "
-            "make it all numbers (missing values as empty cells) or all text."
-        )
-    if not is_target and kind in ("boolean", "integer", "floating", "mixed-integer-float"):
-        return pd.to_numeric(column.astype(object).where(column.notna()), errors="raise")
-    return column.astype(object)
+    if pd.api.types.infer_dtype(column, skipna=True) not in ("mixed", "mixed-integer"):
+        return
+    examples: dict[type, Any] = {}
+    for value in column.dropna():
+        examples.setdefault(type(value), value)
+        if len(examples) == 2:
+            break
+    shown = " and ".join(f"{v!r} ({t.__name__})" for t, v in examples.items())
+    raise DataError(
+        f"{path}: column '{column.name}' mixes text and other values (e.g. {shown}); "
+        "make it all numbers (missing values as empty cells) or all text."
+    )
 
 
 def _finite(column: pd.Series, path: Path) -> None:
@@ -392,13 +434,38 @@ def row_keys(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
     return pd.util.hash_pandas_object(frame[features], index=False).to_numpy()
 
 
+def row_ids(frame: pd.DataFrame, columns: tuple[str, ...] | list[str]) -> np.ndarray:
+    """A row's identity: a 64-bit hash of its values in ``columns``, in the order given.
+
+    Values are hashed in a canonical form — numbers as float64, everything else as text,
+    missing as missing — so a column read as integers once and as floats (or as text)
+    another time gives the same identity.
+    """
+    import numpy as np
+    import pandas as pd
+
+    canonical = {}
+    for i, column in enumerate(columns):
+        values = frame[column]
+        if values.dtype.kind in "biuf":
+            canonical[str(i)] = values.astype(np.float64)
+        else:
+            canonical[str(i)] = (
+                values.astype(object)
+                .where(values.notna(), None)
+                .map(lambda v: None if v is None else str(v))
+            )
+    table = pd.DataFrame(canonical, index=frame.index)
+    return pd.util.hash_pandas_object(table, index=False).to_numpy(dtype=np.uint64)
+
+
 def split_rows(
-    frame: pd.DataFrame, features: list[str], target: str, task: Task, holdout: Any
+    frame: pd.DataFrame, keys: np.ndarray, target: str, task: Task, holdout: Any
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded, stratified, duplicate-aware split; returns (train, holdout) row positions."""
+    """Seeded, stratified split of rows by their identity ``keys`` (rows of one identity
+    stay together); returns (train, holdout) row positions."""
     import numpy as np
 
-    keys = row_keys(frame, features)
     _, first, group = np.unique(keys, return_index=True, return_inverse=True)
     if task == "classification":
         strata = frame[target].to_numpy()[first]

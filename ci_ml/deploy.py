@@ -22,6 +22,7 @@ from ci_ml import rundir
 from ci_ml.config import Config, DeployConfig, TargetConfig
 from ci_ml.errors import BadInputError, CiMlError, ModelFileError, ServiceError
 from ci_ml.modelio import sha256_file
+from ci_ml.records import GateReport, ModelCard, SmokeSample, read_optional, read_record
 from ci_ml.smoke import detail_of, smoke
 
 
@@ -36,23 +37,23 @@ class Deployment:
     reason: str = ""
 
 
-def verify(run_dir: Path, approvals: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+def verify(run_dir: Path, approvals: list[str]) -> tuple[GateReport, ModelCard]:
     """The gate report and model card, after checking they describe this very model file."""
-    gate_report = rundir.read_json(run_dir, rundir.GATE_REPORT)
-    card = rundir.read_json(run_dir, rundir.MODEL_CARD)
+    gate_report = read_record(run_dir / rundir.GATE_REPORT, GateReport)
+    card = read_record(run_dir / rundir.MODEL_CARD, ModelCard)
     digest = sha256_file(rundir.require(run_dir, rundir.MODEL))
-    judged = (gate_report.get("candidate") or {}).get("digest")
-    if digest != judged or digest != card.get("digest"):
+    judged = gate_report.candidate.digest
+    if digest != judged or digest != card.digest:
         raise ModelFileError(
             f"{run_dir / rundir.MODEL} has digest {digest[:12]} but the decision record "
             f"judged {str(judged)[:12]}; refusing to deploy a model the gates did not see."
         )
-    if (gate_report.get("baseline") or {}).get("unread"):
+    if gate_report.baseline and gate_report.baseline.unread:
         raise BadInputError(
             "these gates could not read production (a fork's pull request run); only a run "
             "that compared the candidate with production deploys — run the gates again."
         )
-    verdict = gate_report["verdict"]
+    verdict = gate_report.verdict
     if verdict == "inconclusive" and not approvals:
         raise BadInputError(
             "the verdict is inconclusive; it deploys only with a maintainer's approval "
@@ -102,7 +103,7 @@ def notify(config: DeployConfig, version: str, digest: str) -> list[str]:
     return [TARGETS[t.type](t, version, digest) for t in config.targets]
 
 
-def go_live(config: Config, version: str, digest: str, sample: dict[str, Any] | None) -> list[str]:
+def go_live(config: Config, version: str, digest: str, sample: SmokeSample | None) -> list[str]:
     """Notify and smoke-test; raises CiMlError with the reason on any failure."""
     return notify(config.deploy, version, digest) + smoke(config.deploy, digest, sample)
 
@@ -140,20 +141,20 @@ def deploy_run(
     registered first with ``register``.
     """
     gate_report, card = verify(run_dir, approvals)
-    version = _registered(registry, card["digest"], register)
-    expected = (gate_report.get("baseline") or {}).get("version")
+    version = _registered(registry, card.digest, register)
+    expected = gate_report.baseline.version if gate_report.baseline else None
     record = {
         "gate_report_sha256": sha256_file(rundir.require(run_dir, rundir.GATE_REPORT)),
-        "verdict": gate_report["verdict"],
+        "verdict": gate_report.verdict,
         "compared_with": expected,
         "approved_by": approvals,
         **context,
     }
     event = registry.promote(version, expected, by=by, record=record)
     deployment = Deployment(version, event.previous, [f"promoted {version} (event #{event.seq})"])
-    sample = rundir.read_json(run_dir, rundir.SMOKE) if (run_dir / rundir.SMOKE).is_file() else None
+    sample = read_optional(run_dir, rundir.SMOKE, SmokeSample)
     try:
-        deployment.steps += go_live(config, version, card["digest"], sample)
+        deployment.steps += go_live(config, version, card.digest, sample)
     except CiMlError as exc:
         roll_back(config, registry, deployment, by, str(exc))
     return deployment

@@ -13,6 +13,7 @@ from typing import Any
 from ci_ml.config import CONFIG_FILE, Config, GateConfig
 from ci_ml.errors import ConfigError
 from ci_ml.evaluation.metrics import METRICS, OPERATIONAL
+from ci_ml.records import Comparison, DataReport
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
@@ -133,19 +134,19 @@ def _location(line: int | None) -> dict[str, Any] | None:
     return {"file": "ci-ml.yaml", "line": line} if line else None
 
 
-def data_gate(data_report: dict[str, Any]) -> GateResult:
+def data_gate(data_report: DataReport) -> GateResult:
     """The data checks as one gate: fail when any critical check failed."""
-    blocking = data_report.get("blocking", [])
-    failed = [c for c in data_report.get("checks", []) if not c["success"]]
+    blocking = data_report.blocking
+    failed = [c for c in data_report.checks if not c.success]
     if blocking:
-        first = next(c for c in failed if c["severity"] == "critical")
-        where = f" on column '{first['column']}'" if first.get("column") else ""
+        first = next(c for c in failed if c.severity == "critical")
+        where = f" on column '{first.column}'" if first.column else ""
         count = (
             "1 critical data check"
             if len(blocking) == 1
             else f"{len(blocking)} critical data checks"
         )
-        reason = f"{count} failed, first: {first['name']}{where}"
+        reason = f"{count} failed, first: {first.name}{where}"
     else:
         plural = "s" if len(failed) != 1 else ""
         reason = "all critical data checks passed" + (
@@ -178,11 +179,11 @@ def as_dicts(results: list[GateResult]) -> list[dict[str, Any]]:
     return [asdict(r) for r in results]
 
 
-def change_rule(metric: str, higher: bool, margin: float, comparison: dict[str, Any] | None) -> str:
+def change_rule(metric: str, higher: bool, margin: float, comparison: Comparison | None) -> str:
     """The change rule in words, e.g. 'pass if the lower bound of Δ roc_auc ... is ≥ −0.005'."""
     how = ""
     if comparison:
-        how = f" ({comparison['method'].split(',')[0]}, {comparison['confidence']:.0%})"
+        how = f" ({comparison.method.split(',')[0]}, {comparison.confidence:.0%})"
     if higher:
         return (
             f"pass if the lower bound of Δ {metric}{how} is ≥ {margin:+g}; "
@@ -196,7 +197,7 @@ def change_rule(metric: str, higher: bool, margin: float, comparison: dict[str, 
 
 def change_gate(
     gate: GateConfig,
-    comparison: dict[str, Any] | None,
+    comparison: Comparison | None,
     higher: bool,
     line: int | None,
     *,
@@ -209,12 +210,12 @@ def change_gate(
     rule = change_rule(gate.metric, higher, margin, comparison)
     if comparison is None:
         raise ConfigError(f"gate on '{gate.metric}': no comparison was computed for it.")
-    low, high = comparison["ci_low"], comparison["ci_high"]
+    low, high = comparison.ci_low, comparison.ci_high
     if higher:
         passed, failed = low >= margin, high < margin
     else:
         passed, failed = high <= -margin, low > -margin
-    interval = f"Δ = {comparison['delta']:+.4f}, CI [{low:+.4f}, {high:+.4f}]"
+    interval = f"Δ = {comparison.delta:+.4f}, CI [{low:+.4f}, {high:+.4f}]"
     if passed:
         verdict, why = PASS, "clears the margin"
     elif failed:
@@ -228,19 +229,7 @@ def change_gate(
         kind="change",
         metric=gate.metric,
         rule=rule,
-        value={
-            k: comparison[k]
-            for k in (
-                "candidate",
-                "production",
-                "delta",
-                "ci_low",
-                "ci_high",
-                "confidence",
-                "method",
-                "n",
-            )
-        },
+        value=comparison.model_dump(exclude={"metric"}),
         verdict=verdict,
         reason=f"{gate.metric}{label}: {interval} {why}",
         location=_location(line),

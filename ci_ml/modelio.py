@@ -1,8 +1,17 @@
 """Saving and loading models in a safe format (skops), never plain pickles.
 
-A skops file lists the types it would build; ci-ml builds only types from
-scikit-learn, NumPy and SciPy, plus the ones a project trusts explicitly in
-``model.trusted_types``. Anything else is refused before any object is built.
+A skops file lists the types it would build. ci-ml builds only:
+
+* the types skops itself trusts by default, its reviewed list of plain values and containers,
+  NumPy dtypes and ufuncs, SciPy ufuncs, scikit-learn's estimators and a few of its loss and
+  binning internals;
+* :data:`TRUSTED_TYPES`, the few further types that the built-in pipelines of every supported
+  estimator need (found by saving them and asking ``skops.io.get_untrusted_types``;
+  ``tests/test_modelio.py`` keeps the list exact);
+* the types a project lists in ``model.trusted_types``.
+
+Anything else (``builtins.eval``, ``os.system``, a function or class of any other module) is
+refused before any object is built. Nothing is trusted by a prefix such as ``builtins.``.
 """
 
 from __future__ import annotations
@@ -16,7 +25,17 @@ from typing import Any
 from ci_ml.errors import ModelFileError
 from ci_ml.rundir import atomic_path
 
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+TRUSTED_TYPES = frozenset(
+    {
+        # a dtype object (e.g. a tree's node layout): data, no behaviour
+        "numpy.dtype",
+        # the node stores of the tree models (decision trees, forests, gradient boosting);
+        # skops leaves them untrusted because their node indices are not bounds-checked by
+        # scikit-learn: a hand-made file could crash predict() or make it read out of bounds
+        "sklearn.tree._tree.Tree",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    }
+)
 
 
 def sha256_file(path: Path) -> str:
@@ -38,7 +57,10 @@ def save_model(model: Any, path: Path) -> str:
 
 
 def load_model(path: Path, trusted: Iterable[str] = ()) -> Any:
-    """Load a skops file, building only trusted types; anything else is ModelFileError."""
+    """Load a skops file, building only trusted types; anything else is ModelFileError.
+
+    ``trusted`` adds exact type names (``model.trusted_types``) to :data:`TRUSTED_TYPES`.
+    """
     import skops.io as sio
 
     if not path.is_file():
@@ -52,12 +74,13 @@ def load_model(path: Path, trusted: Iterable[str] = ()) -> Any:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:
         raise ModelFileError(f"{path}: broken skops file ({_first_line(exc)}).") from None
-    extra = set(trusted)
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES) and t not in extra]
+    allowed = TRUSTED_TYPES | set(trusted)
+    refused = sorted(t for t in untrusted if t not in allowed)
     if refused:
         raise ModelFileError(
-            f"{path}: refuses to load untrusted type(s) {', '.join(sorted(refused))}; "
-            "if you wrote them, list them under model.trusted_types in ci-ml.yaml."
+            f"{path}: refuses to load untrusted type(s) {', '.join(refused)}; "
+            "list them under model.trusted_types in ci-ml.yaml only if you trust "
+            "whoever wrote this file."
         )
     try:
         return sio.load(path, trusted=list(untrusted))

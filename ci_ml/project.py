@@ -21,6 +21,7 @@ from ci_ml.data import Dataset, data_version, load_dataset
 from ci_ml.errors import ConfigError, ModelFileError, RunDirError
 from ci_ml.export.convert import SUPPORTED_ESTIMATORS, require_onnx
 from ci_ml.modelio import load_model, sha256_file
+from ci_ml.records import ModelCard, PullRecord, read_record
 from ci_ml.registry import Registry, open_registry
 
 
@@ -130,7 +131,8 @@ def _stamp(path: Path) -> str:
 
 def load_data(project: Project, run_dir: Path) -> tuple[Dataset, str]:
     """The dataset, checked to be the version that ``pull`` recorded."""
-    pulled = rundir.read_json(run_dir, rundir.PULL)["data_version"]
+    pull = read_record(run_dir / rundir.PULL, PullRecord)
+    pulled = pull.data_version
     current = data_version(project.root, project.config.data)
     if current != pulled:
         raise RunDirError(
@@ -140,18 +142,19 @@ def load_data(project: Project, run_dir: Path) -> tuple[Dataset, str]:
     data = project.config.data
     files = [data.path, *([data.holdout.file] if data.holdout.file else [])]
     stamps = [_stamp(project.root / name) for name in files]
-    key = (str(project.root), data.model_dump_json(), current, *stamps)
+    identity = pull.row_identity
+    key = (str(project.root), data.model_dump_json(), current, str(identity), *stamps)
     if key not in _loaded:
         _loaded.clear()
-        _loaded[key] = load_dataset(project.root, project.config.data)
+        _loaded[key] = load_dataset(project.root, project.config.data, identity)
     return _loaded[key], current
 
 
-def load_candidate(project: Project, run_dir: Path) -> tuple[Any, dict[str, Any]]:
-    """The trained model, after checking its digest against model.json."""
-    card = rundir.read_json(run_dir, rundir.MODEL_CARD)
+def load_candidate(project: Project, run_dir: Path) -> tuple[Any, ModelCard]:
+    """The trained model and its card, after checking its digest against model.json."""
+    card = read_record(run_dir / rundir.MODEL_CARD, ModelCard)
     path = rundir.require(run_dir, rundir.MODEL)
-    if sha256_file(path) != card["digest"]:
+    if sha256_file(path) != card.digest:
         raise ModelFileError(
             f"{path} does not match the digest in model.json; it was changed after "
             "training — run 'ci-ml train' again."

@@ -13,7 +13,6 @@ rather than posting the fork's report.md as written.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +28,19 @@ from ci_ml.github.actions import (
     read_context,
 )
 from ci_ml.github.comments import set_commit_status, sticky_key, upsert_sticky_comment
+from ci_ml.records import (
+    PR_FILE,
+    DataReport,
+    Evaluation,
+    GateReport,
+    PullRequestHandoff,
+    read_optional,
+    read_record,
+    write_record,
+)
 from ci_ml.report import render
 
-PR_FILE = "github-pr.json"
+__all__ = ["PR_FILE", "Published", "publish", "publish_from"]
 STATUS = {"pass": "success", "fail": "failure", "inconclusive": "success"}
 FIX = "give the job 'pull-requests: write' and 'statuses: write' permissions and a GITHUB_TOKEN"
 
@@ -45,11 +54,11 @@ class Published:
     done: list[str] = field(default_factory=list)
 
 
-def status_description(gate_report: dict[str, Any]) -> str:
+def status_description(gate_report: GateReport) -> str:
     """≤140 characters: the verdict and the first reason."""
-    verdict = gate_report["verdict"]
-    reasons = gate_report.get("reasons") or []
-    if verdict == "inconclusive" and (gate_report.get("baseline") or {}).get("unread"):
+    verdict = gate_report.verdict
+    reasons = gate_report.reasons
+    if verdict == "inconclusive" and gate_report.baseline and gate_report.baseline.unread:
         # the reason would repeat this, past the 140 characters
         return "inconclusive: a fork's run cannot read production; compared again after merge"
     if verdict == "inconclusive":
@@ -62,40 +71,37 @@ def status_description(gate_report: dict[str, Any]) -> str:
 def annotation_lines(run_dir: Path, config_file: str = "ci-ml.yaml") -> list[str]:
     """``::error`` lines for each failing gate or check, at the line that set it."""
     lines = []
-    gate_report = rundir.read_json(run_dir, rundir.GATE_REPORT)
-    for gate in gate_report.get("gates", []):
-        if gate["verdict"] == "pass" or gate["kind"] == "data":
+    gate_report = read_record(run_dir / rundir.GATE_REPORT, GateReport)
+    for gate in gate_report.gates:
+        if gate.verdict == "pass" or gate.kind == "data":
             continue
-        where = gate.get("location") or {}
-        level: Level = "error" if gate["verdict"] == "fail" else "warning"
+        level: Level = "error" if gate.verdict == "fail" else "warning"
         lines.append(
             annotation(
-                gate["reason"],
+                gate.reason,
                 level,
-                file=where.get("file") or config_file,
-                line=where.get("line"),
-                title=f"ci-ml gate: {gate['name']}",
+                file=(gate.location.file if gate.location else None) or config_file,
+                line=gate.location.line if gate.location else None,
+                title=f"ci-ml gate: {gate.name}",
             )
         )
-    data_path = run_dir / rundir.DATA_REPORT
-    if data_path.is_file():
-        for check in json.loads(data_path.read_text(encoding="utf-8")).get("checks", []):
-            if check["success"] or check["severity"] == "info":
-                continue
-            where = check.get("location") or {}
-            level = "error" if check["severity"] == "critical" else "warning"
-            text = f"{check['name']} failed on {check.get('column') or 'the table'}"
-            if check.get("unexpected_percent") is not None:
-                text += f" ({check['unexpected_percent']}% unexpected)"
-            lines.append(
-                annotation(
-                    text,
-                    level,
-                    file=where.get("file"),
-                    line=where.get("line"),
-                    title="ci-ml data check",
-                )
+    data_report = read_optional(run_dir, rundir.DATA_REPORT, DataReport)
+    for check in data_report.checks if data_report else []:
+        if check.success or check.severity == "info":
+            continue
+        level = "error" if check.severity == "critical" else "warning"
+        text = f"{check.name} failed on {check.column or 'the table'}"
+        if check.unexpected_percent is not None:
+            text += f" ({check.unexpected_percent}% unexpected)"
+        lines.append(
+            annotation(
+                text,
+                level,
+                file=check.location.file if check.location else None,
+                line=check.location.line if check.location else None,
+                title="ci-ml data check",
             )
+        )
     return lines
 
 
@@ -113,7 +119,7 @@ def publish(
     out = Published(annotations=annotation_lines(run_dir))
     if append_summary(report_md, env) is not None:
         out.done.append("job summary written")
-    gate_report = rundir.read_json(run_dir, rundir.GATE_REPORT)
+    gate_report = read_record(run_dir / rundir.GATE_REPORT, GateReport)
     pr = ctx.pull_request
     if pr is not None and pr.is_fork and ctx.event_name == "pull_request":
         _write_pr_file(run_dir, ctx, status_context, key)
@@ -142,18 +148,15 @@ def _write_pr_file(
     run_dir: Path, ctx: ActionsContext, status_context: str, key: str | None
 ) -> None:
     assert ctx.pull_request is not None
-    rundir.write_json(
-        run_dir,
-        PR_FILE,
-        {
-            "repository": ctx.repository,
-            "number": ctx.pull_request.number,
-            "head_sha": ctx.head_sha,
-            "status_context": status_context,
-            "key": key or sticky_key(ctx.workflow, ctx.job),
-            "run_url": ctx.run_url,
-        },
+    handoff = PullRequestHandoff(
+        repository=ctx.repository,
+        number=ctx.pull_request.number,
+        head_sha=ctx.head_sha,
+        status_context=status_context,
+        key=key or sticky_key(ctx.workflow, ctx.job),
+        run_url=ctx.run_url,
     )
+    write_record(run_dir, PR_FILE, handoff)
 
 
 def _post(
@@ -163,7 +166,7 @@ def _post(
     number: int | None,
     sha: str,
     report_md: str,
-    gate_report: dict[str, Any],
+    gate_report: GateReport,
     status_context: str,
     key: str,
     run_url: str | None,
@@ -180,7 +183,7 @@ def _post(
                 out.done.append(f"comment {result.action} on #{number}")
             except CiMlError as exc:
                 out.warnings.append(f"could not post the PR comment ({exc}); {FIX}")
-        state = STATUS[gate_report["verdict"]]
+        state = STATUS[gate_report.verdict]
         try:
             set_commit_status(
                 client,
@@ -196,14 +199,12 @@ def _post(
             out.warnings.append(f"could not set the commit status ({exc}); {FIX}")
 
 
-def _rerender(run_dir: Path, gate_report: dict[str, Any], run_url: Any) -> str:
+def _rerender(run_dir: Path, gate_report: GateReport, run_url: Any) -> str:
     """The report rebuilt from the JSON run files: a fork's own report.md is not trusted."""
-
-    def optional(name: str) -> Any:
-        return rundir.read_json(run_dir, name) if (run_dir / name).is_file() else None
-
     links = {"workflow run": str(run_url)} if isinstance(run_url, str) and run_url else None
-    return render(gate_report, optional(rundir.DATA_REPORT), optional(rundir.EVALUATION), links)
+    data_report = read_optional(run_dir, rundir.DATA_REPORT, DataReport)
+    evaluation = read_optional(run_dir, rundir.EVALUATION, Evaluation)
+    return render(gate_report, data_report, evaluation, links)
 
 
 def publish_from(
@@ -214,28 +215,28 @@ def publish_from(
 ) -> Published:
     """The ``workflow_run`` publisher: post a fork PR's report after checking its head."""
     ctx = read_context(env)
-    record = rundir.read_json(run_dir, PR_FILE) if (run_dir / PR_FILE).is_file() else None
+    record = read_optional(run_dir, PR_FILE, PullRequestHandoff)
     if record is None:
         raise BadInputError(f"{run_dir} has no {PR_FILE}: the gate job did not defer publishing.")
     expected = str((ctx.event.get("workflow_run") or {}).get("head_sha") or "")
-    if not expected or record.get("head_sha") != expected:
+    if not expected or record.head_sha != expected:
         raise BadInputError(
-            f"{PR_FILE} names head {record.get('head_sha')!r} but the workflow run was for "
+            f"{PR_FILE} names head {record.head_sha!r} but the workflow run was for "
             f"{expected or 'an unknown commit'}; refusing to publish a foreign report."
         )
-    if record.get("repository") != ctx.repository:
-        raise BadInputError(f"{PR_FILE} is for {record.get('repository')!r}, not {ctx.repository}.")
-    gate_report = rundir.read_json(run_dir, rundir.GATE_REPORT)
+    if record.repository != ctx.repository:
+        raise BadInputError(f"{PR_FILE} is for {record.repository!r}, not {ctx.repository}.")
+    gate_report = read_record(run_dir / rundir.GATE_REPORT, GateReport)
     # the link comes from GitHub's event, not from the fork's artifact
     report_md = _rerender(
         run_dir, gate_report, (ctx.event.get("workflow_run") or {}).get("html_url")
     )
     out = Published()
     with client_factory() as client:
-        pull = client.get(f"/repos/{ctx.repository}/pulls/{int(record['number'])}")
+        pull = client.get(f"/repos/{ctx.repository}/pulls/{record.number}")
     if (pull.get("head") or {}).get("sha") != expected:
         out.warnings.append(
-            f"pull request #{record['number']} has moved on from {expected[:12]}; "
+            f"pull request #{record.number} has moved on from {expected[:12]}; "
             "not posting a report about an older commit"
         )
         return out
@@ -243,12 +244,12 @@ def publish_from(
         out,
         client_factory,
         ctx.repository,
-        int(record["number"]),
+        record.number,
         expected,
         report_md,
         gate_report,
-        str(record.get("status_context") or "ci-ml/gates"),
-        str(record["key"]),
+        record.status_context,
+        record.key,
         ctx.run_url,
     )
     return out

@@ -74,6 +74,8 @@ class PullRecord(Record):
     dvc_targets: list[str]
     data_version: str
     pulled_at: str
+    # production's row identity columns, so that the split keeps its rows where they were
+    row_identity: list[str] | None = None
 
 
 # --- data-report.json --------------------------------------------------------------
@@ -156,6 +158,7 @@ class ModelCard(Record):
     data_version: str
     git_sha: str | None
     size_bytes: int
+    row_identity: list[str]  # the columns a row's identity is made of (docs/data.md)
 
 
 # --- evaluation.json ---------------------------------------------------------------
@@ -215,6 +218,9 @@ class BaselineSummary(BaselineRef):
     metrics: dict[str, float]
     params: dict[str, JsonValue] | None
     data_version: str | None
+    # holdout rows compared, and those left out because production trained on them
+    rows_compared: int | None = None
+    rows_excluded: int | None = None
 
 
 class SliceEntry(_Shape):  # one value of a sliced column; Bonferroni-corrected comparisons
@@ -274,6 +280,7 @@ class ComparisonSettings(_Shape):  # the `comparison` section of ci-ml.yaml
     first_model: Literal["pass", "fail", "approve"]
     unusable_baseline: Policy
     fork_pull_request: Policy
+    min_rows: int
 
 
 class GateReport(Record):
@@ -486,6 +493,12 @@ def load_record(run_dir: Path, name: str) -> Record:
 def read_record(path: Path, model: type[R]) -> R:
     """The record at ``path``; a missing, unreadable, foreign or damaged file is RunDirError."""
     return validate_record(rundir.read_json(path.parent, path.name), model, path)
+
+
+def read_optional(run_dir: Path, name: str, model: type[R]) -> R | None:
+    """A record an earlier step may not have written: None when the file is absent."""
+    path = run_dir / name
+    return read_record(path, model) if path.is_file() else None
 
 
 def write_record(run_dir: Path, name: str, record: Record) -> Path:

@@ -12,6 +12,15 @@ from typing import Any
 
 from ci_ml.charts import metrics_chart
 from ci_ml.evaluation.metrics import METRICS
+from ci_ml.records import (
+    Comparison,
+    DataCheck,
+    DataReport,
+    Evaluation,
+    GateEntry,
+    GateReport,
+    SliceEntry,
+)
 
 ICONS = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
 
@@ -36,21 +45,21 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     return lines
 
 
-def headline(gate_report: dict[str, Any]) -> str:
+def headline(gate_report: GateReport) -> str:
     """The first line: the verdict alone (the reasons follow as a list)."""
-    verdict = gate_report["verdict"]
+    verdict = gate_report.verdict
     return f"## {ICONS.get(verdict, '')} ci-ml verdict: **{verdict.upper()}**"
 
 
-def _reasons(gate_report: dict[str, Any]) -> list[str]:
-    reasons = gate_report.get("reasons") or []
+def _reasons(gate_report: GateReport) -> list[str]:
+    reasons = gate_report.reasons
     return [*(f"- {r}" for r in reasons), ""] if reasons else []
 
 
 def render(
-    gate_report: dict[str, Any],
-    data_report: dict[str, Any] | None,
-    evaluation: dict[str, Any] | None,
+    gate_report: GateReport,
+    data_report: DataReport | None,
+    evaluation: Evaluation | None,
     links: dict[str, str] | None = None,
 ) -> str:
     """The whole report as Markdown."""
@@ -70,23 +79,19 @@ def render(
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _summary(gate_report: dict[str, Any]) -> list[str]:
-    candidate = gate_report.get("candidate") or {}
-    baseline = gate_report.get("baseline") or {}
-    digest = (candidate.get("digest") or "")[:12] or "—"
-    prod = baseline.get("version") or "none (first model)"
+def _summary(gate_report: GateReport) -> list[str]:
+    digest = (gate_report.candidate.digest or "")[:12] or "—"
+    baseline = gate_report.baseline
+    prod = (baseline.version if baseline else None) or "none (first model)"
     return [
-        f"Candidate `{digest}` · production {prod} · data `{gate_report.get('data_version', '—')}`",
+        f"Candidate `{digest}` · production {prod} · data `{gate_report.data_version}`",
         "",
     ]
 
 
-def _gates(gate_report: dict[str, Any]) -> list[str]:
-    rows = [
-        [ICONS.get(g["verdict"], g["verdict"]), g["name"], g["reason"]]
-        for g in gate_report.get("gates", [])
-    ]
-    rules = [[g["name"], g["rule"]] for g in gate_report.get("gates", [])]
+def _gates(gate_report: GateReport) -> list[str]:
+    rows = [[ICONS.get(g.verdict, g.verdict), g.name, g.reason] for g in gate_report.gates]
+    rules = [[g.name, g.rule] for g in gate_report.gates]
     return [
         "### Gates",
         "",
@@ -101,27 +106,33 @@ def _gates(gate_report: dict[str, Any]) -> list[str]:
     ]
 
 
-def _metrics(evaluation: dict[str, Any], gate_report: dict[str, Any]) -> list[str]:
-    candidate = evaluation.get("candidate", {})
-    metrics = {**candidate.get("metrics", {}), **_present(candidate.get("operational", {}))}
-    comparisons = evaluation.get("comparisons") or {}
+def _metrics(evaluation: Evaluation, gate_report: GateReport) -> list[str]:
+    candidate = evaluation.candidate
+    metrics = {**candidate.metrics, **_present(candidate.operational.model_dump())}
+    comparisons = evaluation.comparisons
     by_metric = _gates_by_metric(gate_report)
-    first: dict[str, Any] = next(iter(comparisons.values()), {})
-    confidence = float(first.get("confidence", 0.95))
-    rows_text = f"{evaluation.get('rows', {}).get('holdout', '?')} holdout rows"
+    first = next(iter(comparisons.values()), None)
+    confidence = first.confidence if first else 0.95
+    rows_text = f"{evaluation.rows.holdout} holdout rows"
+    baseline = evaluation.baseline
+    if baseline is not None and baseline.rows_excluded:
+        rows_text = (
+            f"{baseline.rows_compared} of {evaluation.rows.holdout} holdout rows; the "
+            f"{baseline.rows_excluded} production trained on are left out"
+        )
     header = ["metric", "production", "candidate", "Δ", f"{confidence:.0%} CI", "rule"]
     rows = []
     for name, value in metrics.items():
         comp = comparisons.get(name)
         higher = METRICS[name].higher_is_better if name in METRICS else False
         gates = by_metric.get(name, [])
-        rule = " · ".join(f"{ICONS.get(g['verdict'], '')} {g.get('short', '')}" for g in gates)
+        rule = " · ".join(f"{ICONS.get(g.verdict, '')} {g.short}" for g in gates)
         rows.append(
             [
                 name,
-                comp["production"] if comp else None,
-                value,
-                _delta(comp["delta"], higher) if comp else None,
+                comp.production if comp else None,
+                comp.candidate if comp else value,
+                _delta(comp.delta, higher) if comp else None,
                 _interval(comp),
                 rule or None,
             ]
@@ -140,45 +151,43 @@ def _present(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _interval(comp: dict[str, Any] | None) -> str | None:
+def _interval(comp: Comparison | None) -> str | None:
     if not comp:
         return None
-    return f"[{comp['ci_low']:+.3f}, {comp['ci_high']:+.3f}]"
+    return f"[{comp.ci_low:+.3f}, {comp.ci_high:+.3f}]"
 
 
-def _gates_by_metric(gate_report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for g in gate_report.get("gates", []):
-        if g.get("metric") and "[" not in g["name"]:
-            out.setdefault(g["metric"], []).append(g)
+def _gates_by_metric(gate_report: GateReport) -> dict[str, list[GateEntry]]:
+    out: dict[str, list[GateEntry]] = {}
+    for g in gate_report.gates:
+        if g.metric and "[" not in g.name:
+            out.setdefault(g.metric, []).append(g)
     return out
 
 
-def _slices(evaluation: dict[str, Any], gate_report: dict[str, Any]) -> list[str]:
-    slices = evaluation.get("slices") or []
+def _slices(evaluation: Evaluation, gate_report: GateReport) -> list[str]:
+    slices = evaluation.slices
     if not slices:
         return []
-    gated = [g["metric"] for g in gate_report.get("gates", []) if g.get("metric")]
-    sliced = [g["metric"] for g in gate_report.get("gates", []) if "[" in g["name"]]
-    computed = [m for e in slices for m in (e.get("metrics") or {})]
+    gated = [g.metric for g in gate_report.gates if g.metric]
+    sliced = [g.metric for g in gate_report.gates if g.metric and "[" in g.name]
+    computed = [m for e in slices for m in e.metrics]
     metric = next(iter(sliced + [m for m in gated if m in computed] + computed), None)
     verdicts = {
-        g["name"].split("[", 1)[1].rstrip("]"): g["verdict"]
-        for g in gate_report.get("gates", [])
-        if "[" in g["name"]
+        g.name.split("[", 1)[1].rstrip("]"): g.verdict for g in gate_report.gates if "[" in g.name
     }
     rows = []
     for entry in sorted(slices, key=lambda e: _slice_order(e, metric)):
-        comp = (entry.get("comparisons") or {}).get(metric or "")
-        key = f"{entry['column']}={entry['value']}"
+        comp = entry.comparisons.get(metric or "")
+        key = f"{entry.column}={entry.value}"
         rows.append(
             [
                 key,
-                entry["n"],
-                (entry.get("metrics") or {}).get(metric or ""),
-                f"{comp['delta']:+.4f}" if comp else None,
+                entry.n,
+                entry.metrics.get(metric or ""),
+                f"{comp.delta:+.4f}" if comp else None,
                 _interval(comp),
-                ICONS.get(verdicts.get(key, ""), "") or (entry.get("reason") or None),
+                ICONS.get(verdicts.get(key, ""), "") or (entry.reason or None),
             ]
         )
     header = ["slice", "rows", metric or "metric", "Δ", "CI (Bonferroni)", "verdict"]
@@ -188,20 +197,20 @@ def _slices(evaluation: dict[str, Any], gate_report: dict[str, Any]) -> list[str
     return [f"### Slices, worst first ({metric})", "", *table(header, rows), ""]
 
 
-def _slice_order(entry: dict[str, Any], metric: str | None) -> tuple[int, float]:
+def _slice_order(entry: SliceEntry, metric: str | None) -> tuple[int, float]:
     """Judged slices first, the largest drop first; then by the metric, lowest first."""
-    comp = (entry.get("comparisons") or {}).get(metric or "")
+    comp = entry.comparisons.get(metric or "")
     higher = METRICS[metric].higher_is_better if metric in METRICS else True
     sign = 1 if higher else -1
     if comp:
-        return (0, sign * comp["delta"])
-    value = (entry.get("metrics") or {}).get(metric or "")
-    return (1 if entry.get("judged") else 2, sign * value if value is not None else 0.0)
+        return (0, sign * comp.delta)
+    value = entry.metrics.get(metric or "")
+    return (1 if entry.judged else 2, sign * value if value is not None else 0.0)
 
 
-def _data(data_report: dict[str, Any]) -> list[str]:
-    checks = data_report.get("checks", [])
-    failed = [c for c in checks if not c["success"]]
+def _data(data_report: DataReport) -> list[str]:
+    checks = data_report.checks
+    failed = [c for c in checks if not c.success]
     title = f"### Data checks: {len(checks) - len(failed)} of {len(checks)} passed"
     rows = [_check_row(c) for c in checks]
     shown = table(["", "check", "column", "severity", "unexpected %", "sample of bad values"], rows)
@@ -219,16 +228,16 @@ def _data(data_report: dict[str, Any]) -> list[str]:
     return [title, "", *shown, ""]
 
 
-def _check_row(check: dict[str, Any]) -> list[Any]:
-    mark = "✅" if check["success"] else ("❌" if check["severity"] == "critical" else "⚠️")
-    sample = ", ".join("null" if v is None else _text(v) for v in check.get("sample") or [])
+def _check_row(check: DataCheck) -> list[Any]:
+    mark = "✅" if check.success else ("❌" if check.severity == "critical" else "⚠️")
+    sample = ", ".join("null" if v is None else _text(v) for v in check.sample)
     sample = sample[:120]
     return [
         mark,
-        check["name"],
-        check.get("column"),
-        check["severity"],
-        _percent(check.get("unexpected_percent")),
+        check.name,
+        check.column,
+        check.severity,
+        _percent(check.unexpected_percent),
         sample or None,
     ]
 
@@ -243,14 +252,14 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _changes(evaluation: dict[str, Any] | None) -> list[str]:
+def _changes(evaluation: Evaluation | None) -> list[str]:
     """Changed hyperparameters and the data version, production → candidate."""
     if not evaluation:
         return []
-    model = evaluation.get("model") or {}
-    baseline = evaluation.get("baseline") or {}
-    params = model.get("params") or {}
-    before = baseline.get("params") or {}
+    model = evaluation.model
+    baseline = evaluation.baseline
+    params = model.params
+    before = (baseline.params if baseline else None) or {}
     rows = [
         [k, _fmt(before.get(k)) if baseline else None, _fmt(params.get(k))]
         for k in sorted(set(params) | set(before))
@@ -258,7 +267,7 @@ def _changes(evaluation: dict[str, Any] | None) -> list[str]:
     ]
     data_rows = []
     if baseline:
-        old, new = baseline.get("data_version"), evaluation.get("data_version")
+        old, new = baseline.data_version, evaluation.data_version
         data_rows = [["data version", old, f"{new}{' (unchanged)' if old == new else ''}"]]
     title = "Changes vs production" if baseline else "Model parameters"
     differ = "differs" if len(rows) == 1 else "differ"
@@ -266,7 +275,7 @@ def _changes(evaluation: dict[str, Any] | None) -> list[str]:
     return [
         f"<details><summary>{summary}</summary>",
         "",
-        f"Estimator `{model.get('estimator')}`",
+        f"Estimator `{model.estimator}`",
         "",
         *table(["", "production", "candidate"], data_rows + rows),
         "",

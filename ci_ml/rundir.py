@@ -30,6 +30,7 @@ EVALUATION = "evaluation.json"
 GATE_REPORT = "gate-report.json"
 REPORT = "report.md"
 REFERENCE = "reference.parquet"
+TRAINING_IDS = "training-ids.parquet"
 SMOKE = "smoke-sample.json"
 ONNX = "model.onnx"
 PARITY = "parity.json"
@@ -45,6 +46,7 @@ WRITTEN_BY = {
     GATE_REPORT: "gate",
     REPORT: "report",
     REFERENCE: "evaluate",
+    TRAINING_IDS: "evaluate",
     SMOKE: "evaluate",
     ONNX: "export",
     PARITY: "export",

@@ -7,6 +7,7 @@ from typing import Any
 
 from ci_ml.config import DeployConfig
 from ci_ml.errors import ServiceError
+from ci_ml.records import SmokeSample
 
 POLL_SECONDS = 0.5
 
@@ -42,30 +43,28 @@ def wait_for_digest(service_url: str, digest: str, timeout: float) -> None:
     )
 
 
-def check_predictions(service_url: str, sample: dict[str, Any], tolerance: float) -> None:
+def check_predictions(service_url: str, sample: SmokeSample, tolerance: float) -> None:
     """``/predict`` on the holdout sample must return the candidate's own predictions."""
     import requests
 
     url = f"{service_url.rstrip('/')}/predict"
     try:
-        answer = requests.post(url, json={"records": sample["records"]}, timeout=30)
+        answer = requests.post(url, json={"records": sample.records}, timeout=30)
     except requests.RequestException as exc:
         raise ServiceError(f"{url} did not answer ({type(exc).__name__}).") from None
     if not answer.ok:
         raise ServiceError(f"{url} answered {answer.status_code}: {detail_of(answer)}")
-    key = "probability" if sample["task"] == "classification" else "value"
+    key = "probability" if sample.task == "classification" else "value"
     got = [p[key] for p in answer.json()["predictions"]]
-    worst = max(
-        (abs(a - b), i) for i, (a, b) in enumerate(zip(got, sample["expected"], strict=True))
-    )
+    worst = max((abs(a - b), i) for i, (a, b) in enumerate(zip(got, sample.expected, strict=True)))
     if worst[0] > tolerance:
         raise ServiceError(
             f"{url} row {worst[1]}: {key} {got[worst[1]]:.6g} differs from the candidate's "
-            f"{sample['expected'][worst[1]]:.6g} by {worst[0]:.3g} (> tolerance {tolerance:g})."
+            f"{sample.expected[worst[1]]:.6g} by {worst[0]:.3g} (> tolerance {tolerance:g})."
         )
 
 
-def smoke(config: DeployConfig, digest: str, sample: dict[str, Any] | None) -> list[str]:
+def smoke(config: DeployConfig, digest: str, sample: SmokeSample | None) -> list[str]:
     """The smoke test against ``deploy.service_url`` (skipped when none is configured)."""
     if not config.service_url:
         return ["no deploy.service_url: smoke test skipped"]
@@ -73,5 +72,5 @@ def smoke(config: DeployConfig, digest: str, sample: dict[str, Any] | None) -> l
     steps = [f"{config.service_url} serves {digest[:12]}"]
     if sample is not None:
         check_predictions(config.service_url, sample, config.tolerance)
-        steps.append(f"/predict matches the candidate on {len(sample['records'])} rows")
+        steps.append(f"/predict matches the candidate on {len(sample.records)} rows")
     return steps

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,6 +74,16 @@ def project(pulled_example: Path, tmp_path: Path) -> Path:
     dest = tmp_path / "project"
     shutil.copytree(pulled_example, dest, symlinks=True)
     return dest
+
+
+def as_files(results: dict[str, Any]) -> dict[str, Any]:
+    """The results of ``api.run`` with each run record as its file holds it (JSON)."""
+    from pydantic import BaseModel
+
+    return {
+        name: found.model_dump(mode="json") if isinstance(found, BaseModel) else found
+        for name, found in results.items()
+    }
 
 
 def run_cli(

@@ -47,7 +47,7 @@ def two_runs(pulled_example: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         project = open_project(dest / "ci-ml.yaml")
         directory = project.runs_dir / name
         directory.mkdir(parents=True)
-        assert api.run(project, directory)["gate"]["verdict"] == "pass"
+        assert api.run(project, directory)["gate"].verdict == "pass"
     return dest
 
 
@@ -129,8 +129,14 @@ def rebase(project: Path, run: str, on: str) -> None:
     """Make ``run``'s decision record say it was compared with ``on`` (now in production)."""
     gate_report = project / f".ci-ml/runs/{run}/gate-report.json"
     record = json.loads(gate_report.read_text())
-    record["baseline"] = {"version": digest(project, on)[:12]}
+    record["baseline"] = production_ref(project, on)
     gate_report.write_text(json.dumps(record))
+
+
+def production_ref(project: Path, run: str) -> dict[str, Any]:
+    """The baseline a decision record names: the version ``run`` registered."""
+    full = digest(project, run)
+    return {"version": full[:12], "digest": full, "problem": None, "unread": False}
 
 
 Answer = tuple[int, str | None, list[float]]
@@ -314,7 +320,7 @@ def test_a_candidate_that_answers_constants_in_service_is_rolled_back_under_load
     (broken / "model.json").write_text(json.dumps(card))
     record = json.loads((broken / "gate-report.json").read_text())
     record["candidate"]["digest"] = new_digest
-    record["baseline"] = {"version": digest(project, "first")[:12]}
+    record["baseline"] = production_ref(project, "first")
     (broken / "gate-report.json").write_text(json.dumps(record))
     registry = open_registry(".ci-ml/registry", root=project)
     names = ["model.skops", "model.json", "gate-report.json", "reference.parquet"]

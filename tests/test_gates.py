@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ci_ml import quality
 from ci_ml.config import Config, GateConfig, load_config
 from ci_ml.errors import ConfigError
 from ci_ml.gates import (
@@ -20,6 +21,8 @@ from ci_ml.gates import (
     threshold_gate,
     verdict,
 )
+from ci_ml.quality import Check
+from ci_ml.records import DataReport
 
 
 def judge(metric: str, value: float, **bounds: float) -> GateResult:
@@ -178,15 +181,20 @@ def test_results_as_dicts_keep_every_field() -> None:
 # --- the data gate -------------------------------------------------------------------
 
 
-def check(name: str, success: bool, severity: str = "critical", column: str | None = None) -> dict:
-    return {"name": name, "success": success, "severity": severity, "column": column}
+def check(name: str, success: bool, severity: str = "critical", column: str | None = None) -> Check:
+    return Check(name, success, severity=severity, column=column)
 
 
-def data_report(*checks: dict) -> dict:
-    return {
-        "checks": checks,
-        "blocking": [c["name"] for c in checks if not c["success"] and c["severity"] == "critical"],
+def data_report(*checks: Check) -> DataReport:
+    """The data report of ``checks`` as api.validate writes it."""
+    extra = {
+        "data_version": "md5:x",
+        "task": "classification",
+        "rows": {"train": 8, "holdout": 2},
+        "suite": None,
+        "created_at": "2026-12-01T00:00:00+00:00",
     }
+    return DataReport.model_validate(quality.report(list(checks), extra))
 
 
 def test_data_gate_passes_when_every_check_passes() -> None:

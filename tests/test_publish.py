@@ -6,6 +6,7 @@ Against the local GitHub API server, which answers with GitHub's published examp
 from __future__ import annotations
 
 import json
+import random
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from ci_ml import api, rundir
 from ci_ml.github.client import GitHubClient
+from ci_ml.github.retry import RetryPolicy
 from ci_ml.project import open_project
 from ci_ml.publish import PR_FILE, publish, publish_from
 from tests.conftest import run_cli
@@ -175,3 +177,66 @@ def test_flaky_github_still_ends_with_one_comment_and_one_status_per_run(
     assert len(statuses) == runs  # one accepted status per run, none lost, none doubled
     assert len(github_api.faults) == 3 * runs
     assert all(fault.times == 0 for fault in github_api.faults)  # every fault really fired
+
+
+def longest_failure_streak(server: GitHubAPIServer) -> int:
+    """The most failed answers in a row (the client retries one request at a time)."""
+    longest = streak = 0
+    for request in server.requests:
+        streak = streak + 1 if (request.status or 0) >= 400 else 0
+        longest = max(longest, streak)
+    return longest
+
+
+def flaky_run(
+    project: Path, server: GitHubAPIServer, github_env: dict[str, str], seed: int
+) -> tuple[int, float]:
+    """One run of `publish` on a pull request with 150 other comments (two pages), one call
+    in five failing; checks its outcome, returns (longest failure streak, seconds waited)."""
+    env = {**github_env, "GITHUB_API_URL": server.url}
+    sleeps: list[float] = []
+    policy = RetryPolicy(sleep=sleeps.append, random=random.Random(seed).random)
+
+    def client() -> GitHubClient:
+        return GitHubClient(env=env, policy=policy)
+
+    repo = env["GITHUB_REPOSITORY"]
+    number = json.loads(Path(env["GITHUB_EVENT_PATH"]).read_text())["number"]
+    report = (run_dir(project) / "report.md").read_text()
+    for n in range(110):
+        server.add_comment(repo, number, f"someone else's comment {n}")
+    earlier = seed % 2  # half the runs find their own comment on page 2 and must edit it
+    if earlier:
+        assert publish(run_dir(project), "an older report", client, env=env).warnings == []
+    for n in range(40):
+        server.add_comment(repo, number, f"a later comment {n}")
+    server.flaky(rate=0.2, seed=seed)
+    result = publish(run_dir(project), report, client, env=env)
+    server.flaky(rate=0, seed=seed)
+
+    assert result.warnings == [], f"seed {seed}"
+    assert len(server.state.comments) == 151, f"seed {seed}"
+    (sticky,) = [c for c in server.state.comments.values() if c["body"].startswith("<!-- ci-ml:")]
+    assert sticky["body"].endswith(report), f"seed {seed}"
+    statuses = server.requests_for("repos/create-commit-status")
+    assert [r.status for r in statuses].count(201) == 1 + earlier, f"seed {seed}"
+    return longest_failure_streak(server), sum(sleeps)
+
+
+def test_one_comment_and_one_status_over_50_runs_at_20_percent_faults(
+    project_dir: Path,
+    github_api_factory: Callable[..., GitHubAPIServer],
+    github_env: dict[str, str],
+) -> None:
+    """502s, 429s and 403 secondary rate limits (with and without retry-after) on one GitHub
+    call in five, seeded: every run ends with exactly one sticky comment and one new commit
+    status, and no warning."""
+    outcomes = []
+    for seed in range(50):
+        server = github_api_factory()
+        outcomes.append(flaky_run(project_dir, server, github_env, seed))
+        server.stop()
+    streaks = [streak for streak, _ in outcomes]
+    # the faults bit: with these seeds some request fails 4+ times in a row, where the fixed
+    # count of 4 attempts that the time budget replaced gave up and lost the comment
+    assert max(streaks) >= 4, streaks

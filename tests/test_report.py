@@ -10,6 +10,7 @@ from ci_ml import quality
 from ci_ml.config import GateConfig
 from ci_ml.gates import as_dicts, data_gate, threshold_gate, verdict
 from ci_ml.quality import Check
+from ci_ml.records import DataReport, Evaluation, GateReport
 from ci_ml.report import render
 
 CHECKS = [
@@ -35,31 +36,72 @@ CHECKS = [
 ]
 
 
-def gate_report(metrics: dict[str, float], data: dict[str, Any]) -> dict[str, Any]:
+COMPARISON = {
+    "confidence": 0.95,
+    "resamples": 2000,
+    "seed": 0,
+    "first_model": "pass",
+    "unusable_baseline": "fail",
+    "fork_pull_request": "approve",
+    "min_rows": 100,
+}
+
+
+def data_report(checks: list[Check]) -> DataReport:
+    """A data report made the way api.validate makes it."""
+    extra = {
+        "data_version": "md5:0123.dir",
+        "task": "classification",
+        "rows": {"train": 80, "holdout": 20},
+        "suite": None,
+        "created_at": "2026-12-01T00:00:00+00:00",
+    }
+    return DataReport.model_validate(quality.report(checks, extra))
+
+
+def gate_report(metrics: dict[str, float], data: DataReport, **fields: Any) -> GateReport:
     """A gate report made the way api.gate makes it."""
     results = [data_gate(data)]
     results += [
         threshold_gate(GateConfig(metric="roc_auc", min=0.8), metrics, line=None),
         threshold_gate(GateConfig(metric="log_loss", max=0.5), metrics, line=None),
     ]
-    return {
+    record = {
         "verdict": verdict(results),
         "reasons": [r.reason for r in results if r.verdict != "pass"],
         "gates": as_dicts(results),
         "candidate": {"digest": "ab" * 32},
         "baseline": None,
         "data_version": "md5:0123.dir",
+        "config": "ci-ml.yaml",
+        "comparison": COMPARISON,
+        "created_at": "2026-12-01T00:00:00+00:00",
     }
+    return GateReport.model_validate({**record, **fields})
 
 
-EVALUATION = {
-    "rows": {"train": 80, "holdout": 20},
-    "candidate": {"metrics": {"roc_auc": 0.7123456, "log_loss": 0.45}},
-    "model": {
-        "estimator": "sklearn.linear_model.LogisticRegression",
-        "params": {"C": 1.0, "penalty": "l2"},
-    },
-}
+EVALUATION = Evaluation.model_validate(
+    {
+        "task": "classification",
+        "data_version": "md5:0123.dir",
+        "rows": {"train": 80, "holdout": 20},
+        "positive_class": "bad",
+        "candidate": {
+            "digest": "ab" * 32,
+            "metrics": {"roc_auc": 0.7123456, "log_loss": 0.45},
+            "operational": {"latency_p50_ms": 0.01, "latency_p95_ms": 0.02, "size_mb": 0.1},
+        },
+        "baseline": None,
+        "comparisons": {},
+        "slices": [],
+        "model": {
+            "estimator": "sklearn.linear_model.LogisticRegression",
+            "params": {"C": 1.0, "penalty": "l2"},
+            "size_bytes": 100_000,
+        },
+        "created_at": "2026-12-01T00:00:00+00:00",
+    }
+)
 
 
 def cells(row: str) -> list[str]:
@@ -85,8 +127,8 @@ def table_with(markdown: str, column: str) -> list[str]:
 
 
 def test_a_failing_report_starts_with_the_verdict_and_why() -> None:
-    data = quality.report(CHECKS, {})
-    text = render(gate_report(EVALUATION["candidate"]["metrics"], data), data, EVALUATION)
+    data = data_report(CHECKS)
+    text = render(gate_report(EVALUATION.candidate.metrics, data), data, EVALUATION)
     lines = text.splitlines()
     assert lines[0] == "## ❌ ci-ml verdict: **FAIL**"
     # then every reason, the data checks first: a critical check failed on Age
@@ -95,7 +137,7 @@ def test_a_failing_report_starts_with_the_verdict_and_why() -> None:
 
 
 def test_failing_checks_come_before_passing_ones() -> None:
-    data = quality.report(CHECKS, {})
+    data = data_report(CHECKS)
     text = render(gate_report({"roc_auc": 0.9, "log_loss": 0.3}, data), data, EVALUATION)
     rows = table_with(text, "severity")[2:]
     names = [cells(row)[1].strip() for row in rows]
@@ -113,7 +155,7 @@ def test_failing_checks_come_before_passing_ones() -> None:
 
 
 def test_the_gates_table_shows_rules_and_values() -> None:
-    data = quality.report([Check("target_valid", True)], {})
+    data = data_report([Check("target_valid", True)])
     text = render(gate_report({"roc_auc": 0.7123456, "log_loss": 0.45}, data), data, EVALUATION)
     assert text.splitlines()[:3] == [
         "## ❌ ci-ml verdict: **FAIL**",
@@ -134,7 +176,7 @@ def test_the_gates_table_shows_rules_and_values() -> None:
 
 
 def test_a_passing_report_folds_the_checks_away() -> None:
-    data = quality.report([Check("target_valid", True), Check("dataset_not_empty", True)], {})
+    data = data_report([Check("target_valid", True), Check("dataset_not_empty", True)])
     text = render(gate_report({"roc_auc": 0.9, "log_loss": 0.3}, data), data, None)
     assert text.splitlines()[0] == "## ✅ ci-ml verdict: **PASS**"
     assert "<details><summary>All checks</summary>" in text
@@ -143,7 +185,13 @@ def test_a_passing_report_folds_the_checks_away() -> None:
 
 
 def test_inconclusive_has_its_own_mark() -> None:
-    report = {"verdict": "inconclusive", "reasons": ["interval straddles the margin"], "gates": []}
+    report = gate_report(
+        {"roc_auc": 0.9, "log_loss": 0.3},
+        data_report([Check("target_valid", True)]),
+        verdict="inconclusive",
+        reasons=["interval straddles the margin"],
+        gates=[],
+    )
     assert render(report, None, None).splitlines()[:3] == [
         "## ⚠️ ci-ml verdict: **INCONCLUSIVE**",
         "",
@@ -161,7 +209,7 @@ def test_pipes_and_newlines_in_values_do_not_break_tables() -> None:
             unexpected_percent=3.0,
         )
     ]
-    data = quality.report(checks, {})
+    data = data_report(checks)
     report = gate_report({"roc_auc": 0.9, "log_loss": 0.3}, data)
     text = render(report, data, EVALUATION)
     for table in tables(text):
@@ -172,7 +220,7 @@ def test_pipes_and_newlines_in_values_do_not_break_tables() -> None:
 
 
 def test_model_parameters_and_links() -> None:
-    data = quality.report([Check("target_valid", True)], {})
+    data = data_report([Check("target_valid", True)])
     text = render(
         gate_report({"roc_auc": 0.9, "log_loss": 0.3}, data),
         data,

@@ -53,7 +53,8 @@ def export(
     directory = found.run_dir(run_dir)
     record = api.export(found, directory, tolerance, numeric_dtype)
     if json_:
-        print(json.dumps(record, indent=2))
-    if not record["success"]:
-        raise GateBlocked(f"ONNX parity failed: {parity_reason(record)}; see {directory / PARITY}.")
-    err(f"export: {directory / ONNX} — parity passed: {parity_reason(record)}")
+        print(json.dumps(record.model_dump(mode="json"), indent=2))
+    reason = parity_reason(record.model_dump())
+    if not record.success:
+        raise GateBlocked(f"ONNX parity failed: {reason}; see {directory / PARITY}.")
+    err(f"export: {directory / ONNX} — parity passed: {reason}")

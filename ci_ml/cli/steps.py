@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +19,9 @@ from ci_ml.cli.common import (
     project,
 )
 from ci_ml.errors import GateBlocked
+
+if TYPE_CHECKING:
+    from ci_ml.records import GateReport
 
 
 def _step(
@@ -64,8 +67,8 @@ def validate(
 ) -> None:
     """Run the data gates: built-in checks and the Great Expectations suite."""
     record = _step("validate", config, run_dir, json_)
-    if not record["success"]:
-        raise GateBlocked(f"data gates failed: {', '.join(record['blocking'])}.")
+    if not record.success:
+        raise GateBlocked(f"data gates failed: {', '.join(record.blocking)}.")
 
 
 def train(
@@ -200,20 +203,20 @@ def _summary(results: dict[str, Any], directory: Path) -> None:
     from ci_ml.report import ICONS
 
     gate_report = results["gate"]
-    verdict = gate_report["verdict"]
+    verdict = gate_report.verdict
     lines = [f"\n{ICONS.get(verdict, '')} verdict: {verdict.upper()}"]
-    for g in gate_report["gates"]:
-        lines.append(f"  {ICONS.get(g['verdict'], '')} {g['name']}: {g['reason']}")
+    for g in gate_report.gates:
+        lines.append(f"  {ICONS.get(g.verdict, '')} {g.name}: {g.reason}")
     if "register" in results:
         lines.append(f"registered model version {results['register'].version}")
     lines.append(f"run files: {directory}  (report: {directory / 'report.md'})")
     print("\n".join(lines))
 
 
-def _raise_unless_pass(gate_report: dict[str, Any]) -> None:
+def _raise_unless_pass(gate_report: GateReport) -> None:
     """Exit 1 on fail; an inconclusive verdict (policy 'approve') exits 0 with a warning."""
-    reasons = "; ".join(gate_report.get("reasons") or []) or gate_report["verdict"]
-    if gate_report["verdict"] == "fail":
+    reasons = "; ".join(gate_report.reasons) or gate_report.verdict
+    if gate_report.verdict == "fail":
         raise GateBlocked(f"blocked: {reasons}.")
-    if gate_report["verdict"] == "inconclusive":
+    if gate_report.verdict == "inconclusive":
         err(f"ci-ml: inconclusive — deployable only with a maintainer's approval: {reasons}.")

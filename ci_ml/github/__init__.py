@@ -1,7 +1,7 @@
 """GitHub: the REST client, the Actions context, the sticky PR comment and commit statuses.
 
     client    GitHubClient: token, GITHUB_API_URL, retries, rate limits, pagination
-    retry     when to try a request again and how long to wait first
+    retry     when to try a request again, how long to wait, and the time budget
     actions   the run's context (event payload, PR), step outputs, job summary,
               annotations and masking
     comments  the sticky pull-request comment and the commit status

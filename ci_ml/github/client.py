@@ -3,11 +3,12 @@
 * Token from the argument or the environment (``GITHUB_TOKEN``, then ``GH_TOKEN``);
   base URL from ``GITHUB_API_URL`` (GitHub Enterprise Server: ``https://HOST/api/v3``).
 * Sends ``Accept: application/vnd.github+json`` and ``X-GitHub-Api-Version: 2022-11-28``.
-* Retries 5xx answers, network failures and rate limits. The wait is GitHub's
-  ``retry-after`` if it sent one, else the time until ``x-ratelimit-reset`` when the
-  primary limit is spent, else exponential backoff (at least a minute for a
-  secondary limit, as GitHub asks). A wait longer than ``max_wait`` is not slept:
-  the call fails at once.
+* Retries 5xx answers, network failures and rate limits within a time budget per
+  request (:class:`~ci_ml.github.retry.RetryPolicy`, 10 minutes by default), not a
+  fixed count. The wait is GitHub's ``retry-after`` if it sent one, else the time until
+  ``x-ratelimit-reset`` when the primary limit is spent, else exponential backoff with
+  jitter (at least a minute for a secondary limit, as GitHub asks). A wait that would
+  end past the budget is not slept: the call fails at once.
 * Follows ``link: rel="next"`` pages, asking for 100 items a page.
 * Failures become :class:`GitHubError` (a :class:`~ci_ml.errors.ServiceError`, exit 3)
   or, for a token GitHub rejects or that lacks permissions,
@@ -19,15 +20,15 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import requests
 
 from ci_ml import __version__
 from ci_ml.errors import BadInputError, CiMlError, ServiceError
-from ci_ml.github.retry import RetryPolicy, github_message, retry_delay
+from ci_ml.github.retry import Retry, RetryPolicy, github_message
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
@@ -75,7 +76,7 @@ def resolve_base_url(base_url: str | None, env: Mapping[str, str]) -> str:
 class GitHubClient:
     """GitHub's REST API with retries, rate-limit waits and pagination.
 
-    ``sleep`` and ``clock`` are injectable so that tests wait no real time.
+    ``sleep`` and ``clock``, when given, replace the policy's (so tests wait no real time).
     """
 
     def __init__(
@@ -85,15 +86,18 @@ class GitHubClient:
         base_url: str | None = None,
         env: Mapping[str, str] | None = None,
         policy: RetryPolicy | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] | None = None,
+        clock: Callable[[], float] | None = None,
         session: requests.Session | None = None,
     ) -> None:
         environ = os.environ if env is None else env
         self._token = resolve_token(token, environ)
         self.base_url = resolve_base_url(base_url, environ)
         self.policy = policy or RetryPolicy()
-        self._sleep, self._clock = sleep, clock
+        if sleep is not None:
+            self.policy = replace(self.policy, sleep=sleep)
+        if clock is not None:
+            self.policy = replace(self.policy, clock=clock)
         self._own_session = session is None
         self._session = session or requests.Session()
 
@@ -178,9 +182,9 @@ class GitHubClient:
     def _call(
         self, method: str, path: str, params: Mapping[str, Any] | None, body: Any
     ) -> requests.Response:
-        """Send with retries; the final answer if it is a success, else raise."""
-        url, attempts = self._url(path), self.policy.retries + 1
-        for attempt in range(1, attempts + 1):
+        """Send until success or until the budget is spent; the successful answer, else raise."""
+        url, retry = self._url(path), Retry(self.policy)
+        while True:
             try:
                 response = self._session.request(
                     method,
@@ -188,39 +192,28 @@ class GitHubClient:
                     params=params,
                     json=body,
                     headers=self._headers(),
-                    timeout=(self.policy.connect_timeout, self.policy.read_timeout),
+                    timeout=retry.timeouts(),
                 )
             except requests.RequestException as exc:
-                if attempt == attempts:
-                    raise self._unreachable(method, path, exc, attempts) from None
-                delay: float | None = self.policy.backoff_for(attempt)
+                delay = retry.after_error()
+                if not retry.fits(delay):
+                    raise self._unreachable(method, path, exc, retry) from None
                 why = type(exc).__name__
             else:
                 if response.status_code < 400:
                     return response
-                delay = self._retry_delay(response, attempt)
-                if delay is None or delay > self.policy.max_wait or attempt == attempts:
-                    raise self._failure(response, method, path, attempt, delay)
-                why = str(response.status_code)
-            self._pause(delay or 0.0, f"{method} {self._path(path)} failed ({why})", attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _pause(self, delay: float, what: str, attempt: int) -> None:
-        log.warning(
-            "GitHub %s; trying again in %.0f s (attempt %d of %d)",
-            *(what, delay, attempt + 1, self.policy.retries + 1),
-        )
-        self._sleep(delay)
-
-    def _retry_delay(self, response: requests.Response, attempt: int) -> float | None:
-        return retry_delay(
-            response.status_code,
-            response.headers,
-            github_message(response.text, response.reason),
-            attempt,
-            self.policy,
-            self._clock(),
-        )
+                said = github_message(response.text, response.reason)
+                wait = retry.after_answer(response.status_code, response.headers, said)
+                if wait is None or not retry.fits(wait):
+                    raise self._failure(response, method, path, retry, wait)
+                delay, why = wait, str(response.status_code)
+            log.warning(
+                "GitHub %s %s failed (%s, attempt %d); trying again in %.0f s "
+                "(%.0f s of its %.0f s budget left after the wait)",
+                *(method, self._path(path), why, retry.failures, delay),
+                *(retry.left() - delay, self.policy.budget),
+            )
+            retry.wait(delay)
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -228,18 +221,18 @@ class GitHubClient:
         return text.replace(self._token, "***")
 
     def _unreachable(
-        self, method: str, path: str, exc: requests.RequestException, attempts: int
+        self, method: str, path: str, exc: requests.RequestException, retry: Retry
     ) -> GitHubError:
         return GitHubError(
             self._scrub(
                 f"could not reach GitHub at {self.base_url} for {method} {self._path(path)} "
-                f"after {attempts} attempts ({type(exc).__name__}); check GITHUB_API_URL "
+                f"after {_attempts(retry)} ({type(exc).__name__}); check GITHUB_API_URL "
                 "and the network, then re-run the job."
             )
         )
 
     def _failure(
-        self, response: requests.Response, method: str, path: str, attempt: int, wait: float | None
+        self, response: requests.Response, method: str, path: str, retry: Retry, wait: float | None
     ) -> CiMlError:
         status, where = response.status_code, f"{method} {self._path(path)}"
         said = self._scrub(github_message(response.text, response.reason))
@@ -253,16 +246,17 @@ class GitHubClient:
                 f"GitHub refused {where} ({status}: {said}); give the token the permission "
                 "it needs (in a workflow: `permissions: pull-requests: write, statuses: write`)."
             )
-        if wait is not None and wait > self.policy.max_wait:
+        if wait is not None and status in (403, 429):
             return GitHubError(
                 f"GitHub asked ci-ml to wait {wait:.0f} s before trying {where} again "
-                f"({status}: {said}), longer than the {self.policy.max_wait:.0f} s it waits; "
-                "re-run the job later.",
+                f"({status}: {said}), more than the {retry.left():.0f} s left of its "
+                f"{self.policy.budget:.0f} s budget{_after(retry)}; re-run the job later.",
                 status,
             )
-        tries = f" after {attempt} attempts" if attempt > 1 else ""
         hint = _HINTS.get(status, _HINTS[500] if status >= 500 else "re-run the job")
-        return GitHubError(f"GitHub answered {status} to {where}{tries} ({said}); {hint}.", status)
+        return GitHubError(
+            f"GitHub answered {status} to {where}{_after(retry)} ({said}); {hint}.", status
+        )
 
 
 _HINTS = {
@@ -270,6 +264,15 @@ _HINTS = {
     422: "GitHub did not accept what ci-ml sent; please report it with this message",
     500: "GitHub may be having trouble (https://www.githubstatus.com); re-run the job later",
 }
+
+
+def _attempts(retry: Retry) -> str:
+    return f"{retry.failures} attempt{'s' if retry.failures != 1 else ''} in {retry.spent():.0f} s"
+
+
+def _after(retry: Retry) -> str:
+    """' after 5 attempts in 312 s', or nothing for a first attempt."""
+    return f" after {_attempts(retry)}" if retry.failures > 1 else ""
 
 
 def _decode(response: requests.Response, method: str, path: str) -> Any:

@@ -11,6 +11,7 @@ import yaml
 from ci_ml import api, rundir
 from ci_ml.project import Project, open_project
 from ci_ml.registry import open_registry
+from tests.conftest import as_files
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +26,7 @@ def with_export(project: Path, **export: object) -> Project:
 
 def test_run_exports_gates_on_parity_and_registers_the_onnx_file(project: Path) -> None:
     proj = with_export(project)
-    results = api.run(proj, rundir.new_run_dir(proj.runs_dir))
+    results = as_files(api.run(proj, rundir.new_run_dir(proj.runs_dir)))
     parity = next(g for g in results["gate"]["gates"] if g["kind"] == "parity")
     assert parity["verdict"] == "pass", parity["reason"]
     assert results["gate"]["verdict"] == "pass"
@@ -40,7 +41,7 @@ def test_run_exports_gates_on_parity_and_registers_the_onnx_file(project: Path) 
 def test_an_export_that_answers_differently_blocks_the_run(project: Path) -> None:
     # a float32 graph moves rows across tree thresholds (see docs/export.md)
     proj = with_export(project, numeric_dtype="float32")
-    results = api.run(proj, rundir.new_run_dir(proj.runs_dir))
+    results = as_files(api.run(proj, rundir.new_run_dir(proj.runs_dir)))
     parity = next(g for g in results["gate"]["gates"] if g["kind"] == "parity")
     assert parity["verdict"] == "fail"
     assert results["gate"]["verdict"] == "fail"
@@ -49,7 +50,7 @@ def test_an_export_that_answers_differently_blocks_the_run(project: Path) -> Non
 
 def test_the_service_serves_the_onnx_export(project: Path) -> None:
     proj = with_export(project)
-    results = api.run(proj, rundir.new_run_dir(proj.runs_dir))
+    results = as_files(api.run(proj, rundir.new_run_dir(proj.runs_dir)))
     registry = open_registry(".ci-ml/registry", root=project)
     registry.promote(results["register"].version, None, by="test")
     from ci_ml.serve.model import load_version

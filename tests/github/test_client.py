@@ -8,16 +8,16 @@ import pytest
 
 from ci_ml.errors import BadInputError, ServiceError
 from ci_ml.github.client import API_VERSION, DEFAULT_API_URL, GitHubClient, GitHubError
-from ci_ml.github.retry import RetryPolicy
+from ci_ml.github.retry import Retry, RetryPolicy
 
 REPO = "octo-org/models"
 NOW = 1_700_000_000.0
 
 
-def make_client(server, token, sleeps, **options):
-    return GitHubClient(
-        token, base_url=server.url, env={}, sleep=sleeps.append, clock=lambda: NOW, **options
-    )
+def make_client(server, token, sleeps, **policy):
+    """A client whose clock stands still at NOW and whose waits go to ``sleeps``, exactly."""
+    policy = RetryPolicy(sleep=sleeps.append, clock=lambda: NOW, random=lambda: 0.0, **policy)
+    return GitHubClient(token, base_url=server.url, env={}, policy=policy)
 
 
 def test_sends_github_headers_and_token(github_api, github_client, github_token):
@@ -98,19 +98,97 @@ def test_retries_server_errors_with_backoff(github_api, github_client, github_sl
     assert github_sleeps == [1.0, 2.0]
 
 
-def test_gives_up_after_retries_with_one_sentence(github_api, github_client, github_sleeps):
-    github_api.fail(times=10, status=500)
+def test_four_failures_in_a_row_are_ridden_out(github_api, github_client, github_sleeps):
+    # the fixed count of 4 attempts that this replaced gave up here
+    github_api.fail(times=4, status=502)
+
+    assert github_client.get(f"/repos/{REPO}")["name"] == "Hello-World"
+    assert len(github_api.requests) == 5
+    assert github_sleeps == [1.0, 2.0, 4.0, 8.0]
+
+
+def test_gives_up_when_the_budget_is_spent_with_one_sentence(
+    github_api, github_client, github_sleeps
+):
+    github_api.fail(times=1000, status=500)
 
     with pytest.raises(ServiceError) as caught:
         github_client.post(f"/repos/{REPO}/issues/3/comments", {"body": "hi"})
 
+    # doubling up to a minute, then a minute at a time, while the next wait fits in 600 s
+    assert github_sleeps == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0] + [60.0] * 8
+    assert sum(github_sleeps) == 543.0
+    assert len(github_api.requests) == 15
     assert caught.value.exit_code == 3
     assert str(caught.value).startswith(
-        f"GitHub answered 500 to POST /repos/{REPO}/issues/3/comments after 4 attempts "
-        "(Internal Server Error); GitHub may be having trouble"
+        f"GitHub answered 500 to POST /repos/{REPO}/issues/3/comments after 15 attempts in "
+        "543 s (Internal Server Error); GitHub may be having trouble"
     )
-    assert len(github_api.requests) == 4
-    assert github_sleeps == [1.0, 2.0, 4.0]
+
+
+def test_never_sleeps_past_the_budget(github_api, github_token):
+    sleeps: list[float] = []
+    github_api.fail(times=1000, status=502)
+
+    client = make_client(github_api, github_token, sleeps, budget=10)
+    with client, pytest.raises(GitHubError, match="after 4 attempts in 7 s"):
+        client.get(f"/repos/{REPO}")
+
+    assert sleeps == [1.0, 2.0, 4.0]  # the next wait, 8 s, would end at 15 s
+
+
+def test_a_retry_after_that_does_not_fit_the_budget_left_fails_at_once(github_api, github_token):
+    sleeps: list[float] = []
+    github_api.secondary_rate_limit(retry_after=60, times=2, status=429)
+
+    client = make_client(github_api, github_token, sleeps, budget=100)
+    with client, pytest.raises(GitHubError) as caught:
+        client.get(f"/repos/{REPO}")
+
+    assert sleeps == [60.0]
+    assert str(caught.value).startswith(
+        f"GitHub asked ci-ml to wait 60 s before trying GET /repos/{REPO} again (429: You have "
+        "exceeded a secondary rate limit"
+    )
+    assert "more than the 40 s left of its 100 s budget after 2 attempts in 60 s" in str(
+        caught.value
+    )
+
+
+def test_the_budget_counts_the_time_attempts_take_too():
+    now = [NOW]
+    retry = Retry(RetryPolicy(budget=600, clock=lambda: now[0], sleep=lambda _s: None))
+    assert retry.fits(600)
+    now[0] += 550  # slow answers, no waits
+    assert retry.left() == 50
+    assert retry.fits(50) and not retry.fits(51)
+    assert retry.timeouts() == (10.0, 30.0)
+    now[0] += 45
+    assert retry.timeouts() == (5.0, 5.0)  # an attempt may not outlast the budget either
+
+
+def test_backoff_has_jitter_and_a_cap():
+    policy = RetryPolicy(backoff=1, max_backoff=8, jitter=0.5, random=lambda: 1.0)
+    assert [policy.backoff_for(n) for n in range(1, 6)] == [1.5, 3.0, 6.0, 12.0, 12.0]
+    still = RetryPolicy(random=lambda: 0.0)
+    assert [still.backoff_for(n) for n in (1, 2, 7, 8)] == [1.0, 2.0, 60.0, 60.0]
+
+
+def test_real_jitter_spreads_the_waits(github_api, github_token):
+    sleeps: list[float] = []
+    github_api.fail(times=3, status=502)
+    policy = RetryPolicy(sleep=sleeps.append, clock=lambda: NOW)  # the real random jitter
+
+    with GitHubClient(github_token, base_url=github_api.url, env={}, policy=policy) as client:
+        client.get(f"/repos/{REPO}")
+
+    assert len(sleeps) == 3
+    assert all(base <= wait <= 1.5 * base for base, wait in zip([1, 2, 4], sleeps, strict=True))
+
+
+def test_a_policy_that_cannot_work_is_refused():
+    with pytest.raises(BadInputError, match=r"budget >= 0 and 0 < backoff <= max_backoff"):
+        RetryPolicy(backoff=0)
 
 
 def test_secondary_rate_limit_honours_retry_after(github_api, github_client, github_sleeps):
@@ -132,6 +210,17 @@ def test_secondary_rate_limit_without_retry_after_waits_a_minute(
     assert github_sleeps == [60.0]
 
 
+def test_a_secondary_rate_limit_that_goes_on_waits_longer_each_time(
+    github_api, github_client, github_sleeps
+):
+    github_api.secondary_rate_limit(retry_after=None, times=2, status=403)
+    github_api.fail(times=1, status=429, message="Too Many Requests")  # a bare 429 counts too
+
+    github_client.get(f"/repos/{REPO}")
+
+    assert github_sleeps == [60.0, 120.0, 240.0]
+
+
 @pytest.mark.parametrize("status", [403, 429])
 def test_primary_rate_limit_waits_until_reset(github_api, github_token, status):
     sleeps: list[float] = []
@@ -144,13 +233,12 @@ def test_primary_rate_limit_waits_until_reset(github_api, github_token, status):
     assert len(github_api.requests) == 2
 
 
-def test_rate_limit_longer_than_max_wait_fails_at_once(github_api, github_token):
+def test_rate_limit_longer_than_the_budget_fails_at_once(github_api, github_token):
     sleeps: list[float] = []
     github_api.primary_rate_limit(reset_at=int(NOW) + 3600)
-    policy = RetryPolicy(max_wait=300)
 
-    client = make_client(github_api, github_token, sleeps, policy=policy)
-    with client, pytest.raises(GitHubError, match=r"wait 3601 s .* longer than the 300 s"):
+    client = make_client(github_api, github_token, sleeps, budget=300)
+    with client, pytest.raises(GitHubError, match=r"wait 3601 s .* more than the 300 s left"):
         client.get(f"/repos/{REPO}")
 
     assert sleeps == []
@@ -209,7 +297,7 @@ def test_unreachable_server_is_a_service_error(github_api_factory, github_token)
     url = gone.url
     gone.stop()
     sleeps: list[float] = []
-    policy = RetryPolicy(retries=2, connect_timeout=2)
+    policy = RetryPolicy(budget=3, connect_timeout=2, random=lambda: 0.0)
 
     client = GitHubClient(github_token, base_url=url, env={}, sleep=sleeps.append, policy=policy)
     with client, pytest.raises(GitHubError, match=r"could not reach GitHub .* after 3 attempts"):

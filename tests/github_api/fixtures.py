@@ -6,7 +6,7 @@ github_api          a started server at the api.github.com layout, token TOKEN
 github_api_factory  start more servers, e.g. a GHES one: factory(prefix="/api/v3")
 github_token        the token the servers expect (and the clients send)
 github_sleeps       the waits the client asked for (it never really sleeps in tests)
-github_client       a GitHubClient on github_api whose sleeps go to github_sleeps
+github_client       a GitHubClient on github_api whose sleeps go to github_sleeps (no jitter)
 github_env          an Actions environment: a pull_request event, outputs, summary
 """
 
@@ -89,10 +89,13 @@ def github_sleeps() -> list[float]:
 
 @pytest.fixture
 def github_client(github_api: GitHubAPIServer, github_sleeps: list[float]) -> Iterator[Any]:
-    """A ``GitHubClient`` on ``github_api``; its waits are recorded in ``github_sleeps``."""
+    """A ``GitHubClient`` on ``github_api``; its waits are recorded in ``github_sleeps``,
+    without jitter so that they are exact."""
     from ci_ml.github.client import GitHubClient
+    from ci_ml.github.retry import RetryPolicy
 
-    with GitHubClient(TOKEN, base_url=github_api.url, env={}, sleep=github_sleeps.append) as c:
+    policy = RetryPolicy(sleep=github_sleeps.append, random=lambda: 0.0)
+    with GitHubClient(TOKEN, base_url=github_api.url, env={}, policy=policy) as c:
         yield c
 
 

@@ -11,19 +11,21 @@ It follows GitHub's published OpenAPI description (``@octokit/openapi``):
   an object from :mod:`.state` built from that example;
 * list answers honour ``per_page``/``page`` and carry a ``link`` header.
 
-Every request is recorded (:class:`RecordedRequest`). Failures can be queued:
-:meth:`GitHubAPIServer.fail` (5xx), :meth:`~GitHubAPIServer.secondary_rate_limit`
-and :meth:`~GitHubAPIServer.primary_rate_limit`.
+Every request is recorded (:class:`RecordedRequest`, with the status it was answered
+with). Failures can be queued: :meth:`GitHubAPIServer.fail` (5xx),
+:meth:`~GitHubAPIServer.secondary_rate_limit` and :meth:`~GitHubAPIServer.primary_rate_limit`;
+or drawn at random, seeded: :meth:`~GitHubAPIServer.flaky`.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
 from typing import Any
@@ -49,6 +51,7 @@ class RecordedRequest:
     headers: dict[str, str]
     json: Any
     operation_id: str | None
+    status: int | None = None  # the answer's, set once it is known
 
 
 @dataclass
@@ -80,6 +83,7 @@ class GitHubAPIServer:
         self.prefix = self.prefix.rstrip("/")
         self.state = GitHubState(self.api)
         self._lock = threading.Lock()
+        self._flaky: tuple[random.Random, float] | None = None
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -150,13 +154,34 @@ class GitHubAPIServer:
         }
         self.faults.append(Fault(error(status, PRIMARY_MESSAGE, headers), times, **where))
 
+    def flaky(self, rate: float, seed: int) -> None:
+        """From now on fail each request with probability ``rate``, drawn from a generator
+        seeded with ``seed``, so a serial client sees the same faults on every run. A fault is,
+        with equal odds: a 502; a 429 secondary rate limit with ``retry-after`` (1 to 60 s); a
+        429 without it; a 403 secondary rate limit with ``retry-after``. Queued faults
+        (:meth:`fail`...) come first. ``rate=0`` stops it."""
+        self._flaky = (random.Random(seed), rate) if rate > 0 else None
+
+    def _random_fault(self) -> Reply | None:
+        if self._flaky is None:
+            return None
+        rng, rate = self._flaky
+        with self._lock:
+            if rng.random() >= rate:
+                return None
+            kind, wait = rng.randrange(4), str(rng.randint(1, 60))
+        if kind == 0:
+            return error(502, "Bad Gateway")
+        status = 403 if kind == 3 else 429
+        return error(status, SECONDARY_MESSAGE, {} if kind == 2 else {"retry-after": wait})
+
     def _take_fault(self, method: str, path: str) -> Reply | None:
         with self._lock:
             for fault in self.faults:
                 if fault.times > 0 and fault.matches(method, path):
                     fault.times -= 1
                     return fault.reply
-        return None
+        return self._random_fault()
 
     # -- conveniences for tests -----------------------------------------------------------
 
@@ -196,6 +221,8 @@ class GitHubAPIServer:
         if reply is None:
             reply = self._operate(found, body, query) if found else error(404, "Not Found")
             reply = self._paginate(reply, found, url.path, query)
+        with self._lock:
+            self.requests[count - 1] = replace(self.requests[count - 1], status=reply.status)
         return self._finish(reply, headers, count)
 
     def _authorize(self, headers: dict[str, str]) -> Reply | None:
