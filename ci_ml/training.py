@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ci_ml import __version__
 from ci_ml.config import ModelConfig
 from ci_ml.data import Dataset
-from ci_ml.errors import ConfigError, ModelFileError
+from ci_ml.errors import ConfigError, DataError, ModelFileError
 from ci_ml.modelio import load_model, save_model, sha256_file
 
 if TYPE_CHECKING:
@@ -221,8 +221,34 @@ def train_builtin(config: ModelConfig, dataset: Dataset, model_path: Path) -> tu
     """Fit the built-in Pipeline and save it; returns (model, sha256)."""
     schema = feature_schema(dataset.train, dataset.features)
     pipeline = build_pipeline(config, schema, dataset.task)
+    _categoricals_are_text(dataset, schema)
     model = fit(pipeline, dataset, str(config.estimator))
     return model, save_model(model, model_path)
+
+
+def _categoricals_are_text(dataset: Dataset, schema: list[dict[str, Any]]) -> None:
+    """The built-in pipeline one-hot encodes a non-numeric column as text: true/false with
+    missing values (pandas keeps them as objects) or other objects cannot be, so the column is
+    named instead of the encoder's error."""
+    import pandas as pd
+
+    for feature in schema:
+        if feature["kind"] != "categorical":
+            continue
+        name = feature["name"]
+        values = pd.concat([dataset.train[name], dataset.holdout[name]], ignore_index=True)
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        if kind in ("string", "empty"):
+            continue
+        example = next((v for v in values.dropna() if not isinstance(v, str)), None)
+        if example is None:
+            continue
+        what = "true/false values" if kind == "boolean" else f"{type(example).__name__} values"
+        raise DataError(
+            f"column '{name}' holds {what} (e.g. {example!r}) among missing ones or text, which "
+            "the built-in trainer cannot one-hot encode; write the column as text (e.g. yes/no) "
+            "or as numbers (e.g. 1/0, missing values as empty cells)."
+        )
 
 
 def train_command(

@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 
 from ci_ml.config import DataConfig, ModelConfig
 from ci_ml.data import Dataset, load_dataset
-from ci_ml.errors import ConfigError, ModelFileError
+from ci_ml.errors import ConfigError, DataError, ModelFileError
 from ci_ml.modelio import load_model, sha256_file
 from ci_ml.training import (
     feature_schema,
@@ -279,6 +279,36 @@ def test_a_model_without_scikit_learn_tags_is_built(task: str) -> None:
     # no get_params and no tags: its kind is unknown, so neither task is refused
     config = ModelConfig(estimator="tests.test_training.MajorityModel", seed=3)
     assert isinstance(make_estimator(config, task), MajorityModel)
+
+
+@pytest.mark.parametrize(
+    ("values", "what"),
+    [([True, False, None], "true/false values"), ([b"a", b"b", None], "bytes values")],
+)
+def test_a_non_text_categorical_is_named(tmp_path: Path, values: list[Any], what: str) -> None:
+    frame = credit_like()
+    frame["member"] = pd.Series(values * (len(frame) // 3 + 1), dtype=object)[: len(frame)]
+    frame.to_parquet(tmp_path / "credit.parquet", index=False)
+    dataset = load_dataset(
+        tmp_path, DataConfig(path="credit.parquet", target="status", positive_class="bad")
+    )
+    with pytest.raises(DataError) as info:
+        train_builtin(ModelConfig(estimator=LOGISTIC), dataset, tmp_path / "m.skops")
+    message = str(info.value)
+    assert f"column 'member' holds {what}" in message
+    assert "model.params" not in message
+    assert not (tmp_path / "m.skops").exists()
+
+
+def test_a_true_false_column_with_missing_values_from_a_csv_is_named(tmp_path: Path) -> None:
+    frame = credit_like()
+    frame["member"] = (["True", "False", ""] * (len(frame) // 3 + 1))[: len(frame)]
+    frame.to_csv(tmp_path / "credit.csv", index=False)
+    dataset = load_dataset(
+        tmp_path, DataConfig(path="credit.csv", target="status", positive_class="bad")
+    )
+    with pytest.raises(DataError, match="column 'member' holds true/false values"):
+        train_builtin(ModelConfig(estimator=LOGISTIC), dataset, tmp_path / "m.skops")
 
 
 # --- what the estimator is given: dense or sparse -----------------------------------
