@@ -347,6 +347,13 @@ def test_an_infinite_feature_is_named(tmp_path: Path, value: float) -> None:
     assert "model.params" not in message
 
 
+def test_a_dropped_column_is_not_checked_as_a_feature(tmp_path: Path) -> None:
+    frame = labelled_frame(n=50).assign(score=1.5)
+    frame.loc[4, "score"] = np.inf
+    dataset = load(tmp_path, frame, drop=["score"])
+    assert "score" not in dataset.features
+
+
 # --- explicit holdout file -----------------------------------------------------------
 
 
