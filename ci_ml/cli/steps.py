@@ -44,10 +44,15 @@ def _step(
 
 
 def config_check(config: ConfigOpt = Path("ci-ml.yaml")) -> None:
-    """Validate ci-ml.yaml and print the effective config (defaults filled in)."""
+    """Validate ci-ml.yaml and print the effective config (defaults filled in).
+
+    Checks everything that needs no data: the schema, the metrics and gates, the estimator
+    and its params, the expectation suite and the ONNX export."""
     from ci_ml.config import dump_config
+    from ci_ml.project import check_project
 
     found = project(config)
+    check_project(found)
     print(dump_config(found.config), end="")
     err(f"{found.config_path}: valid.")
 

@@ -24,7 +24,7 @@ from ci_ml.serve.input import FeatureSchema, to_frame
 from ci_ml.serve.model import LoadedModel
 from ci_ml.training import build_pipeline, feature_schema, fit
 from tests.conftest import REPO, run_cli
-from tests.test_training import credit_like
+from tests.test_training import credit_like, many_valued
 
 HGB = "sklearn.ensemble.HistGradientBoostingClassifier"
 
@@ -134,6 +134,22 @@ def test_regressors_pass_parity(tmp_path: Path, estimator: str) -> None:
     record = parity(model, path, data.x("holdout"), "regression", tolerance=1e-4)
     assert record["success"], record
     assert record["class_flips"] == 0 and "× max(1, |value|)" in record["rule"]
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [HGB, "sklearn.ensemble.RandomForestClassifier", "sklearn.linear_model.LogisticRegression"],
+)
+def test_a_many_valued_categorical_exports(tmp_path: Path, estimator: str) -> None:
+    # 60 categories: HistGradientBoosting is given a dense array, the others may get a sparse
+    # matrix; the export takes both pipelines
+    many_valued("classification").to_csv(tmp_path / "data.csv", index=False)
+    config = DataConfig(path="data.csv", target="target", positive_class="bad")
+    data = load_dataset(tmp_path, config)
+    model, schema = _fit(data, estimator)
+    path = export_onnx(model, schema, "classification", tmp_path / "m.onnx")
+    record = parity(model, path, data.x("holdout"), "classification", "bad", 0.5)
+    assert record["success"], record
 
 
 def test_tree_regressor_parity_fails_exactly_when_float32_inputs_cross_a_threshold(
