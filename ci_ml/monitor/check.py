@@ -13,7 +13,9 @@ Three checks, one status:
   same metric on those rows.
 
 Status: ``stale`` when performance decayed, else ``drifting`` when features or predictions
-drifted, else ``fine``. :func:`run` writes ``monitor-report.json`` and ``monitor-report.md``.
+drifted, else ``fine``. :func:`check` builds the record (a
+:class:`~ci_ml.records.MonitorReport`); :func:`run` writes it as ``monitor-report.json``,
+with ``monitor-report.md`` beside it.
 """
 
 from __future__ import annotations
@@ -47,13 +49,13 @@ from ci_ml.monitor.sources import (
     read_recent,
     read_requests,
 )
+from ci_ml.records import MONITOR_REPORT, MonitorReport, write_record
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from ci_ml.registry import Registry
 
-MONITOR_JSON = "monitor-report.json"
 MONITOR_MD = "monitor-report.md"
 FINE, DRIFTING, STALE = "fine", "drifting", "stale"
 STATUSES = (FINE, DRIFTING, STALE)
@@ -174,7 +176,7 @@ def check(
     settings: MonitorSettings,
     labelled: Recent | None = None,
     target: str | None = None,
-) -> dict[str, Any]:
+) -> MonitorReport:
     """The monitor record (no I/O): drift, prediction drift, decay, status and reasons."""
     kinds = production.kinds
     ref = conform(production.reference, kinds, "the reference (training rows)")
@@ -186,7 +188,7 @@ def check(
     with_labels = labelled or recent
     decays, n_labelled, note = decay_check(production, with_labels.frame, outcome, settings)
     status, reasons = verdict(features, predictions, decays, len(kinds))
-    return {
+    record = {
         "status": status,
         "reasons": reasons,
         "production": _production_summary(production),
@@ -209,6 +211,7 @@ def check(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "ci_ml_version": __version__,
     }
+    return MonitorReport.model_validate(record)
 
 
 def verdict(
@@ -269,7 +272,7 @@ def run(
     sources: Sources,
     settings: MonitorSettings | None = None,
     trusted: Sequence[str] = (),
-) -> dict[str, Any]:
+) -> MonitorReport:
     """Load everything, check, and write monitor-report.json and .md into ``out_dir``."""
     settings = settings or MonitorSettings()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -282,6 +285,6 @@ def run(
     labelled = read_recent(root, sources.labels, pull=sources.pull) if sources.labels else None
     production = load_production(registry, out_dir, trusted, reference)
     record = check(production, recent, settings, labelled, sources.target)
-    rundir.write_json(out_dir, MONITOR_JSON, record)
+    write_record(out_dir, MONITOR_REPORT, record)
     rundir.write_text(out_dir / MONITOR_MD, render(record))
     return record

@@ -21,6 +21,7 @@ from ci_ml.github.issues import (
     upsert_issue,
 )
 from ci_ml.monitor.issues import publish, wants_dispatch
+from ci_ml.records import MonitorReport
 from tests.github_api import state as server_state
 
 REPO = "octo-org/models"
@@ -247,24 +248,93 @@ def test_bad_targets_are_refused_before_any_request(
 # -- the monitor's problems -----------------------------------------------------------------
 
 
-def record(status: str, drift: bool, decay: bool) -> dict[str, Any]:
+def _feature(name: str, drifted: bool) -> dict[str, Any]:
+    psi = {"name": "psi", "threshold": 0.2, "value": 0.5 if drifted else 0.01}
+    psi.update(noise_floor=0.01, limit=0.2, drifted=drifted)
     return {
-        "status": status,
-        "created_at": "2024-05-01T00:00:00+00:00",
-        "problems": {"drift": drift, "decay": decay},
-        "features": [{"feature": "Income", "drifted": drift}, {"feature": "Age", "drifted": False}],
-        "predictions": [{"feature": "P(bad)", "drifted": False}],
-        "decay": [{"metric": "roc_auc", "verdict": "decayed" if decay else "fine"}],
+        "feature": name,
+        "kind": "numeric",
+        "measures": [psi],
+        "reference_rows": 3562,
+        "recent_rows": 891,
+        "summary": "mean 1 → 2" if drifted else "mean 1 → 1",
+        "details": {},
+        "drifted": drifted,
+        "severity": 2.5 if drifted else 0.05,
     }
+
+
+def monitor_record(status: str, drift: bool, decay: bool) -> MonitorReport:
+    """A whole monitor record: Income drifted or not, roc_auc decayed or not."""
+    source: dict[str, Any] = {"kind": "file", "path": "recent.csv"}
+    verdict = "decayed" if decay else "fine"
+    return MonitorReport.model_validate(
+        {
+            "status": status,
+            "reasons": [],
+            "production": {
+                "version": "v1",
+                "digest": "0" * 64,
+                "task": "classification",
+                "target": "Status",
+                "positive_class": "bad",
+                "data_version": "md5:test",
+                "metrics_at_gate": {"roc_auc": 0.84},
+            },
+            "reference": {"rows": 3562},
+            "recent": {"rows": 891, "source": source},
+            "labelled": {"rows": 891, "target": "Status", "source": source, "note": None},
+            "settings": {
+                "drift": {
+                    "psi": 0.2,
+                    "wasserstein": 0.1,
+                    "missing": 0.05,
+                    "bins": 10,
+                    "max_categories": 50,
+                },
+                "decay": {
+                    "max_drop": 0.02,
+                    "max_drop_by_metric": {},
+                    "confidence": 0.95,
+                    "resamples": 2000,
+                    "seed": 0,
+                    "threshold": 0.5,
+                },
+                "metrics": [],
+                "min_labelled": 30,
+            },
+            "features": [_feature("Income", drift), _feature("Age", False)],
+            "predictions": [_feature("P(bad)", False)],
+            "decay": [
+                {
+                    "metric": "roc_auc",
+                    "recorded": 0.84,
+                    "recent": 0.7 if decay else 0.84,
+                    "ci_low": 0.66 if decay else 0.8,
+                    "ci_high": 0.74 if decay else 0.88,
+                    "confidence": 0.95,
+                    "method": "DeLong variance of one AUC, normal interval",
+                    "rows": 891,
+                    "allowed_drop": 0.02,
+                    "limit": 0.82,
+                    "higher_is_better": True,
+                    "verdict": verdict,
+                }
+            ],
+            "problems": {"drift": drift, "decay": decay},
+            "created_at": "2024-05-01T00:00:00+00:00",
+            "ci_ml_version": "0.1.0",
+        }
+    )
 
 
 def test_each_problem_has_its_issue_and_a_resolved_one_closes(
     github_api, github_issues, github_client
 ):
-    drifting = publish(github_client, REPO, record("drifting", True, False), "## drifting")
-    stale = publish(github_client, REPO, record("stale", True, True), "## stale")
+    drifting = publish(github_client, REPO, monitor_record("drifting", True, False), "## drifting")
+    stale = publish(github_client, REPO, monitor_record("stale", True, True), "## stale")
     fine = publish(
-        github_client, REPO, record("fine", False, False), "## fine", close_resolved=True
+        github_client, REPO, monitor_record("fine", False, False), "## fine", close_resolved=True
     )
 
     def actions(outcomes):

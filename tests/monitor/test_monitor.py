@@ -28,6 +28,7 @@ from ci_ml.monitor import check as monitor
 from ci_ml.monitor.decay import DecaySettings, Interval, judge, judged_metrics, metric_interval
 from ci_ml.monitor.sources import Production, Recent, parse_since
 from ci_ml.project import open_project
+from ci_ml.records import MONITOR_REPORT, MonitorReport, read_record
 from ci_ml.registry import open_registry
 from tests.conftest import REPO as CHECKOUT
 from tests.conftest import run_cli
@@ -82,7 +83,7 @@ def example(pulled_example: Path, tmp_path_factory: pytest.TempPathFactory) -> E
     return Example(Path(registry.url), production, dataset.holdout, dataset.train)
 
 
-def check(example: Example, frame: pd.DataFrame, **options: Any) -> dict[str, Any]:
+def check(example: Example, frame: pd.DataFrame, **options: Any) -> MonitorReport:
     settings = monitor.MonitorSettings(**options)
     return monitor.check(example.production, Recent(frame, {"kind": "file", "path": "t"}), settings)
 
@@ -102,8 +103,8 @@ def flipped(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def drifted(record: dict[str, Any]) -> set[str]:
-    return {f["feature"] for f in record["features"] if f["drifted"]}
+def drifted(record: MonitorReport) -> set[str]:
+    return {f.feature for f in record.features if f.drifted}
 
 
 # -- the three statuses on the example data -------------------------------------------------
@@ -112,35 +113,35 @@ def drifted(record: dict[str, Any]) -> set[str]:
 def test_an_unchanged_sample_is_fine(example):
     record = check(example, example.holdout)
 
-    assert (record["status"], record["reasons"], drifted(record)) == ("fine", [], set())
-    assert not any(p["drifted"] for p in record["predictions"])
-    assert [d["metric"] for d in record["decay"]] == sorted(METRICS)  # recorded ones only
-    assert all(d["verdict"] != "decayed" for d in record["decay"])
-    assert record["labelled"]["rows"] == len(example.holdout)
-    json.dumps(record, allow_nan=False)
+    assert (record.status, record.reasons, drifted(record)) == ("fine", [], set())
+    assert not any(p.drifted for p in record.predictions)
+    assert [d.metric for d in record.decay] == sorted(METRICS)  # recorded ones only
+    assert all(d.verdict != "decayed" for d in record.decay)
+    assert record.labelled.rows == len(example.holdout)
+    json.dumps(record.model_dump(mode="json"), allow_nan=False)
 
 
 def test_a_shifted_income_and_home_mix_flag_exactly_those_features(example):
     record = check(example, shifted(example.holdout))
 
-    assert record["status"] == "drifting"
+    assert record.status == "drifting"
     assert drifted(record) == {"Income", "Home"}
-    income = next(f for f in record["features"] if f["feature"] == "Income")
-    assert income["details"]["recent"]["mean"] == pytest.approx(
-        1.5 * income["details"]["reference"]["mean"], rel=0.15
+    income = next(f for f in record.features if f.feature == "Income")
+    assert income.details["recent"]["mean"] == pytest.approx(
+        1.5 * income.details["reference"]["mean"], rel=0.15
     )
-    assert record["decay"] == [] and "no 'Status' column" in record["labelled"]["note"]
-    assert record["reasons"][0] == "drift in 2 of 13 features: Income, Home"
+    assert record.decay == [] and "no 'Status' column" in (record.labelled.note or "")
+    assert record.reasons[0] == "drift in 2 of 13 features: Income, Home"
 
 
 def test_flipped_outcomes_flag_decay(example):
     record = check(example, flipped(example.holdout))
 
-    assert record["status"] == "stale"
+    assert record.status == "stale"
     assert drifted(record) == set()
-    verdicts = {d["metric"]: d["verdict"] for d in record["decay"]}
+    verdicts = {d.metric: d.verdict for d in record.decay}
     assert verdicts == dict.fromkeys(sorted(METRICS), "decayed")
-    assert record["problems"] == {"drift": False, "decay": True}
+    assert (record.problems.drift, record.problems.decay) == (False, True)
 
 
 def test_the_report_puts_the_status_first_and_the_drifted_features_on_top(example):
@@ -164,8 +165,8 @@ def test_too_few_labelled_rows_leave_decay_unjudged(example):
 
     record = check(example, recent)
 
-    assert record["decay"] == [] and record["labelled"]["rows"] == 10
-    assert record["status"] == "fine"
+    assert record.decay == [] and record.labelled.rows == 10
+    assert record.status == "fine"
 
 
 def test_a_recent_file_without_a_feature_is_refused(example):
@@ -262,7 +263,7 @@ def test_the_request_log_is_a_source(example, tmp_path):
 
     record = monitor.run(tmp_path, _registry(example), tmp_path / "out", sources)
 
-    source = record["recent"]["source"]
+    source = record.recent.source
     assert (source["kind"], source["rows"], source["skipped_lines"]) == (
         "requests",
         len(example.holdout),
@@ -270,7 +271,7 @@ def test_the_request_log_is_a_source(example, tmp_path):
     )
     assert source["files"] > 1  # rotated files are all read
     assert source["model_versions"] == {"abc123abc123": len(example.holdout)}
-    assert record["status"] == "fine" and record["decay"] == []
+    assert record.status == "fine" and record.decay == []
 
 
 def test_labels_from_their_own_file_judge_decay(example, tmp_path):
@@ -280,8 +281,8 @@ def test_labels_from_their_own_file_judge_decay(example, tmp_path):
 
     record = monitor.run(tmp_path, _registry(example), tmp_path / "out", sources)
 
-    assert record["status"] == "stale"
-    assert record["labelled"]["source"]["path"] == str(tmp_path / "labels.csv")
+    assert record.status == "stale"
+    assert record.labelled.source["path"] == str(tmp_path / "labels.csv")
 
 
 def test_requests_before_since_are_left_out(example, tmp_path):
@@ -347,9 +348,9 @@ def test_cli_fine_exits_0_and_writes_both_reports(example, tmp_path):
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("status: fine")
-    record = json.loads((tmp_path / "out" / "monitor-report.json").read_text())
+    record = read_record(tmp_path / "out" / MONITOR_REPORT, MonitorReport)
     markdown = (tmp_path / "out" / "monitor-report.md").read_text()
-    assert record["status"] == "fine"
+    assert record.status == "fine"
     assert markdown.startswith("## ✅ ci-ml monitor: **FINE** — no drift in 13 features")
 
 
@@ -360,7 +361,7 @@ def test_cli_drifting_exits_1_and_says_so_in_json(example, tmp_path):
     done = monitor_here(tmp_path, *args)
 
     assert done.exit_code == 1
-    assert json.loads(done.stdout)["status"] == "drifting"
+    assert MonitorReport.model_validate_json(done.stdout).status == "drifting"
     assert done.stderr.strip() == (
         "ci-ml: monitor: drifting — drift in 2 of 13 features: Income, Home."
     )
@@ -425,9 +426,9 @@ def test_cli_pulls_dvc_tracked_recent_data(example, project):
     )
 
     assert done.returncode == 0, done.stderr
-    record = json.loads((project / "out" / "monitor-report.json").read_text())
-    assert record["recent"]["source"]["dvc"] == "data.dvc"
-    assert record["labelled"]["rows"] == record["recent"]["rows"]  # the data has outcomes
+    record = read_record(project / "out" / MONITOR_REPORT, MonitorReport)
+    assert record.recent.source["dvc"] == "data.dvc"
+    assert record.labelled.rows == record.recent.rows  # the data has outcomes
 
 
 # -- the reusable workflow ------------------------------------------------------------------
@@ -517,11 +518,11 @@ def test_end_to_end_after_ci_ml_run(project):
     done = monitor_cli(project, "--recent", "data/credit_data.csv", "--json")
 
     assert done.returncode == 0, done.stderr
-    record = json.loads(done.stdout)
-    assert record["status"] == "fine"
-    assert record["production"]["version"] == version["versions"][0]["version"]
-    assert "latency_p95_ms" not in {d["metric"] for d in record["decay"]}
-    assert record["decay"] and record["reference"]["rows"] > 3000
+    record = MonitorReport.model_validate_json(done.stdout)
+    assert record.status == "fine"
+    assert record.production.version == version["versions"][0]["version"]
+    assert "latency_p95_ms" not in {d.metric for d in record.decay}
+    assert record.decay and record.reference.rows > 3000
 
 
 def test_an_empty_registry_has_nothing_to_monitor(tmp_path):
