@@ -30,6 +30,7 @@ EVALUATION = "evaluation.json"
 GATE_REPORT = "gate-report.json"
 REPORT = "report.md"
 REFERENCE = "reference.parquet"
+HOLDOUT_PREDICTIONS = "holdout-predictions.parquet"  # columns truth, score: for the monitor
 SMOKE = "smoke-sample.json"
 ONNX = "model.onnx"
 PARITY = "parity.json"
@@ -45,6 +46,7 @@ WRITTEN_BY = {
     GATE_REPORT: "gate",
     REPORT: "report",
     REFERENCE: "evaluate",
+    HOLDOUT_PREDICTIONS: "evaluate",
     SMOKE: "evaluate",
     ONNX: "export",
     PARITY: "export",
