@@ -84,6 +84,9 @@ class IssueStore:
         for key in ("title", "body"):
             if key in call.body:
                 issue[key] = call.body[key]
+        if "labels" in call.body:
+            example = state.example("issues/create")["labels"][0]
+            issue["labels"] = [_label(example, name, call) for name in call.body["labels"]]
         if call.body.get("state") in ("open", "closed") and call.body["state"] != issue["state"]:
             issue["state"] = call.body["state"]
             issue["closed_at"] = server_state.now() if issue["state"] == "closed" else None
@@ -134,12 +137,17 @@ def test_opened_once_then_updated_in_place(github_api, github_issues, github_cli
     assert [x["name"] for x in issue["labels"]] == [LABEL]
     assert operations(github_api) == [
         "issues/list-for-repo",
+        "issues/list-for-repo",  # none with the label: the marker in any issue, once
         "issues/create",
         "issues/list-for-repo",
         "issues/update",
     ]
-    listed = github_api.requests_for("issues/list-for-repo")[0].query
-    assert (listed["labels"], listed["state"]) == (LABEL, "all")
+    listed = [r.query for r in github_api.requests_for("issues/list-for-repo")]
+    assert [(q.get("labels"), q["state"]) for q in listed] == [
+        (LABEL, "all"),
+        (None, "all"),
+        (LABEL, "all"),
+    ]
 
 
 def test_the_same_report_leaves_the_issue_unchanged(github_api, github_issues, github_client):
@@ -175,7 +183,7 @@ def test_found_on_a_later_page_among_other_issues(github_api, github_issues, git
     assert (again.action, again.number) == ("updated", mine.number)
     assert len(github_issues.of()) == 132
     pages = [r.query.get("page") for r in github_api.requests_for("issues/list-for-repo")]
-    assert pages == [None, None, "2"]  # the oldest issue is on the last page
+    assert pages == [None, None, None, "2"]  # the oldest issue is on the last page
 
 
 def test_two_keys_keep_two_issues(github_api, github_issues, github_client):
@@ -231,6 +239,40 @@ def test_a_dropped_label_is_an_error_not_a_future_duplicate(
 
     with pytest.raises(BadInputError, match="dropped its label 'ci-ml:drift'"):
         upsert_issue(github_client, REPO, "monitor/drift", "drift", "x", [LABEL])
+
+
+def test_an_issue_whose_label_was_dropped_is_found_by_its_marker(
+    github_api, github_issues, github_client, monkeypatch
+):
+    create, update = github_issues.create, github_issues.update
+
+    def unlabelled(handler):
+        def answer(state, call):
+            reply = handler(state, call)
+            reply.body["labels"] = []  # a token that may not label
+            return reply
+
+        return answer
+
+    monkeypatch.setitem(server_state.HANDLERS, "issues/create", unlabelled(create))
+    monkeypatch.setitem(server_state.HANDLERS, "issues/update", unlabelled(update))
+    with pytest.raises(BadInputError, match="GitHub opened issue #1 but dropped its label"):
+        upsert_issue(github_client, REPO, "monitor/drift", "drift", "run 1", [LABEL])
+    github_client.post(f"/repos/{REPO}/issues", {"title": "other", "body": "x", "labels": []})
+    github_issues.issues[(REPO, 1)]["labels"] = []
+
+    with pytest.raises(BadInputError, match="GitHub updated issue #1 but dropped its label"):
+        upsert_issue(github_client, REPO, "monitor/drift", "drift", "run 2", [LABEL])
+    monkeypatch.setitem(server_state.HANDLERS, "issues/update", update)  # the token fixed
+    again = upsert_issue(github_client, REPO, "monitor/drift", "drift", "run 3", [LABEL])
+    last = upsert_issue(github_client, REPO, "monitor/drift", "drift", "run 4", [LABEL])
+
+    assert (again.action, again.number, last.action, last.number) == ("updated", 1, "updated", 1)
+    mine, other = github_issues.of()
+    assert mine["body"].endswith("\nrun 4") and [x["name"] for x in mine["labels"]] == [LABEL]
+    assert other["title"] == "other"
+    edits = [r.json for r in github_api.requests_for("issues/update")]
+    assert [e.get("labels") for e in edits] == [[LABEL], [LABEL], None]
 
 
 @pytest.mark.parametrize(
