@@ -88,10 +88,25 @@ MetricOpt = Annotated[
     _opt("--metric", help="Metric judged for decay (repeat; default: all recorded at the gate)."),
 ]
 MaxDropOpt = Annotated[
-    float, _opt("--max-drop", min=0.0, help="Allowed drop of a metric since its gate.")
+    float,
+    _opt(
+        "--max-drop",
+        min=0.0,
+        help="Allowed drop of a metric since its gate, in its units (AUC, accuracy, log loss).",
+    ),
+]
+MaxRelativeDropOpt = Annotated[
+    float,
+    _opt(
+        "--max-relative-drop",
+        min=0.0,
+        help="Allowed rise of rmse and mae (in the target's units), as a share of the value "
+        "at the gate: 0.02 is 2%.",
+    ),
 ]
 MaxDropForOpt = Annotated[
-    list[str] | None, _opt("--max-drop-for", help="METRIC=DROP for one metric (repeat).")
+    list[str] | None,
+    _opt("--max-drop-for", help="METRIC=DROP for one metric, in its units (repeat)."),
 ]
 ConfidenceOpt = Annotated[
     float, _opt("--confidence", min=0.5, max=0.999, help="Confidence of the decay intervals.")
@@ -154,6 +169,7 @@ def monitor(
     missing: MissingOpt = 0.05,
     metric: MetricOpt = None,
     max_drop: MaxDropOpt = 0.02,
+    max_relative_drop: MaxRelativeDropOpt = 0.02,
     max_drop_for: MaxDropForOpt = None,
     confidence: ConfidenceOpt = 0.95,
     min_labelled: MinLabelledOpt = 30,
@@ -186,7 +202,13 @@ def monitor(
     root, reg, trusted, defaults = _project(config, registry)
     settings = check.MonitorSettings(
         drift=DriftThresholds(psi=psi, wasserstein=wasserstein, missing=missing),
-        decay=DecaySettings(max_drop, parse_drops(max_drop_for), confidence, **defaults),
+        decay=DecaySettings(
+            max_drop,
+            parse_drops(max_drop_for),
+            confidence,
+            max_relative_drop=max_relative_drop,
+            **defaults,
+        ),
         metrics=tuple(metric or ()),
         min_labelled=min_labelled,
     )

@@ -54,15 +54,25 @@ def render(record: MonitorReport, links: Mapping[str, str] | None = None) -> str
 def _summary(record: MonitorReport) -> list[str]:
     source = record.recent.source
     where = f"{source.get('kind', 'data')} `{source.get('path', '?')}`"
+    reference = record.reference
+    whose = "holdout" if reference.predictions == "holdout" else "training"
     lines = [
-        f"Production `{record.production.version}` · reference {record.reference.rows} "
-        f"training rows · recent {record.recent.rows} rows from {where} · "
-        f"{record.labelled.rows} labelled",
+        f"Production `{record.production.version}` · reference {reference.rows} "
+        f"training rows, predictions on {reference.prediction_rows} {whose} rows · "
+        f"recent {record.recent.rows} rows from {where} · {record.labelled.rows} labelled",
         "",
     ]
     for reason in record.reasons[1:]:
         lines.append(f"- {reason}")
-    return lines + ([""] if len(record.reasons) > 1 else [])
+    lines += [""] if len(record.reasons) > 1 else []
+    for note in record.notes:
+        lines += [f"> [!NOTE]\n> {_sentence(note)}", ""]
+    return lines
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending in one full stop."""
+    return text.rstrip().rstrip(".") + "."
 
 
 def _count(record: MonitorReport) -> str:
@@ -74,25 +84,35 @@ def _decay(record: MonitorReport) -> list[str]:
     labelled = record.labelled
     title = f"### Performance vs the gate ({labelled.rows} labelled rows)"
     if not record.decay:
-        return [title, "", f"_Not judged: {labelled.note or 'no outcomes'}._", ""]
+        return [title, "", f"_Not judged: {_sentence(labelled.note or 'no outcomes')}_", ""]
     rows = [
         [
             f"{VERDICT_ICONS.get(d.verdict, '')} {d.verdict}",
             d.metric,
-            d.recorded,
+            _at_gate(d),
             d.recent,
-            f"[{d.ci_low:.4f}, {d.ci_high:.4f}] ({d.confidence:.0%})",
+            f"{d.change:+.4g} [{d.change_low:+.4g}, {d.change_high:+.4g}] ({d.confidence:.1%})",
             _allowed(d),
         ]
         for d in record.decay
     ]
-    header = ["verdict", "metric", "at the gate", "recent", "CI", "allowed"]
-    return [title, "", *table(header, rows), ""]
+    header = ["verdict", "metric", "at the gate", "recent", "change (CI)", "allowed"]
+    methods = sorted({d.change_method for d in record.decay})
+    return [title, "", *table(header, rows), "", f"Change intervals: {'; '.join(methods)}.", ""]
+
+
+def _at_gate(d: DecayEntry) -> str:
+    where = f"{d.gate_rows} holdout rows" if d.gate_rows is not None else "taken as exact"
+    return f"{d.recorded:.4g} ({where})"
 
 
 def _allowed(d: DecayEntry) -> str:
-    side = "≥" if d.higher_is_better else "≤"
-    return f"{side} {d.limit:.4f} (drop {d.allowed_drop:g})"
+    side, way = ("≥", "below") if d.higher_is_better else ("≤", "above")
+    if d.allowed_drop_relative is not None:
+        size = f"{d.allowed_drop_relative:.1%} of {d.recorded:.4g}"
+    else:
+        size = f"{d.allowed_drop:g}"
+    return f"{side} {d.limit:.4g} ({size} {way} the gate)"
 
 
 def _drift_table(title: str, entries: Sequence[FeatureDrift], count: str | None) -> list[str]:
@@ -147,7 +167,8 @@ def _settings(record: MonitorReport) -> list[str]:
         ["PSI (numeric: reference deciles; categorical: top categories)", drift.psi],
         ["Wasserstein-1 / reference std (numeric)", drift.wasserstein],
         ["change of the missing share", drift.missing],
-        ["allowed metric drop (default)", decay.max_drop],
+        ["allowed metric drop (default, in the metric's units)", decay.max_drop],
+        ["allowed rise of rmse, mae (share of the value at the gate)", decay.max_relative_drop],
         *[[f"allowed drop of {k}", v] for k, v in decay.max_drop_by_metric.items()],
         ["confidence of the decay intervals", decay.confidence],
     ]

@@ -314,6 +314,7 @@ def monitor_record(status: str, drift: bool, decay: bool) -> MonitorReport:
         {
             "status": status,
             "reasons": [],
+            "notes": [],
             "production": {
                 "version": "v1",
                 "digest": "0" * 64,
@@ -323,7 +324,7 @@ def monitor_record(status: str, drift: bool, decay: bool) -> MonitorReport:
                 "data_version": "md5:test",
                 "metrics_at_gate": {"roc_auc": 0.84},
             },
-            "reference": {"rows": 3562},
+            "reference": {"rows": 3562, "predictions": "holdout", "prediction_rows": 891},
             "recent": {"rows": 891, "source": source},
             "labelled": {"rows": 891, "target": "Status", "source": source, "note": None},
             "settings": {
@@ -341,6 +342,7 @@ def monitor_record(status: str, drift: bool, decay: bool) -> MonitorReport:
                     "resamples": 2000,
                     "seed": 0,
                     "threshold": 0.5,
+                    "max_relative_drop": 0.02,
                 },
                 "metrics": [],
                 "min_labelled": 30,
@@ -357,7 +359,13 @@ def monitor_record(status: str, drift: bool, decay: bool) -> MonitorReport:
                     "confidence": 0.95,
                     "method": "DeLong variance of one AUC, normal interval",
                     "rows": 891,
+                    "gate_rows": 891,
+                    "change": -0.14 if decay else 0.0,
+                    "change_low": -0.2 if decay else -0.05,
+                    "change_high": -0.08 if decay else 0.05,
+                    "change_method": "DeLong variances of both samples, normal interval",
                     "allowed_drop": 0.02,
+                    "allowed_drop_relative": None,
                     "limit": 0.82,
                     "higher_is_better": True,
                     "verdict": verdict,
