@@ -35,7 +35,13 @@ def headline(record: MonitorReport) -> str:
 
 def _all_clear(record: MonitorReport) -> str:
     features = {f.feature for f in record.features if f.kind != "missing"}
-    judged = "performance holds" if record.decay else "performance not judged"
+    unsure = sum(1 for d in record.decay if d.verdict == "inconclusive")
+    if not record.decay:
+        judged = "performance not judged"
+    elif unsure:
+        judged = f"no metric decayed ({unsure} of {len(record.decay)} too close to tell)"
+    else:
+        judged = "performance holds"
     return f"no drift in {len(features)} features or the predictions; {judged}"
 
 
@@ -91,7 +97,7 @@ def _decay(record: MonitorReport) -> list[str]:
             d.metric,
             _at_gate(d),
             d.recent,
-            f"{d.change:+.4g} [{d.change_low:+.4g}, {d.change_high:+.4g}] ({d.confidence:.1%})",
+            f"{d.change:+.4f} [{d.change_low:+.4f}, {d.change_high:+.4f}] ({d.confidence:.1%})",
             _allowed(d),
         ]
         for d in record.decay
