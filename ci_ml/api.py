@@ -14,7 +14,7 @@ from typing import Any
 from ci_ml import decide, gates, quality, rundir, training
 from ci_ml import report as render
 from ci_ml.data import Dataset, data_version, dvc_pull, dvc_targets
-from ci_ml.errors import CredentialsMissing, GateBlocked
+from ci_ml.errors import CiMlError, CredentialsMissing, GateBlocked
 from ci_ml.evaluation import record as evaluation_record
 from ci_ml.evaluation.baseline import Baseline, fetch_production
 from ci_ml.evaluation.predict import Predictions
@@ -52,7 +52,22 @@ def pull(project: Project) -> PullRecord:
         dvc_targets=targets,
         data_version=data_version(project.root, project.config.data),
         pulled_at=now(),
+        row_identity=production_identity(project),
     )
+
+
+def production_identity(project: Project) -> list[str] | None:
+    """The identity columns of production's rows, so that the split keeps each row on the
+    side it was on for production (None: no production, or it cannot be read here — the
+    comparison's own guard then keeps production's training rows out)."""
+    if project.config.data.id:
+        return None
+    try:
+        production = project.registry().get_production()
+    except CiMlError:
+        return None
+    found = production.metadata.get("row_identity") if production else None
+    return [str(c) for c in found] if isinstance(found, list) else None
 
 
 def write_pull(project: Project, run_dir: Path) -> PullRecord:
@@ -105,6 +120,7 @@ def train(project: Project, run_dir: Path) -> ModelCard:
         "data_version": version,
         "git_sha": training.git_sha(project.root),
         "size_bytes": model_path.stat().st_size,
+        "row_identity": list(dataset.identity),
     }
     card = ModelCard.model_validate(training.model_card(model_cfg, dataset, model, digest, extra))
     write_record(run_dir, rundir.MODEL_CARD, card)
@@ -124,6 +140,7 @@ def evaluate(project: Project, run_dir: Path) -> Evaluation:
     found = evaluation_record.evaluate(config, dataset, version, model, card, baseline, now())
     write_record(run_dir, rundir.SMOKE, found.smoke)
     write_reference(dataset, run_dir)
+    write_training_ids(dataset, run_dir)
     write_holdout_predictions(found.holdout, run_dir)
     rundir.write_json(run_dir, rundir.METRICS, found.metrics)
     write_record(run_dir, rundir.EVALUATION, found.evaluation)
@@ -147,29 +164,22 @@ def unread_in_fork(error: CredentialsMissing) -> Baseline:
 
 def gate(project: Project, run_dir: Path) -> GateReport:
     """Apply the gates; writes gate-report.json (the decision record)."""
-    data_report = read_record(run_dir / rundir.DATA_REPORT, DataReport)
-    results = [gates.data_gate(data_report)]
-    evaluation = None
-    if data_report.success or (run_dir / rundir.EVALUATION).is_file():
-        evaluation = read_record(run_dir / rundir.EVALUATION, Evaluation)
-        gates.check_gate_metrics(project.config, evaluation.task)
-        results += decide.model_gates(project, evaluation)
-        if project.config.export is not None:
-            results.append(decide.parity_gate_for(run_dir, evaluation))
-    verdict = gates.verdict(results)
+    found = decide.judge(project, run_dir)
+    evaluation = found.evaluation
     baseline = evaluation.baseline if evaluation else None
     record = GateReport.model_validate(
         {
-            "verdict": verdict,
-            "reasons": [r.reason for r in results if r.verdict != gates.PASS],
-            "gates": gates.as_dicts(results),
+            "verdict": found.verdict,
+            "reasons": [r.reason for r in found.results if r.verdict != gates.PASS],
+            "gates": gates.as_dicts(found.results),
             "candidate": {"digest": evaluation.candidate.digest if evaluation else None},
             "baseline": BaselineRef.model_validate(baseline.model_dump(include=_REF))
             if baseline
             else None,
-            "data_version": data_report.data_version,
+            "data_version": found.data_report.data_version,
             "config": str(project.config_path.name),
             "comparison": project.config.comparison.model_dump(),
+            "inputs": decide.inputs(project, run_dir),
             "created_at": now(),
         }
     )
@@ -246,7 +256,13 @@ def register(project: Project, run_dir: Path, registry: Any = None) -> Any:
     if gate_report.verdict == "fail":
         raise GateBlocked("the candidate's verdict is fail; not registering.")
     card = read_record(run_dir / rundir.MODEL_CARD, ModelCard)
-    names = [rundir.MODEL, rundir.MODEL_CARD, rundir.GATE_REPORT, rundir.REFERENCE]
+    names = [
+        rundir.MODEL,
+        rundir.MODEL_CARD,
+        rundir.GATE_REPORT,
+        rundir.REFERENCE,
+        rundir.TRAINING_IDS,
+    ]
     if project.config.export is not None:
         names += [rundir.ONNX, rundir.PARITY]  # required when configured: fail closed
     files = {name: rundir.require(run_dir, name) for name in names}
@@ -273,6 +289,7 @@ REGISTERED_CARD_FIELDS = (
     "task",
     "target",
     "positive_class",
+    "row_identity",
 )
 REFERENCE_ROWS = 200_000
 
@@ -285,6 +302,17 @@ def write_reference(dataset: Dataset, run_dir: Path) -> Path:
     path = run_dir / rundir.REFERENCE
     with rundir.atomic_path(path) as tmp:
         train.to_parquet(tmp, index=False)
+    return path
+
+
+def write_training_ids(dataset: Dataset, run_dir: Path) -> Path:
+    """The identities of every training row (docs/data.md): registered with the model, they
+    keep the rows it trained on out of any later comparison with it."""
+    import pandas as pd
+
+    path = run_dir / rundir.TRAINING_IDS
+    with rundir.atomic_path(path) as tmp:
+        pd.DataFrame({"row_id": dataset.train_ids}).to_parquet(tmp, index=False)
     return path
 
 

@@ -21,6 +21,10 @@ CONFIG_FILE = "ci-ml.yaml"
 REGISTRY_ENV = "CI_ML_REGISTRY_URL"
 
 Task = Literal["classification", "regression"]
+YAML_BOOLEAN = (
+    "YAML reads an unquoted yes/no, true/false or on/off as a boolean, not as text; "
+    "quote the label, e.g. positive_class: 'Yes'"
+)
 Direction = Literal["higher", "lower"]
 
 
@@ -41,12 +45,21 @@ class DataConfig(_Strict):
 
     path: str
     target: str
+    id: list[str] | None = Field(None, min_length=1)
     task: Task | None = None
     positive_class: str | int | None = None
     drop: list[str] = Field(default_factory=list)
     holdout: HoldoutConfig = Field(default_factory=HoldoutConfig)
     dvc_targets: list[str] | None = None
     max_overlap_percent: float = Field(0.0, ge=0, le=100)
+
+    @field_validator("positive_class", mode="before")
+    @classmethod
+    def _not_a_yaml_boolean(cls, value: Any) -> Any:
+        # YAML reads an unquoted yes/no/true/false/on/off as a boolean, which would become 1/0
+        if isinstance(value, bool):
+            raise ValueError(YAML_BOOLEAN)
+        return value
 
 
 class ExpectationsConfig(_Strict):
@@ -116,6 +129,7 @@ class ComparisonConfig(_Strict):
     first_model: Literal["pass", "fail", "approve"] = "pass"
     unusable_baseline: Policy = "fail"
     fork_pull_request: Policy = "approve"
+    min_rows: int = Field(100, ge=10)
 
 
 class SlicesConfig(_Strict):
@@ -123,6 +137,8 @@ class SlicesConfig(_Strict):
 
     columns: list[str] = Field(min_length=1)
     min_size: int = Field(30, ge=2)
+    # ranking metrics of a slice with a handful of one class have intervals too wide to judge
+    min_class_count: int = Field(20, ge=1)
 
 
 class TargetConfig(_Strict):
@@ -188,6 +204,16 @@ class Config(_Strict):
             raise ValueError("the gate list is empty; a candidate with no gate would always pass")
         return gates
 
+    @model_validator(mode="after")
+    def _slice_gates_have_slices(self) -> Config:
+        sliced = [g.metric for g in self.gates if g.slices]
+        if sliced and self.slices is None:
+            raise ValueError(
+                f"the gate on '{sliced[0]}' has 'slices: true' but there is no 'slices' "
+                "section naming the columns; add slices: {columns: [...]}"
+            )
+        return self
+
 
 def load_config(path: Path | str = CONFIG_FILE) -> Config:
     """Read and validate ``ci-ml.yaml``; raise ConfigError with file and field."""
@@ -240,6 +266,8 @@ def _describe(path: Path, exc: ValidationError) -> str:
                 f"field '{field}' is not a known setting (found {_short(found)}); check the "
                 f"spelling{_known_here(err['loc'])}"
             )
+        elif isinstance(found, bool) and err["type"] == "string_type":
+            parts.append(f"field '{field}': found {found}; {YAML_BOOLEAN.split('; ')[0]}; quote it")
         else:
             parts.append(f"field '{field}': found {_short(found)}; {message}")
     more = f" (and {len(parts) - 3} more)" if len(parts) > 3 else ""

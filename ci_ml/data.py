@@ -1,17 +1,25 @@
 """Data: DVC pull, the data version, loading CSV/Parquet, the train/holdout split.
 
-The split is deterministic and leak-free by construction: rows are grouped by a
-hash of their feature values, so identical rows always land on the same side,
-and groups are ranked by a seeded hash of their own key (per class for
-classification); the first ``fraction`` of each class goes to the holdout.
-Adding rows moves old rows across the cut only near it, because a group's rank
-depends on its key, not on its position in the file.
+Every row has an identity: a 64-bit hash of its values in the identity columns —
+``data.id`` when configured, else the columns production's identity was made of (while
+the file still has them all), else every column of the file but the target. Column
+order, added columns and ``data.drop`` do not change it (see docs/data.md).
+
+The split is deterministic and leak-free by construction: rows are grouped by their
+identity, so identical rows always land on the same side, and groups are ranked by a
+seeded hash of their own key (per class for classification); the first ``fraction`` of
+each class goes to the holdout. Adding rows moves old rows across the cut only near it,
+because a group's rank depends on its key, not on its position in the file.
+
+The frames keep every column of the file (the data gates check the data as it is);
+``data.drop`` only takes columns out of the model's features.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ci_ml.config import DataConfig, Task
-from ci_ml.errors import DataError, ServiceError
+from ci_ml.errors import BadInputError, DataError, MissingExtra, ServiceError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,7 +39,11 @@ MAX_CLASSES_FOR_INFERENCE = 10
 
 @dataclass(frozen=True)
 class Dataset:
-    """Train and holdout rows of one data version, ready for the steps."""
+    """Train and holdout rows of one data version, ready for the steps.
+
+    ``identity`` names the columns the rows' identities (``train_ids``, ``holdout_ids``:
+    one 64-bit hash per row, see :func:`row_ids`) are made of.
+    """
 
     train: pd.DataFrame
     holdout: pd.DataFrame
@@ -39,6 +51,9 @@ class Dataset:
     task: Task
     features: list[str]
     positive_class: Any = None
+    identity: tuple[str, ...] = ()
+    train_ids: np.ndarray | None = None
+    holdout_ids: np.ndarray | None = None
 
     def x(self, part: str) -> pd.DataFrame:
         return getattr(self, part)[self.features]
@@ -85,8 +100,23 @@ def dvc_pull(root: Path, targets: list[str]) -> None:
             repo.pull(targets=targets or None)
     except DvcException as exc:
         raise ServiceError(_explain_dvc(exc, targets)) from None
+    except ImportError as exc:  # DVC's plugin for the remote's storage is not installed
+        raise _missing_remote_library(exc, targets) from None
     finally:
         logging.disable(logging.NOTSET)
+
+
+def _missing_remote_library(exc: ImportError, targets: list[str]) -> BadInputError:
+    text = " ".join(str(exc).split())
+    what = ", ".join(targets) or "the tracked data"
+    found = re.search(r"'(dvc-[\w-]+)'", text)
+    package = found.group(1) if found else exc.name
+    if package in ("dvc-s3", "dvc_s3", "s3fs"):
+        return MissingExtra(f"dvc pull of {what} from an s3:// remote", "s3", package)
+    return BadInputError(
+        f"dvc pull of {what} needs a library for its remote ({text}); install it "
+        f"with: pip install {package or 'the DVC plugin of the remote'}."
+    )
 
 
 def _explain_dvc(exc: Exception, targets: list[str]) -> str:
@@ -114,11 +144,16 @@ def _explain_dvc(exc: Exception, targets: list[str]) -> str:
 
 
 def data_version(root: Path, config: DataConfig) -> str:
-    """The DVC hash of the data (``md5:...``), or a sha256 of the file if untracked."""
+    """The DVC hash of the data (``md5:...``), or a sha256 of the file if untracked.
+
+    The hash is read from the ``.dvc`` file, so the tracked files are first checked to still be
+    what it records: data edited after ``dvc pull`` has no version, and is refused.
+    """
     dvc_file = find_dvc_file(root, Path(config.path))
     if dvc_file is not None:
         outs = (yaml.safe_load((root / dvc_file).read_text()) or {}).get("outs") or []
         if outs and outs[0].get("md5"):
+            check_workspace(root, config)
             return "md5:" + str(outs[0]["md5"])
     path = root / config.path
     if not path.is_file():
@@ -129,11 +164,63 @@ def data_version(root: Path, config: DataConfig) -> str:
     return "sha256:" + digest
 
 
+def check_workspace(root: Path, config: DataConfig) -> None:
+    """Refuse tracked data files that differ from what their ``.dvc`` file records.
+
+    DVC compares the files with the hashes it recorded (its state cache keeps this cheap for
+    unchanged files); a tracked folder counts as changed when any file in it changed.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    files = [root / name for name in [config.path, config.holdout.file] if name]
+    logging.disable(logging.WARNING)
+    try:
+        with Repo(str(root)) as repo:
+            outs = [o for o in repo.index.outs if any(_inside(f, Path(o.fs_path)) for f in files)]
+            changed = [(out, status) for out in outs for status in out.workspace_status().values()]
+    except (DvcException, OSError) as exc:
+        text = " ".join(str(exc).split())
+        raise DataError(
+            f"cannot check that the data in {root} is the version DVC records ({text}); "
+            "run 'ci-ml pull' in the DVC repository of the project."
+        ) from None
+    finally:
+        logging.disable(logging.NOTSET)
+    if not any(_inside(files[0], Path(out.fs_path)) for out in outs):
+        raise DataError(
+            f"cannot check that {config.path} is the version DVC records: no DVC output of "
+            f"{root} holds it (is its .dvc file ignored?); check with 'dvc status', then run "
+            "'ci-ml pull'."
+        )
+    if changed:
+        out, status = changed[0]
+        where, dvc_file = (_shown(Path(p), root) for p in (out.fs_path, out.stage.path))
+        raise DataError(
+            f"the tracked data '{where}' is {status}: it differs from the version "
+            f"{dvc_file} records, so it was changed after 'dvc pull' and no data version "
+            f"describes it; record the change with 'dvc add {where}' (and commit {dvc_file}) "
+            f"or restore the recorded data with 'dvc checkout {dvc_file}', then run again."
+        )
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve() == folder.resolve() or folder.resolve() in path.resolve().parents
+
+
+def _shown(path: Path, root: Path) -> str:
+    return str(path.resolve().relative_to(root.resolve())) if _inside(path, root) else str(path)
+
+
 # --- loading -----------------------------------------------------------------------
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file; anything unreadable is a DataError."""
+    """Read a CSV or Parquet file; anything unreadable is a DataError.
+
+    A CSV is typed a whole column at a time (pandas' chunked reading would give one column
+    numbers in some rows and text in others, depending on the file's size).
+    """
     import pandas as pd
 
     reader = READERS.get(path.suffix.lower())
@@ -143,7 +230,9 @@ def read_table(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path} does not exist; run 'ci-ml pull' first or check data.path.")
     try:
-        frame = getattr(pd, reader)(path)
+        _unique_names(path, _header(path, reader))
+        options = {"low_memory": False} if reader == "read_csv" else {}
+        frame = getattr(pd, reader)(path, **options)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty; it needs a header row and data rows.") from None
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError) as exc:
@@ -155,18 +244,55 @@ def read_table(path: Path) -> pd.DataFrame:
     return frame
 
 
-def load_dataset(root: Path, config: DataConfig) -> Dataset:
-    """Load, check and split the configured data."""
+def _header(path: Path, reader: str) -> list[str]:
+    """The column names as the file has them (pandas renames a repeated CSV name 'x' to 'x.1')."""
+    import pandas as pd
+
+    if reader == "read_parquet":
+        import pyarrow.parquet as pq
+
+        return [str(name) for name in pq.read_schema(path).names]
+    first = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+    return [str(name) for name in first.iloc[0].tolist()] if len(first) else []
+
+
+def _unique_names(path: Path, names: list[str]) -> None:
+    seen: dict[str, list[int]] = {}
+    for number, name in enumerate(names, start=1):
+        if name.strip():  # pandas names blank headers 'Unnamed: N', each its own
+            seen.setdefault(name, []).append(number)
+    repeated = {name: where for name, where in seen.items() if len(where) > 1}
+    if repeated:
+        name, where = next(iter(repeated.items()))
+        positions = ", ".join(map(str, where))
+        raise DataError(
+            f"{path}: the column name {name!r} appears {len(where)} times in the header "
+            f"(columns {positions}); every column needs its own name (pandas would read the "
+            f"second as '{name}.1', a feature of its own): rename or remove the repeats."
+        )
+
+
+def load_dataset(root: Path, config: DataConfig, identity: list[str] | None = None) -> Dataset:
+    """Load, check and split the configured data.
+
+    ``identity``: the identity columns production's rows were keyed on (pull.json records
+    them); used while the file has them all and ``data.id`` is not set.
+    """
     frame = _prepared(read_table(root / config.path), config, root / config.path)
     task = config.task or infer_task(frame[config.target])
     features = [c for c in frame.columns if c != config.target and c not in config.drop]
     positive = _positive_class(frame[config.target], config, task)
+    columns = identity_columns(frame, config, identity)
+    ids = row_ids(frame, columns)
     if config.holdout.file:
         holdout_path = root / config.holdout.file
         holdout = _prepared(read_table(holdout_path), config, holdout_path)
         _same_columns(frame, holdout, holdout_path)
-        return Dataset(frame, holdout, config.target, task, features, positive)
-    train_idx, holdout_idx = split_rows(frame, features, config.target, task, config.holdout)
+        holdout_ids = row_ids(holdout, columns)
+        return Dataset(
+            frame, holdout, config.target, task, features, positive, columns, ids, holdout_ids
+        )
+    train_idx, holdout_idx = split_rows(frame, ids, config.target, task, config.holdout)
     return Dataset(
         frame.iloc[train_idx].reset_index(drop=True),
         frame.iloc[holdout_idx].reset_index(drop=True),
@@ -174,7 +300,28 @@ def load_dataset(root: Path, config: DataConfig) -> Dataset:
         task,
         features,
         positive,
+        columns,
+        ids[train_idx],
+        ids[holdout_idx],
     )
+
+
+def identity_columns(
+    frame: pd.DataFrame, config: DataConfig, inherited: list[str] | None
+) -> tuple[str, ...]:
+    """The columns a row's identity is made of: ``data.id``, else ``inherited`` (production's)
+    when the file still has them all, else every column but the target, by name."""
+    if config.id:
+        missing = [c for c in config.id if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"data.id names column(s) {', '.join(missing)} that the data does not have; "
+                f"columns are {', '.join(map(str, frame.columns[:12]))}."
+            )
+        return tuple(config.id)
+    if inherited and all(c in frame.columns for c in inherited):
+        return tuple(inherited)
+    return tuple(sorted(str(c) for c in frame.columns if c != config.target))
 
 
 def _prepared(frame: pd.DataFrame, config: DataConfig, path: Path) -> pd.DataFrame:
@@ -188,17 +335,52 @@ def _prepared(frame: pd.DataFrame, config: DataConfig, path: Path) -> pd.DataFra
     missing_drop = [c for c in config.drop if c not in frame.columns]
     if missing_drop:
         raise DataError(f"{path}: data.drop names columns that do not exist: {missing_drop}.")
-    frame = frame.drop(columns=config.drop)
-    empty = [str(c) for c in frame.columns if frame[c].isna().all()]
+    empty = [str(c) for c in frame.columns if c not in config.drop and frame[c].isna().all()]
     if empty:
         raise DataError(
             f"{path}: column(s) {', '.join(empty)} have no values at all; "
             "fix the data or list them under data.drop."
         )
     for column in frame.columns:
+        is_feature = column != config.target and column not in config.drop
         if frame[column].dtype.kind not in "biufcmM":
+            if column not in config.drop:
+                _one_kind(frame[column], path)
             frame[column] = frame[column].astype(object)
+        elif frame[column].dtype.kind in "fc" and is_feature:
+            _finite(frame[column], path)
     return frame
+
+
+def _one_kind(column: pd.Series, path: Path) -> None:
+    """Refuse a column of text mixed with other values (what pandas gives when it types a CSV
+    in chunks, or a reader that keeps Python objects): no kind of column fits both."""
+    import pandas as pd
+
+    if pd.api.types.infer_dtype(column, skipna=True) not in ("mixed", "mixed-integer"):
+        return
+    examples: dict[type, Any] = {}
+    for value in column.dropna():
+        examples.setdefault(type(value), value)
+        if len(examples) == 2:
+            break
+    shown = " and ".join(f"{v!r} ({t.__name__})" for t, v in examples.items())
+    raise DataError(
+        f"{path}: column '{column.name}' mixes text and other values (e.g. {shown}); "
+        "make it all numbers (missing values as empty cells) or all text."
+    )
+
+
+def _finite(column: pd.Series, path: Path) -> None:
+    import numpy as np
+
+    infinite = np.isinf(column.to_numpy(dtype=float, na_value=np.nan))
+    if infinite.any():
+        raise DataError(
+            f"{path}: column '{column.name}' has {int(infinite.sum())} infinite value(s) "
+            f"(inf or -inf, e.g. in data row {int(np.flatnonzero(infinite)[0]) + 1}); "
+            "replace them with numbers, or leave the cells empty (missing values are imputed)."
+        )
 
 
 def _same_columns(train: pd.DataFrame, holdout: pd.DataFrame, path: Path) -> None:
@@ -252,13 +434,38 @@ def row_keys(frame: pd.DataFrame, features: list[str]) -> np.ndarray:
     return pd.util.hash_pandas_object(frame[features], index=False).to_numpy()
 
 
+def row_ids(frame: pd.DataFrame, columns: tuple[str, ...] | list[str]) -> np.ndarray:
+    """A row's identity: a 64-bit hash of its values in ``columns``, in the order given.
+
+    Values are hashed in a canonical form — numbers as float64, everything else as text,
+    missing as missing — so a column read as integers once and as floats (or as text)
+    another time gives the same identity.
+    """
+    import numpy as np
+    import pandas as pd
+
+    canonical = {}
+    for i, column in enumerate(columns):
+        values = frame[column]
+        if values.dtype.kind in "biuf":
+            canonical[str(i)] = values.astype(np.float64)
+        else:
+            canonical[str(i)] = (
+                values.astype(object)
+                .where(values.notna(), None)
+                .map(lambda v: None if v is None else str(v))
+            )
+    table = pd.DataFrame(canonical, index=frame.index)
+    return pd.util.hash_pandas_object(table, index=False).to_numpy(dtype=np.uint64)
+
+
 def split_rows(
-    frame: pd.DataFrame, features: list[str], target: str, task: Task, holdout: Any
+    frame: pd.DataFrame, keys: np.ndarray, target: str, task: Task, holdout: Any
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded, stratified, duplicate-aware split; returns (train, holdout) row positions."""
+    """Seeded, stratified split of rows by their identity ``keys`` (rows of one identity
+    stay together); returns (train, holdout) row positions."""
     import numpy as np
 
-    keys = row_keys(frame, features)
     _, first, group = np.unique(keys, return_index=True, return_inverse=True)
     if task == "classification":
         strata = frame[target].to_numpy()[first]

@@ -1,18 +1,82 @@
-"""What the gate step judges: the model gates from evaluation.json (thresholds, changes
-against production with their policies, per-slice changes) and the ONNX parity gate."""
+"""What the gate step judges: the data gate from data-report.json, the model gates from
+evaluation.json (thresholds, changes against production with their policies, per-slice
+changes) and the ONNX parity gate — and the digests of what it judged.
+
+:func:`judge` is the judgement itself, with no I/O but reading the run files; the gate step
+writes it as gate-report.json, and deploy judges again from the same files to refuse a
+record that says otherwise (:func:`inputs` binds the record to those files and the config).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ci_ml import gates, rundir
-from ci_ml.config import gate_lines
+from ci_ml.config import Config, gate_lines
 from ci_ml.errors import ConfigError, RunDirError
 from ci_ml.evaluation.metrics import METRICS
 from ci_ml.export.parity import parity_gate
 from ci_ml.gates import GateResult
-from ci_ml.records import Evaluation, ParityRecord, read_record
+from ci_ml.modelio import sha256_file
+from ci_ml.records import DataReport, Evaluation, ParityRecord, read_record
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """Every gate's result, and the records they were judged from."""
+
+    results: list[GateResult]
+    data_report: DataReport
+    evaluation: Evaluation | None
+
+    @property
+    def verdict(self) -> str:
+        return gates.verdict(self.results)
+
+
+def judge(project: Any, run_dir: Path) -> Judgement:
+    """Judge the run's files with the project's config: the data gate, then (when the model
+    was evaluated) the model gates and the parity gate."""
+    data_report = read_record(run_dir / rundir.DATA_REPORT, DataReport)
+    results = [gates.data_gate(data_report)]
+    evaluation = None
+    if data_report.success or (run_dir / rundir.EVALUATION).is_file():
+        evaluation = read_record(run_dir / rundir.EVALUATION, Evaluation)
+        gates.check_gate_metrics(project.config, evaluation.task)
+        results += model_gates(project, evaluation)
+        if project.config.export is not None:
+            results.append(parity_gate_for(run_dir, evaluation))
+    return Judgement(results, data_report, evaluation)
+
+
+# the sections of ci-ml.yaml a judgement reads (the rest shaped evaluation.json, which the
+# record binds by its own digest, or say where models are kept and served)
+JUDGED = {"gates", "comparison", "slices", "export"}
+
+
+def config_digest(config: Config) -> str:
+    """sha256 of the config's judged settings (the sections in JUDGED)."""
+    judged = config.model_dump(mode="json", include=JUDGED)
+    text = json.dumps(judged, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def inputs(project: Any, run_dir: Path) -> dict[str, str | None]:
+    """The sha256 of what a judgement reads: the judged config settings and the records."""
+
+    def digest(path: Path) -> str | None:
+        return sha256_file(path) if path.is_file() else None
+
+    return {
+        "config": config_digest(project.config),
+        "data_report": digest(run_dir / rundir.DATA_REPORT),
+        "evaluation": digest(run_dir / rundir.EVALUATION),
+        "parity": digest(run_dir / rundir.PARITY) if project.config.export else None,
+    }
 
 
 def parity_gate_for(run_dir: Path, evaluation: Evaluation) -> GateResult:

@@ -16,14 +16,17 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ci_ml import rundir
+from ci_ml import decide, rundir
 from ci_ml.config import Config, DeployConfig, TargetConfig
 from ci_ml.errors import BadInputError, CiMlError, ModelFileError, ServiceError
 from ci_ml.modelio import sha256_file
 from ci_ml.records import GateReport, ModelCard, SmokeSample, read_optional, read_record
 from ci_ml.smoke import detail_of, smoke
+
+if TYPE_CHECKING:
+    from ci_ml.project import Project
 
 
 @dataclass
@@ -37,8 +40,9 @@ class Deployment:
     reason: str = ""
 
 
-def verify(run_dir: Path, approvals: list[str]) -> tuple[GateReport, ModelCard]:
-    """The gate report and model card, after checking they describe this very model file."""
+def verify(project: Project, run_dir: Path, approvals: list[str]) -> tuple[GateReport, ModelCard]:
+    """The gate report and model card, after checking they describe this very model file,
+    that nothing the gate judged changed since, and that the gates judged again agree."""
     gate_report = read_record(run_dir / rundir.GATE_REPORT, GateReport)
     card = read_record(run_dir / rundir.MODEL_CARD, ModelCard)
     digest = sha256_file(rundir.require(run_dir, rundir.MODEL))
@@ -48,6 +52,8 @@ def verify(run_dir: Path, approvals: list[str]) -> tuple[GateReport, ModelCard]:
             f"{run_dir / rundir.MODEL} has digest {digest[:12]} but the decision record "
             f"judged {str(judged)[:12]}; refusing to deploy a model the gates did not see."
         )
+    _same_inputs(project, run_dir, gate_report)
+    _judged_again(project, run_dir, gate_report)
     if gate_report.baseline and gate_report.baseline.unread:
         raise BadInputError(
             "these gates could not read production (a fork's pull request run); only a run "
@@ -62,6 +68,55 @@ def verify(run_dir: Path, approvals: list[str]) -> tuple[GateReport, ModelCard]:
     if verdict not in ("pass", "inconclusive"):
         raise BadInputError(f"the verdict is {verdict}; only a passing candidate deploys.")
     return gate_report, card
+
+
+INPUT_NAMES = {
+    "config": "the gating settings of ci-ml.yaml (gates, comparison, slices, export)",
+    "data_report": rundir.DATA_REPORT,
+    "evaluation": rundir.EVALUATION,
+    "parity": rundir.PARITY,
+}
+
+
+def _same_inputs(project: Project, run_dir: Path, gate_report: GateReport) -> None:
+    """Refuse when the config or a record the gate judged differs from what it judged."""
+    now = decide.inputs(project, run_dir)
+    for key, then in gate_report.inputs.model_dump().items():
+        if now[key] != then:
+            what = INPUT_NAMES[key]
+            raise BadInputError(
+                f"{what} changed after the gate judged this run (sha256 {str(then)[:12]} then, "
+                f"{str(now[key])[:12]} now); refusing to deploy — run 'ci-ml gate' again "
+                "('ci-ml run' if the config or the data changed)."
+            )
+
+
+def _judged_again(project: Project, run_dir: Path, gate_report: GateReport) -> None:
+    """Refuse a decision record whose verdicts the gates, judged again, do not give."""
+    found = decide.judge(project, run_dir)
+    recorded = [(g.name, g.verdict) for g in gate_report.gates]
+    again = [(r.name, r.verdict) for r in found.results]
+    if recorded != again:
+        differs = [
+            f"{a[0]}: {a[1]} recorded, {b[1]} now"
+            for a, b in zip(recorded, again, strict=False)
+            if a != b
+        ]
+        why = differs[0] if differs else f"{len(recorded)} gates recorded, {len(again)} now"
+    elif found.evaluation and found.evaluation.candidate.digest != gate_report.candidate.digest:
+        why = f"{rundir.EVALUATION} judged model {found.evaluation.candidate.digest[:12]}"
+    elif found.verdict != gate_report.verdict:
+        why = "the gates agree, the verdict does not"
+    elif found.data_report.data_version != gate_report.data_version:
+        now = found.data_report.data_version
+        why = f"data version {gate_report.data_version} recorded, {now} judged"
+    else:
+        return
+    raise BadInputError(
+        f"the decision record says {gate_report.verdict} but the gates judged again from "
+        f"the run's files say {found.verdict} ({why}); refusing to deploy — run "
+        "'ci-ml gate' again."
+    )
 
 
 # --- targets ------------------------------------------------------------------------
@@ -126,7 +181,7 @@ def roll_back(config: Config, registry: Any, deployment: Deployment, by: str, re
 
 
 def deploy_run(
-    config: Config,
+    project: Project,
     registry: Any,
     run_dir: Path,
     *,
@@ -140,7 +195,8 @@ def deploy_run(
     A verified candidate that is not in the registry yet (the gate ran in another job) is
     registered first with ``register``.
     """
-    gate_report, card = verify(run_dir, approvals)
+    config = project.config
+    gate_report, card = verify(project, run_dir, approvals)
     version = _registered(registry, card.digest, register)
     expected = gate_report.baseline.version if gate_report.baseline else None
     record = {

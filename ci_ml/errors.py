@@ -8,6 +8,7 @@ else is a bug and says how to get the traceback (``--traceback``).
     │   ├── ConfigError        2   ci-ml.yaml (file, field, found, allowed)
     │   ├── DataError          2   a data file that cannot be used as data
     │   ├── ModelFileError     2   a model file that is missing, unsafe or broken
+    │   ├── MissingExtra       2   an optional extra (gx, s3, serve, onnx) is not installed
     │   └── RunDirError        2   a run directory that lacks what a step needs
     ├── GateBlocked            1   a data or model gate blocked the candidate
     ├── RolledBack             1   a deployment failed and was rolled back
@@ -43,6 +44,18 @@ class DataError(BadInputError):
 
 class ModelFileError(BadInputError):
     """A model file is missing, unsafe to load or does not fit its record."""
+
+
+class MissingExtra(BadInputError):
+    """A feature needs an optional extra that is not installed; says which one to install."""
+
+    def __init__(self, purpose: str, extra: str, missing: str | None = None) -> None:
+        what = f" ({missing} is not installed)" if missing else ""
+        super().__init__(
+            f"{purpose} needs the '{extra}' extra{what}; install it with: "
+            f"pip install 'ci-ml[{extra}]'."
+        )
+        self.extra = extra
 
 
 class RunDirError(BadInputError):

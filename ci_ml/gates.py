@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ci_ml.config import Config, GateConfig
+from ci_ml.config import CONFIG_FILE, Config, GateConfig
 from ci_ml.errors import ConfigError
-from ci_ml.evaluation.metrics import METRICS, OPERATIONAL, resolve_metrics
+from ci_ml.evaluation.metrics import METRICS, OPERATIONAL
 from ci_ml.records import Comparison, DataReport
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
@@ -33,24 +33,49 @@ class GateResult:
     short: str = ""
 
 
-def check_gate_metrics(config: Config, task: str) -> None:
-    """Refuse gates on metrics that do not exist for this task (fail closed)."""
-    if config.metrics:
-        resolve_metrics(task, config.metrics)
-    allowed = [n for n, spec in METRICS.items() if spec.task == task]
-    for gate in config.gates:
-        if gate.metric in OPERATIONAL and gate.change is None:
-            continue
+def check_gate_metrics(config: Config, task: str | None, source: str = CONFIG_FILE) -> None:
+    """Refuse metrics and gates that cannot be computed for this task (fail closed).
+
+    ``task`` None (no ``data.task`` and no data yet): every name must be a known metric, and
+    all of them of one task. Messages name ``source`` (the config file) and the field.
+    """
+    named = [(f"metrics.{i}", name) for i, name in enumerate(config.metrics)]
+    for i, gate in enumerate(config.gates):
+        field = f"gates.{i}.metric"
         if gate.metric in OPERATIONAL:
+            if gate.change is not None:
+                raise ConfigError(
+                    f"{source}: field '{field}': '{gate.metric}' is an operational metric; it "
+                    "takes min/max, not 'change' (it has no confidence interval)."
+                )
+            continue
+        named.append((field, gate.metric))
+    kind = f"{task} metric" if task else "metric"
+    for field, name in named:
+        if name not in METRICS:
             raise ConfigError(
-                f"gate on '{gate.metric}': an operational metric takes min/max, not 'change' "
-                "(it has no confidence interval)."
+                f"{source}: field '{field}': unknown {kind} {name!r}; "
+                f"allowed: {_allowed(task, field)}."
             )
-        if gate.metric not in allowed:
+    if not named:
+        return
+    # without a task, the first name decides it: the others must be of the same task
+    first_field, first = named[0]
+    wanted = task or METRICS[first].task
+    why = "the task is" if task else f"{first_field} ({first!r}) makes the task"
+    for field, name in named:
+        if METRICS[name].task != wanted:
             raise ConfigError(
-                f"gate on '{gate.metric}': unknown {task} metric; allowed: "
-                f"{', '.join(allowed + list(OPERATIONAL))}."
+                f"{source}: field '{field}': {name!r} is a {METRICS[name].task} metric, but "
+                f"{why} {wanted}; allowed: {_allowed(wanted, field)}."
             )
+
+
+def _allowed(task: str | None, field: str) -> str:
+    names = [n for n, spec in METRICS.items() if task is None or spec.task == task]
+    if field.startswith("gates."):
+        names += list(OPERATIONAL)
+    return ", ".join(names)
 
 
 def threshold_gate(gate: GateConfig, metrics: dict[str, Any], line: int | None) -> GateResult:

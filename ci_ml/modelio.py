@@ -48,12 +48,62 @@ def sha256_file(path: Path) -> str:
 
 
 def save_model(model: Any, path: Path) -> str:
-    """Write ``model`` atomically with skops; return the file's sha256."""
+    """Write ``model`` atomically with skops, byte for byte reproducible; return its sha256.
+
+    skops names the arrays in its zip by the Python object ids of the moment and stamps every
+    entry with the time, so the same fitted model gave another file (and another registry
+    version) at each save. :func:`_reproducible` renames both by first use and drops the times.
+    """
     import skops.io as sio
 
     with atomic_path(path) as tmp:
-        sio.dump(model, tmp)
+        tmp.write_bytes(_reproducible(sio.dumps(model)))
     return sha256_file(path)
+
+
+# the time every entry of a saved model carries: the earliest a zip can hold
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _reproducible(data: bytes) -> bytes:
+    """The skops zip ``data`` with object ids renumbered by first use and no timestamps."""
+    import io
+    import json
+
+    with zipfile.ZipFile(io.BytesIO(data)) as source:
+        schema = json.loads(source.read("schema.json"))
+        ids: dict[int, int] = {}
+        files: dict[str, str] = {}
+        _renumber(schema, ids, files)
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as target:
+            entries = [("schema.json", json.dumps(schema).encode())]
+            entries += [(new, source.read(old)) for old, new in files.items()]
+            for name, content in sorted(entries):
+                info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                target.writestr(info, content)
+    return out.getvalue()
+
+
+def _renumber(node: Any, ids: dict[int, int], files: dict[str, str]) -> None:
+    """Replace every ``__id__`` by its order of first use, and each array file's name by it."""
+    if isinstance(node, list):
+        for item in node:
+            _renumber(item, ids, files)
+        return
+    if not isinstance(node, dict):
+        return
+    if isinstance(node.get("__id__"), int):
+        node["__id__"] = ids.setdefault(node["__id__"], len(ids) + 1)
+    if isinstance(node.get("file"), str) and node.get("__loader__") != "JsonNode":
+        old = node["file"]
+        suffix = old.rsplit(".", 1)[-1] if "." in old else "bin"
+        node["file"] = files.setdefault(old, f"{len(files) + 1:06d}.{suffix}")
+    for key, value in node.items():
+        if key not in ("__id__", "file"):
+            _renumber(value, ids, files)
 
 
 def load_model(path: Path, trusted: Iterable[str] = ()) -> Any:

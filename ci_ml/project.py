@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ci_ml import rundir
+from ci_ml import gates, quality, rundir, training
 from ci_ml.config import CONFIG_FILE, Config, load_config
 from ci_ml.data import Dataset, data_version, load_dataset
-from ci_ml.errors import ModelFileError, RunDirError
+from ci_ml.errors import ConfigError, ModelFileError, RunDirError
+from ci_ml.export.convert import SUPPORTED_ESTIMATORS, require_onnx
 from ci_ml.modelio import load_model, sha256_file
 from ci_ml.records import ModelCard, PullRecord, read_record
 from ci_ml.registry import Registry, open_registry
@@ -70,6 +71,40 @@ def open_project(config_path: Path | str = CONFIG_FILE) -> Project:
     return Project(root=path.parent, config=load_config(path), config_path=path)
 
 
+def check_project(project: Project) -> None:
+    """What ``ci-ml config check`` checks beyond the file's schema: everything that can be
+    checked without the data. The metrics and gates (for ``data.task`` when it is set), the
+    estimator (importable, a model, of the task, taking its params), the expectation suite,
+    and that an ONNX export can convert the estimator. Raises ConfigError or MissingExtra."""
+    config = project.config
+    source = _shown(project.config_path)
+    gates.check_gate_metrics(config, config.data.task, source)
+    estimator = None
+    if config.model.estimator is not None:
+        try:
+            estimator = training.make_estimator(config.model, config.data.task)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    if config.expectations is not None:
+        quality.read_suite(project.root / config.expectations.suite)
+    if config.export is not None:
+        require_onnx()
+        if estimator is not None and type(estimator).__name__ not in SUPPORTED_ESTIMATORS:
+            raise ConfigError(
+                f"{source}: 'export' is set, but ONNX export cannot convert model.estimator "
+                f"{config.model.estimator} (it converts {', '.join(sorted(SUPPORTED_ESTIMATORS))}"
+                "); choose one of them or remove 'export'."
+            )
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current directory when it is inside it (as the user typed it)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def now() -> str:
     """The current UTC time, to the second, as the run files record it."""
     return datetime.now(UTC).isoformat(timespec="seconds")
@@ -96,7 +131,8 @@ def _stamp(path: Path) -> str:
 
 def load_data(project: Project, run_dir: Path) -> tuple[Dataset, str]:
     """The dataset, checked to be the version that ``pull`` recorded."""
-    pulled = read_record(run_dir / rundir.PULL, PullRecord).data_version
+    pull = read_record(run_dir / rundir.PULL, PullRecord)
+    pulled = pull.data_version
     current = data_version(project.root, project.config.data)
     if current != pulled:
         raise RunDirError(
@@ -106,10 +142,11 @@ def load_data(project: Project, run_dir: Path) -> tuple[Dataset, str]:
     data = project.config.data
     files = [data.path, *([data.holdout.file] if data.holdout.file else [])]
     stamps = [_stamp(project.root / name) for name in files]
-    key = (str(project.root), data.model_dump_json(), current, *stamps)
+    identity = pull.row_identity
+    key = (str(project.root), data.model_dump_json(), current, str(identity), *stamps)
     if key not in _loaded:
         _loaded.clear()
-        _loaded[key] = load_dataset(project.root, project.config.data)
+        _loaded[key] = load_dataset(project.root, project.config.data, identity)
     return _loaded[key], current
 
 

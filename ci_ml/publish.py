@@ -41,6 +41,7 @@ from ci_ml.records import (
 from ci_ml.report import render
 
 __all__ = ["PR_FILE", "Published", "publish", "publish_from"]
+DEFAULT_PIPELINE = "ci-ml"
 STATUS = {"pass": "success", "fail": "failure", "inconclusive": "success"}
 FIX = "give the job 'pull-requests: write' and 'statuses: write' permissions and a GITHUB_TOKEN"
 
@@ -113,6 +114,7 @@ def publish(
     env: Mapping[str, str] | None = None,
     status_context: str = "ci-ml/gates",
     key: str | None = None,
+    pipeline: str = DEFAULT_PIPELINE,
 ) -> Published:
     """Job summary, annotations, and — for a pull request — the sticky comment and status."""
     ctx = read_context(env)
@@ -122,7 +124,7 @@ def publish(
     gate_report = read_record(run_dir / rundir.GATE_REPORT, GateReport)
     pr = ctx.pull_request
     if pr is not None and pr.is_fork and ctx.event_name == "pull_request":
-        _write_pr_file(run_dir, ctx, status_context, key)
+        _write_pr_file(run_dir, ctx, status_context, key or comment_key(ctx, pipeline))
         out.done.append(f"fork pull request #{pr.number}: left {PR_FILE} for the publisher job")
         return out
     if not ctx.repository:
@@ -138,22 +140,32 @@ def publish(
         report_md,
         gate_report,
         status_context,
-        key or sticky_key(ctx.workflow, ctx.job),
+        key or comment_key(ctx, pipeline),
         ctx.run_url,
     )
     return out
 
 
-def _write_pr_file(
-    run_dir: Path, ctx: ActionsContext, status_context: str, key: str | None
-) -> None:
+def status_context(pipeline: str) -> str:
+    """The commit status of a pipeline: ci-ml/gates, or ci-ml/gates/NAME for a named one."""
+    return "ci-ml/gates" if pipeline == DEFAULT_PIPELINE else f"ci-ml/gates/{pipeline}"
+
+
+def comment_key(ctx: ActionsContext, pipeline: str) -> str:
+    """The sticky comment's key: the workflow and job, and the pipeline when it is named
+    (two callers of one reusable workflow share its job's name)."""
+    named = {"pipeline": pipeline} if pipeline != DEFAULT_PIPELINE else None
+    return sticky_key(ctx.workflow, ctx.job, named)
+
+
+def _write_pr_file(run_dir: Path, ctx: ActionsContext, status_context: str, key: str) -> None:
     assert ctx.pull_request is not None
     handoff = PullRequestHandoff(
         repository=ctx.repository,
         number=ctx.pull_request.number,
         head_sha=ctx.head_sha,
         status_context=status_context,
-        key=key or sticky_key(ctx.workflow, ctx.job),
+        key=key,
         run_url=ctx.run_url,
     )
     write_record(run_dir, PR_FILE, handoff)

@@ -8,16 +8,19 @@ warnings failed, so ci-ml decides by the highest failed severity instead).
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
+import re
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ci_ml.config import DataConfig
 from ci_ml.data import Dataset, row_keys
-from ci_ml.errors import ConfigError
+from ci_ml.errors import ConfigError, MissingExtra
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,10 +51,12 @@ class Check:
 
 
 def builtin_checks(dataset: Dataset, config: DataConfig) -> list[Check]:
-    """Checks every dataset gets: not empty, target valid, no train/holdout overlap."""
+    """Checks every dataset gets: not empty, target valid, every class on both sides of the
+    split, no train/holdout overlap."""
     return [
         _not_empty(dataset),
         _target_valid(dataset),
+        _train_classes(dataset),
         _holdout_classes(dataset),
         _overlap(dataset, config.max_overlap_percent),
     ]
@@ -79,18 +84,28 @@ def _target_valid(dataset: Dataset) -> Check:
 
 
 def _holdout_classes(dataset: Dataset) -> Check:
+    return _classes_on(dataset, "holdout", "to compute ranking metrics")
+
+
+def _train_classes(dataset: Dataset) -> Check:
+    return _classes_on(dataset, "train", "to learn them (too few rows of a class?)")
+
+
+def _classes_on(dataset: Dataset, part: str, why: str) -> Check:
+    """Every class of the data has rows on this side of the split."""
+    name = f"{part}_has_every_class"
     if dataset.task != "classification":
-        return Check("holdout_has_every_class", True, details="regression: not applicable")
-    seen = set(dataset.y("holdout").dropna().tolist())
-    expected = set(dataset.y("train").dropna().tolist())
-    missing = sorted(map(str, expected - seen))
+        return Check(name, True, details="regression: not applicable")
+    seen = set(dataset.y(part).dropna().tolist())
+    every = seen | set(dataset.y("holdout" if part == "train" else "train").dropna().tolist())
+    missing = sorted(map(str, every - seen))
     return Check(
-        "holdout_has_every_class",
+        name,
         not missing,
         column=dataset.target,
         observed=sorted(map(str, seen)),
         sample=missing,
-        details="the holdout must contain every class to compute ranking metrics",
+        details=f"the {part} rows must contain every class {why}",
     )
 
 
@@ -144,9 +159,25 @@ def jsonable(value: Any) -> Any:
 
 # --- Great Expectations ------------------------------------------------------------
 
+# the keys a suite entry may have (what GX writes when it saves a suite)
+ENTRY_KEYS = (
+    "type",
+    "kwargs",
+    "severity",
+    "meta",
+    "notes",
+    "description",
+    "id",
+    "rendered_content",
+)
+# fields of a GX expectation that are not kwargs a suite author sets
+_NOT_KWARGS = {*ENTRY_KEYS, "windows", "batch_id"}
+_TYPE_KEY = re.compile(r'"type"\s*:\s*"expect_')
+
 
 def read_suite(path: Path) -> dict[str, Any]:
-    """Load a suite JSON and refuse unknown expectation types (GX drops them silently)."""
+    """Load a suite JSON and check every entry: its keys, severity, type and kwargs (GX drops
+    unknown types silently and fails on bad kwargs only when the suite runs)."""
     if not path.is_file():
         raise ConfigError(
             f"{path}: expectation suite not found; fix expectations.suite in ci-ml.yaml."
@@ -158,62 +189,149 @@ def read_suite(path: Path) -> dict[str, Any]:
     items = suite.get("expectations") if isinstance(suite, dict) else None
     if not isinstance(items, list) or not items:
         raise ConfigError(f"{path}: a suite needs a non-empty 'expectations' list.")
-    _check_types(path, items)
+    for number, item in enumerate(items, start=1):
+        _check_entry(path, number, item)
+    classes = _expectation_classes(path, items)
+    for number, (item, cls) in enumerate(zip(items, classes, strict=True), start=1):
+        _check_kwargs(path, number, item, cls)
     return suite
 
 
-def _check_types(path: Path, items: list[Any]) -> None:
+def _check_entry(path: Path, number: int, item: Any) -> None:
+    """An entry is a mapping with a 'type', known keys, a kwargs mapping and a severity."""
+    where = f"{path}: expectation #{number}"
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where} is {_short(item)}, not a mapping with 'type' and 'kwargs'.")
+    if not isinstance(item.get("type"), str):
+        raise ConfigError(f"{where} has no 'type' (e.g. \"expect_column_values_to_not_be_null\").")
+    where += f" ({item['type']})"
+    unknown = [str(k) for k in item if k not in ENTRY_KEYS]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], ENTRY_KEYS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(
+            f"{where} has the unknown key '{unknown[0]}'{hint}; allowed: {', '.join(ENTRY_KEYS)}."
+        )
+    if not isinstance(item.get("kwargs", {}), dict):
+        raise ConfigError(
+            f"{where} has kwargs {_short(item['kwargs'])}; "
+            "kwargs must be a mapping of argument names to values."
+        )
+    severity = item.get("severity", "critical")
+    if severity not in SEVERITIES:
+        raise ConfigError(f"{where} has severity {severity!r}; allowed: {', '.join(SEVERITIES)}.")
+
+
+def _expectation_classes(path: Path, items: list[dict[str, Any]]) -> list[type]:
+    """GX's class for each entry's type; every unknown type is named at once."""
+    _import_gx(path)
     from great_expectations.expectations.registry import get_expectation_impl
 
-    unknown = []
-    for i, item in enumerate(items):
-        name = item.get("type") if isinstance(item, dict) else None
+    classes, unknown = [], []
+    for number, item in enumerate(items, start=1):
         try:
-            get_expectation_impl(str(name))
+            classes.append(get_expectation_impl(item["type"]))
         except Exception:
-            unknown.append(f"#{i + 1} {name!r}")
-        severity = item.get("severity", "critical") if isinstance(item, dict) else None
-        if severity not in SEVERITIES:
-            raise ConfigError(
-                f"{path}: expectation #{i + 1} has severity {severity!r}; allowed: "
-                f"{', '.join(SEVERITIES)}."
-            )
+            unknown.append(f"#{number} {item['type']!r}")
     if unknown:
         raise ConfigError(
             f"{path}: {len(unknown)} unknown expectation type(s): {', '.join(unknown)}; "
             "GX would silently drop them, so ci-ml refuses the suite (see the GX gallery "
             "for the type names)."
         )
+    return classes
+
+
+def _check_kwargs(path: Path, number: int, item: dict[str, Any], cls: type) -> None:
+    """Build the expectation as GX will, so that a bad kwarg is named now, not at run time."""
+    kwargs = item.get("kwargs", {})
+    try:
+        cls(**kwargs)
+    except Exception as exc:
+        where = f"{path}: expectation #{number} ({item['type']})"
+        raise ConfigError(_kwarg_problem(where, exc, kwargs, cls)) from None
+
+
+def _kwarg_problem(where: str, exc: Exception, kwargs: dict[str, Any], cls: type) -> str:
+    """One sentence about the first problem GX's (pydantic v1) validation found."""
+    found = getattr(exc, "errors", None)
+    errors: list[dict[str, Any]] = list(found()) if callable(found) else []
+    allowed = [f for f in getattr(cls, "__fields__", {}) if f not in _NOT_KWARGS]
+    rank = {"value_error.missing": 0, "value_error.extra": 1}
+    named = [e for e in errors if e.get("loc") and e["loc"][0] != "__root__"]
+    if not named:
+        text = errors[0]["msg"] if errors else _first_line(exc)
+        return f"{where}: {text}; fix its kwargs."
+    error = min(named, key=lambda e: rank.get(e.get("type", ""), 2))
+    name = str(error["loc"][0])
+    if error.get("type") == "value_error.missing":
+        return f"{where} lacks the required kwarg '{name}'; add it to the entry's kwargs."
+    if error.get("type") == "value_error.extra":
+        close = difflib.get_close_matches(name, allowed, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"{where} has the unknown kwarg '{name}'{hint}; allowed: {', '.join(allowed)}."
+    return (
+        f"{where} has kwarg '{name}' = {_short(kwargs.get(name))}, which GX refuses "
+        f"({error['msg']}); fix it in the suite."
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _import_gx(path: Path) -> Any:
+    """``great_expectations``, or MissingExtra naming the ``gx`` extra."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    try:
+        import great_expectations
+    except ImportError as exc:
+        raise MissingExtra(f"{path}: the expectation suite", "gx", exc.name) from None
+    return great_expectations
 
 
 def suite_lines(path: Path) -> list[int]:
     """Line number of each expectation's ``"type"`` key, in order (for annotations)."""
     lines = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if '"type"' in line:
-            lines.append(number)
+        lines += [number] * len(_TYPE_KEY.findall(line))
     return lines
 
 
 def run_suite(frame: pd.DataFrame, path: Path, shown_as: str | None = None) -> list[Check]:
     """Validate ``frame`` against the suite at ``path`` with an ephemeral GX context.
 
-    ``shown_as`` is the repo-relative path recorded for annotations (default: ``path``).
+    Each result is matched to its suite entry by an id ci-ml gives the entry (GX returns the
+    results grouped by column, not in suite order); an entry GX returned no result for is a
+    failed critical check. ``shown_as`` is the repo-relative path recorded for annotations
+    (default: ``path``).
     """
     suite_json = read_suite(path)
-    results = _validate(frame, suite_json)
+    entries = suite_json["expectations"]
+    ids = [str(uuid.uuid4()) for _ in entries]
+    results: dict[str | None, Any] = {}
+    for result in _validate(frame, suite_json, ids, path):
+        results.setdefault(getattr(result.expectation_config, "id", None), result)
     lines = suite_lines(path)
     checks = []
-    for i, (item, result) in enumerate(zip(suite_json["expectations"], results, strict=True)):
+    for i, (item, key) in enumerate(zip(entries, ids, strict=True)):
         line = lines[i] if i < len(lines) else None
         where = {"file": shown_as or str(path), "line": line}
-        checks.append(_from_gx(item, result, where))
+        result = results.get(key)
+        checks.append(_from_gx(item, result, where) if result else _no_result(item, where))
     return checks
 
 
-def _validate(frame: pd.DataFrame, suite_json: dict[str, Any]) -> list[Any]:
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
+def _validate(
+    frame: pd.DataFrame, suite_json: dict[str, Any], ids: list[str], path: Path
+) -> list[Any]:
+    gx = _import_gx(path)
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,
@@ -236,7 +354,7 @@ def _validate(frame: pd.DataFrame, suite_json: dict[str, Any]) -> list[Any]:
         .add_batch_definition_whole_dataframe("all")
         .get_batch(batch_parameters={"dataframe": frame})
     )
-    items = [{k: v for k, v in e.items() if k not in ("id",)} for e in suite_json["expectations"]]
+    items = [{**e, "id": key} for e, key in zip(suite_json["expectations"], ids, strict=True)]
     suite = gx.ExpectationSuite(name=str(suite_json.get("name", "suite")), expectations=items)
     result = batch.validate(suite, result_format="SUMMARY")
     return list(result.results)
@@ -248,7 +366,7 @@ def _from_gx(item: dict[str, Any], result: Any, location: dict[str, Any]) -> Che
     exception = (result.exception_info or {}).get("exception_message")
     sample = info.get("partial_unexpected_list") or []
     return Check(
-        name=config.type,
+        name=item["type"],
         success=bool(result.success),
         source="suite",
         column=config.kwargs.get("column"),
@@ -258,6 +376,20 @@ def _from_gx(item: dict[str, Any], result: Any, location: dict[str, Any]) -> Che
         unexpected_percent=jsonable(info.get("unexpected_percent")),
         sample=jsonable(list(sample)[:SAMPLE_SIZE]),
         details=exception or _kwargs_text(config.kwargs),
+        location=location,
+    )
+
+
+def _no_result(item: dict[str, Any], location: dict[str, Any]) -> Check:
+    """An entry GX gave no result for: its outcome is unknown, so it blocks (fail closed)."""
+    return Check(
+        name=item["type"],
+        success=False,
+        source="suite",
+        column=item.get("kwargs", {}).get("column"),
+        severity="critical",
+        details="Great Expectations returned no result for this expectation; "
+        "ci-ml counts an unknown outcome as a failure.",
         location=location,
     )
 

@@ -74,6 +74,8 @@ class PullRecord(Record):
     dvc_targets: list[str]
     data_version: str
     pulled_at: str
+    # production's row identity columns, so that the split keeps its rows where they were
+    row_identity: list[str] | None = None
 
 
 # --- data-report.json --------------------------------------------------------------
@@ -156,6 +158,7 @@ class ModelCard(Record):
     data_version: str
     git_sha: str | None
     size_bytes: int
+    row_identity: list[str]  # the columns a row's identity is made of (docs/data.md)
 
 
 # --- evaluation.json ---------------------------------------------------------------
@@ -215,12 +218,16 @@ class BaselineSummary(BaselineRef):
     metrics: dict[str, float]
     params: dict[str, JsonValue] | None
     data_version: str | None
+    # holdout rows compared, and those left out because production trained on them
+    rows_compared: int | None = None
+    rows_excluded: int | None = None
 
 
 class SliceEntry(_Shape):  # one value of a sliced column; Bonferroni-corrected comparisons
     column: str
     value: str
     n: int
+    class_counts: dict[str, int] | None  # positive and negative rows (classification)
     metrics: dict[str, float]
     comparisons: dict[str, Comparison]
     judged: bool
@@ -274,6 +281,14 @@ class ComparisonSettings(_Shape):  # the `comparison` section of ci-ml.yaml
     first_model: Literal["pass", "fail", "approve"]
     unusable_baseline: Policy
     fork_pull_request: Policy
+    min_rows: int
+
+
+class GateInputs(_Shape):  # sha256 of what the gate judged: deploy refuses if any changed
+    config: str | None
+    data_report: str | None
+    evaluation: str | None
+    parity: str | None
 
 
 class GateReport(Record):
@@ -287,6 +302,7 @@ class GateReport(Record):
     data_version: str
     config: str
     comparison: ComparisonSettings
+    inputs: GateInputs
     created_at: str
 
 

@@ -114,6 +114,12 @@ def _metrics(evaluation: Evaluation, gate_report: GateReport) -> list[str]:
     first = next(iter(comparisons.values()), None)
     confidence = first.confidence if first else 0.95
     rows_text = f"{evaluation.rows.holdout} holdout rows"
+    baseline = evaluation.baseline
+    if baseline is not None and baseline.rows_excluded:
+        rows_text = (
+            f"{baseline.rows_compared} of {evaluation.rows.holdout} holdout rows; the "
+            f"{baseline.rows_excluded} production trained on are left out"
+        )
     header = ["metric", "production", "candidate", "Δ", f"{confidence:.0%} CI", "rule"]
     rows = []
     for name, value in metrics.items():
@@ -125,7 +131,7 @@ def _metrics(evaluation: Evaluation, gate_report: GateReport) -> list[str]:
             [
                 name,
                 comp.production if comp else None,
-                value,
+                comp.candidate if comp else value,
                 _delta(comp.delta, higher) if comp else None,
                 _interval(comp),
                 rule or None,
@@ -174,17 +180,19 @@ def _slices(evaluation: Evaluation, gate_report: GateReport) -> list[str]:
     for entry in sorted(slices, key=lambda e: _slice_order(e, metric)):
         comp = entry.comparisons.get(metric or "")
         key = f"{entry.column}={entry.value}"
+        counts = entry.class_counts
         rows.append(
             [
                 key,
                 entry.n,
+                f"{counts['positive']} / {counts['negative']}" if counts else None,
                 entry.metrics.get(metric or ""),
                 f"{comp.delta:+.4f}" if comp else None,
                 _interval(comp),
                 ICONS.get(verdicts.get(key, ""), "") or (entry.reason or None),
             ]
         )
-    header = ["slice", "rows", metric or "metric", "Δ", "CI (Bonferroni)", "verdict"]
+    header = ["slice", "rows", "pos / neg", metric or "metric", "Δ", "CI (Bonferroni)", "verdict"]
     keep = [i for i in range(len(header)) if any(r[i] is not None for r in rows)]
     rows = [[r[i] for i in keep] for r in rows]
     header = [header[i] for i in keep]

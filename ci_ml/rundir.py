@@ -30,6 +30,7 @@ EVALUATION = "evaluation.json"
 GATE_REPORT = "gate-report.json"
 REPORT = "report.md"
 REFERENCE = "reference.parquet"
+TRAINING_IDS = "training-ids.parquet"
 HOLDOUT_PREDICTIONS = "holdout-predictions.parquet"  # columns truth, score: for the monitor
 SMOKE = "smoke-sample.json"
 ONNX = "model.onnx"
@@ -46,6 +47,7 @@ WRITTEN_BY = {
     GATE_REPORT: "gate",
     REPORT: "report",
     REFERENCE: "evaluate",
+    TRAINING_IDS: "evaluate",
     HOLDOUT_PREDICTIONS: "evaluate",
     SMOKE: "evaluate",
     ONNX: "export",

@@ -21,13 +21,15 @@ from typing import TYPE_CHECKING, Any
 from ci_ml import __version__
 from ci_ml.config import ModelConfig
 from ci_ml.data import Dataset
-from ci_ml.errors import ConfigError, ModelFileError
+from ci_ml.errors import ConfigError, DataError, ModelFileError
 from ci_ml.modelio import load_model, save_model, sha256_file
 
 if TYPE_CHECKING:
     import pandas as pd
 
 STDERR_FD = 2
+# scikit-learn's default: a ColumnTransformer output below this density stays sparse
+SPARSE_THRESHOLD = 0.3
 
 
 def feature_schema(frame: pd.DataFrame, features: list[str]) -> list[dict[str, Any]]:
@@ -60,19 +62,107 @@ def import_estimator(path: str) -> type:
             f"model.estimator: {path!r} cannot be imported; check the spelling "
             "or install the package that provides it."
         ) from None
+    except Exception as exc:  # the module itself fails to import
+        raise ConfigError(
+            f"model.estimator: importing {module_name} failed ({type(exc).__name__}: "
+            f"{_first_line(exc)}); fix that module or its installation."
+        ) from None
     if not (isinstance(cls, type) and hasattr(cls, "fit")):
         raise ConfigError(f"model.estimator: {path!r} is not an estimator class with fit().")
+    if not hasattr(cls, "predict"):
+        raise ConfigError(
+            f"model.estimator: {path!r} has no predict(), so it is not a model (a transformer?); "
+            "give a classifier or a regressor, e.g. 'sklearn.ensemble.RandomForestClassifier'."
+        )
     return cls
 
 
-def build_pipeline(config: ModelConfig, schema: list[dict[str, Any]]) -> Any:
-    """The preprocessing + estimator Pipeline for the built-in trainer."""
+def make_estimator(config: ModelConfig, task: str | None = None) -> Any:
+    """The configured estimator with its params and seed, checked to suit ``task`` (when
+    known): a classifier with predict_proba for classification, no classifier for regression."""
+    assert config.estimator is not None
+    cls = import_estimator(config.estimator)
+    params = dict(config.params)
+    try:
+        estimator = cls(**params)
+        known = estimator.get_params() if hasattr(estimator, "get_params") else {}
+        if "random_state" in known and "random_state" not in params:
+            estimator.set_params(random_state=config.seed)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"model.params: {config.estimator} rejects them ({_first_line(exc)})."
+        ) from None
+    _check_params(config.estimator, estimator)
+    if task is not None:
+        _suits(config.estimator, estimator, task)
+    return estimator
+
+
+def _check_params(path: str, estimator: Any) -> None:
+    """scikit-learn's own check of the param values (it runs at fit otherwise): a bad value is
+    named before any data is read."""
+    validate = getattr(estimator, "_validate_params", None)
+    if not callable(validate):
+        return
+    try:
+        validate()
+    except Exception as exc:
+        if _is_bad_param(exc):
+            raise ConfigError(f"model.params: {path} rejects them ({_first_line(exc)}).") from None
+        # anything else (e.g. an estimator without scikit-learn's constraints): fit decides
+
+
+def _estimator_type(estimator: Any) -> str | None:
+    """'classifier', 'regressor' or None (unknown), by scikit-learn's tags where it has them."""
+    try:
+        from sklearn.utils import get_tags
+
+        return get_tags(estimator).estimator_type
+    except Exception:  # not a scikit-learn estimator, or an older scikit-learn
+        return getattr(estimator, "_estimator_type", None)
+
+
+def _suits(path: str, estimator: Any, task: str) -> None:
+    kinds = ("classifier", "regressor")
+    wanted, other = kinds if task == "classification" else kinds[::-1]
+    if _estimator_type(estimator) == other:
+        raise ConfigError(
+            f"model.estimator: {path} is a {other}, but the task is {task} (data.task, or "
+            f"inferred from the target); give a {wanted} or set data.task."
+        )
+    if task == "classification" and not hasattr(estimator, "predict_proba"):
+        raise ConfigError(
+            f"model.estimator: {path} (with these model.params) has no predict_proba(); ci-ml "
+            "scores a classifier by its probability of the positive class, so use one that has "
+            "it (e.g. LogisticRegression rather than LinearSVC)."
+        )
+
+
+def accepts_sparse(estimator: Any) -> bool:
+    """Whether the estimator says (through scikit-learn's tags) that it takes sparse input."""
+    try:
+        from sklearn.utils import get_tags
+
+        return bool(get_tags(estimator).input_tags.sparse)
+    except Exception:  # an older scikit-learn, or tags it cannot read: dense is always accepted
+        return False
+
+
+def build_pipeline(
+    config: ModelConfig, schema: list[dict[str, Any]], task: str | None = None
+) -> Any:
+    """The preprocessing + estimator Pipeline for the built-in trainer.
+
+    The one-hot columns reach the estimator as a sparse matrix only when it accepts one (by
+    its tags); any other estimator (e.g. HistGradientBoosting) always gets a dense array.
+    """
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     assert config.estimator is not None
+    estimator = make_estimator(config, task)
     numeric = [f["name"] for f in schema if f["kind"] == "numeric"]
     categorical = [f["name"] for f in schema if f["kind"] == "categorical"]
     numeric_steps = Pipeline(
@@ -85,26 +175,14 @@ def build_pipeline(config: ModelConfig, schema: list[dict[str, Any]]) -> Any:
         ]
     )
     prepare = ColumnTransformer(
-        [("numeric", numeric_steps, numeric), ("categorical", categorical_steps, categorical)]
+        [("numeric", numeric_steps, numeric), ("categorical", categorical_steps, categorical)],
+        sparse_threshold=SPARSE_THRESHOLD if accepts_sparse(estimator) else 0.0,
     )
-    return Pipeline([("prepare", prepare), ("model", _estimator(config))])
-
-
-def _estimator(config: ModelConfig) -> Any:
-    assert config.estimator is not None
-    cls = import_estimator(config.estimator)
-    params = dict(config.params)
-    try:
-        estimator = cls(**params)
-        if "random_state" in estimator.get_params() and "random_state" not in params:
-            estimator.set_params(random_state=config.seed)
-    except TypeError as exc:
-        raise ConfigError(f"model.params: {config.estimator} rejects them ({exc}).") from None
-    return estimator
+    return Pipeline([("prepare", prepare), ("model", estimator)])
 
 
 def fit(pipeline: Any, dataset: Dataset, estimator: str) -> Any:
-    """Fit the pipeline; bad params are a ConfigError, not a traceback."""
+    """Fit the pipeline; a failure is a ConfigError naming the estimator, not a traceback."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -114,17 +192,63 @@ def fit(pipeline: Any, dataset: Dataset, estimator: str) -> Any:
             warnings.simplefilter("ignore", ConvergenceWarning)
             return pipeline.fit(dataset.x("train"), dataset.y("train"))
     except (ValueError, TypeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        first = _first_line(exc)
+        if _is_bad_param(exc):
+            raise ConfigError(
+                f"model: fitting {estimator} failed ({first}); check model.params."
+            ) from None
         raise ConfigError(
-            f"model: fitting {estimator} failed ({first}); check model.params."
+            f"model: fitting {estimator} on the {len(dataset.train)} training rows failed "
+            f"({first}); see the estimator's documentation for what it accepts."
         ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _is_bad_param(exc: Exception) -> bool:
+    """scikit-learn's own error for a param value outside what the estimator allows."""
+    try:
+        from sklearn.utils._param_validation import InvalidParameterError
+    except ImportError:
+        return "parameter" in str(exc)
+    return isinstance(exc, InvalidParameterError)
 
 
 def train_builtin(config: ModelConfig, dataset: Dataset, model_path: Path) -> tuple[Any, str]:
     """Fit the built-in Pipeline and save it; returns (model, sha256)."""
     schema = feature_schema(dataset.train, dataset.features)
-    model = fit(build_pipeline(config, schema), dataset, str(config.estimator))
+    pipeline = build_pipeline(config, schema, dataset.task)
+    _categoricals_are_text(dataset, schema)
+    model = fit(pipeline, dataset, str(config.estimator))
     return model, save_model(model, model_path)
+
+
+def _categoricals_are_text(dataset: Dataset, schema: list[dict[str, Any]]) -> None:
+    """The built-in pipeline one-hot encodes a non-numeric column as text: true/false with
+    missing values (pandas keeps them as objects) or other objects cannot be, so the column is
+    named instead of the encoder's error."""
+    import pandas as pd
+
+    for feature in schema:
+        if feature["kind"] != "categorical":
+            continue
+        name = feature["name"]
+        values = pd.concat([dataset.train[name], dataset.holdout[name]], ignore_index=True)
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        if kind in ("string", "empty"):
+            continue
+        example = next((v for v in values.dropna() if not isinstance(v, str)), None)
+        if example is None:
+            continue
+        what = "true/false values" if kind == "boolean" else f"{type(example).__name__} values"
+        raise DataError(
+            f"column '{name}' holds {what} (e.g. {example!r}) among missing ones or text, which "
+            "the built-in trainer cannot one-hot encode; write the column as text (e.g. yes/no) "
+            "or as numbers (e.g. 1/0, missing values as empty cells)."
+        )
 
 
 def train_command(

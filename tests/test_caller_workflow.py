@@ -204,6 +204,40 @@ def test_same_repo_pull_request(github: GitHub, github_api: GitHubAPIServer) -> 
     assert github_api.requests_for("repos/create-deployment") == []
 
 
+def test_two_pipelines_in_one_workflow_keep_their_own_comment_and_status(
+    github: GitHub, github_api: GitHubAPIServer
+) -> None:
+    # the docs' caller with its one job twice, as a team with two models writes it: each
+    # call names its pipeline (its artifact, deployment queue, comment and status)
+    repo = github.repos[ADOPTER].path
+    workflow = repo / ".github" / "workflows" / "ml.yml"
+    text = workflow.read_text(encoding="utf-8")
+    head, job = text.split("jobs:\n", 1)
+    body = job.split("\n", 1)[1]
+    named = {
+        name: f"  {name}:\n" + body.replace("    with:\n", f"    with:\n      name: {name}\n", 1)
+        for name in ("credit", "limit")
+    }
+    workflow.write_text(head + "jobs:\n" + named["credit"] + named["limit"], encoding="utf-8")
+    git(repo, "add", "-A")
+    git(repo, *COMMIT, "-m", "two models")
+    sha = propose(github, "tune")
+
+    runs = github.pull_request(ADOPTER, 9, "tune")
+
+    ml = only(runs, "ml")
+    for name in ("credit", "limit"):
+        assert ml.jobs[f"{name} / gate"].result == "success", ml.jobs[f"{name} / gate"].log
+        assert (ml.id, f"{name}-run") in ml.github.artifacts
+    comments = gate_comments(github_api)
+    assert len(comments) == 2 and len({c["body"].split("\n", 1)[0] for c in comments}) == 2
+    statuses = github_api.requests_for("repos/create-commit-status")
+    assert sorted((s.path.rsplit("/", 1)[1], s.json["context"]) for s in statuses) == [
+        (sha, "ci-ml/gates/credit"),
+        (sha, "ci-ml/gates/limit"),
+    ]
+
+
 def test_fork_pull_request_through_the_publisher(
     github: GitHub, github_api: GitHubAPIServer
 ) -> None:

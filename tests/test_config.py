@@ -150,7 +150,97 @@ BAD_CONFIGS = {
         "- data\n- model\n- gates\n",
         ["found a list", "mapping with 'data', 'model', 'gates'"],
     ),
+    "positive class yes unquoted": (
+        replace("  target: label\n", "  target: label\n  positive_class: Yes\n"),
+        ["field 'data.positive_class'", "found True", "YAML reads an unquoted yes/no", "quote"],
+    ),
+    "positive class off unquoted": (
+        replace("  target: label\n", "  target: label\n  positive_class: off\n"),
+        ["field 'data.positive_class'", "found False", "quote the label"],
+    ),
+    "a column named no unquoted": (
+        replace("  target: label\n", "  target: label\n  drop: [no]\n"),
+        ["field 'data.drop.0'", "found False", "as a boolean", "quote it"],
+    ),
+    "slice gate without slices": (
+        replace("    min: 0.7\n", "    change: {margin: 0}\n    slices: true\n"),
+        ["'slices: true'", "no 'slices' section"],
+    ),
 }
+
+# what `config check` refuses beyond the schema: everything `ci-ml run` would refuse later
+# that needs no data (name: (file text, fragments of the one-line message))
+NEEDS_NO_DATA = {
+    "unknown metric in metrics": (
+        MINIMAL + "metrics: [roc_auc, acuracy]\n",
+        ["field 'metrics.1'", "unknown metric 'acuracy'", "allowed: roc_auc"],
+    ),
+    "unknown gate metric": (
+        replace("metric: roc_auc", "metric: roc_aux"),
+        ["field 'gates.0.metric'", "unknown metric 'roc_aux'", "allowed: "],
+    ),
+    "gate metric of the other task": (
+        replace("  target: label\n", "  target: label\n  task: regression\n"),
+        ["field 'gates.0.metric'", "'roc_auc' is a classification metric", "task is regression"],
+    ),
+    "metrics of two tasks": (
+        MINIMAL + "metrics: [rmse]\n",
+        ["'roc_auc' is a classification metric", "metrics.0 ('rmse') makes the task regression"],
+    ),
+    "change gate on an operational metric": (
+        MINIMAL + "  - metric: latency_p95_ms\n    change: {margin: 0}\n",
+        ["field 'gates.1.metric'", "operational metric", "not 'change'"],
+    ),
+    "estimator that cannot be imported": (
+        replace("LogisticRegression", "LogisticRegresion"),
+        ["model.estimator", "'sklearn.linear_model.LogisticRegresion' cannot be imported"],
+    ),
+    "estimator that is a function": (
+        replace("sklearn.linear_model.LogisticRegression", "sklearn.metrics.roc_auc_score"),
+        ["model.estimator", "is not an estimator class with fit()"],
+    ),
+    "a transformer as estimator": (
+        replace("sklearn.linear_model.LogisticRegression", "sklearn.preprocessing.StandardScaler"),
+        ["model.estimator", "has no predict()", "classifier or a regressor"],
+    ),
+    "a regressor for a classification task": (
+        replace("  target: label\n", "  target: label\n  task: classification\n").replace(
+            "linear_model.LogisticRegression", "ensemble.RandomForestRegressor"
+        ),
+        ["RandomForestRegressor is a regressor, but the task is classification"],
+    ),
+    "a classifier without probabilities": (
+        replace("  target: label\n", "  target: label\n  task: classification\n").replace(
+            "linear_model.LogisticRegression", "svm.LinearSVC"
+        ),
+        ["sklearn.svm.LinearSVC", "has no predict_proba()"],
+    ),
+    "an unknown param": (
+        replace("LogisticRegression\n", "LogisticRegression\n  params: {max_iterations: 5}\n"),
+        ["model.params", "LogisticRegression rejects them", "max_iterations"],
+    ),
+    "a param value out of range": (
+        replace("LogisticRegression\n", "LogisticRegression\n  params: {C: -1}\n"),
+        ["model.params", "'C' parameter", "Got -1"],
+    ),
+    "export of an estimator ONNX cannot convert": (
+        replace("linear_model.LogisticRegression", "neighbors.KNeighborsClassifier")
+        + "export: {}\n",
+        ["'export' is set", "cannot convert model.estimator", "KNeighborsClassifier"],
+    ),
+    "a suite that does not exist": (
+        MINIMAL + "expectations: {suite: nowhere.json}\n",
+        ["nowhere.json", "expectation suite not found"],
+    ),
+    "a suite entry with a bad kwarg": (
+        MINIMAL + "expectations: {suite: suite.json}\n",
+        ["suite.json: expectation #1 (expect_column_values_to_be_between)", "'min_value'"],
+    ),
+}
+BAD_SUITE = (
+    '{"expectations": [{"type": "expect_column_values_to_be_between", '
+    '"kwargs": {"column": "age", "min_value": "eighteen"}}]}'
+)
 
 
 def assert_one_clean_line(done_stderr: str, fragments: list[str]) -> str:
@@ -171,6 +261,30 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
     assert done.stdout == ""
     line = assert_one_clean_line(done.stderr, fragments)
     assert line.startswith("ci-ml: ") and "bad.yaml:" in line
+
+
+@pytest.mark.parametrize("case", list(NEEDS_NO_DATA))
+def test_config_check_refuses_what_run_would_refuse_later(tmp_path: Path, case: str) -> None:
+    text, fragments = NEEDS_NO_DATA[case]
+    write(tmp_path, text, "bad.yaml")
+    write(tmp_path, BAD_SUITE, "suite.json")
+    done = cli("config", "check", "--config", "bad.yaml", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    line = assert_one_clean_line(done.stderr, fragments)
+    assert line.startswith("ci-ml: bad.yaml: ") or "suite" in case, line
+
+
+def test_config_check_needs_no_data(tmp_path: Path) -> None:
+    # the example's config, without its data pulled: valid
+    text = (REPO / "ci-ml.yaml").read_text()
+    (tmp_path / "expectations").mkdir()
+    suite = REPO / "expectations" / "credit_data.json"
+    (tmp_path / "expectations" / suite.name).write_text(suite.read_text())
+    write(tmp_path, text)
+    done = cli("config", "check", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "data").exists()
 
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from ci_ml.data import (
     load_dataset,
     read_table,
 )
+from ci_ml.data import _prepared as prepared
 from ci_ml.errors import DataError
 from ci_ml.project import open_project
 
@@ -157,7 +160,8 @@ def test_task_inference(values: list[object], task: str) -> None:
 def test_features_exclude_target_and_dropped_columns(tmp_path: Path) -> None:
     dataset = load(tmp_path, labelled_frame(n=200), drop=["age"])
     assert dataset.features == ["income", "city"]
-    assert "age" not in dataset.train.columns
+    assert "age" not in dataset.x("train").columns  # the model never sees it
+    assert "age" in dataset.train.columns  # the data gates check the file as it is
     assert dataset.task == "classification"
     assert dataset.positive_class == "yes"  # the rarer class by default
 
@@ -277,6 +281,79 @@ def test_parquet_reads_like_csv(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(from_parquet.holdout, from_csv.holdout)
 
 
+# --- columns that cannot be used as they are ---------------------------------------
+
+
+def test_a_repeated_csv_column_name_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text("Income,age,Income,label\n10,30,11,no\n20,40,21,yes\n")
+    with pytest.raises(DataError) as info:
+        read_table(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: the column name 'Income' appears 2 times")
+    assert "(columns 1, 3)" in message and "'Income.1'" in message
+    assert "rename or remove" in message
+
+
+def test_a_column_really_named_like_a_pandas_rename_is_fine(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text("Income,Income.1,label\n10,11,no\n20,21,yes\n")
+    assert list(read_table(path).columns) == ["Income", "Income.1", "label"]
+
+
+def test_a_repeated_parquet_column_name_is_refused(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "data.parquet"
+    columns = [pa.array([1, 2]), pa.array([3, 4]), pa.array(["no", "yes"])]
+    pq.write_table(pa.table(columns, names=["Income", "Income", "label"]), path)
+    with pytest.raises(DataError, match=r"the column name 'Income' appears 2 times"):
+        read_table(path)
+
+
+def test_text_mixed_with_numbers_is_named(tmp_path: Path) -> None:
+    # what pandas' chunked CSV reading gives (read_table types whole columns instead)
+    table = labelled_frame(n=50).astype({"income": object})
+    table.loc[7, "income"] = "n/a"
+    with pytest.raises(DataError) as info:
+        prepared(table, DataConfig(path="data.csv", target="label"), tmp_path / "data.csv")
+    message = str(info.value)
+    assert "column 'income' mixes text and other values" in message
+    assert "'n/a' (str)" in message and "(float)" in message and "all numbers" in message
+
+
+def test_a_large_csv_is_typed_a_whole_column_at_a_time(tmp_path: Path) -> None:
+    # pandas' chunked reading would type the first rows as numbers and the rest as text
+    rows = 300_000
+    frame = pd.DataFrame(
+        {"code": np.arange(rows).astype(object), "label": ["no", "yes"] * (rows // 2)}
+    )
+    frame.loc[rows - 3, "code"] = "X9"
+    save(frame, tmp_path / "data.csv")
+    read = read_table(tmp_path / "data.csv")
+    assert pd.api.types.infer_dtype(read["code"], skipna=True) == "string"
+
+
+@pytest.mark.parametrize("value", [np.inf, -np.inf])
+def test_an_infinite_feature_is_named(tmp_path: Path, value: float) -> None:
+    frame = labelled_frame(n=50)
+    frame.loc[[4, 9], "income"] = value
+    with pytest.raises(DataError) as info:
+        load(tmp_path, frame)
+    message = str(info.value)
+    assert "column 'income' has 2 infinite value(s)" in message
+    assert "data row 5" in message
+    assert "model.params" not in message
+
+
+def test_a_dropped_column_is_not_checked_as_a_feature(tmp_path: Path) -> None:
+    frame = labelled_frame(n=50).assign(score=1.5)
+    frame.loc[4, "score"] = np.inf
+    dataset = load(tmp_path, frame, drop=["score"])
+    assert "score" not in dataset.features
+
+
 # --- explicit holdout file -----------------------------------------------------------
 
 
@@ -304,23 +381,82 @@ def test_holdout_file_missing_a_column(tmp_path: Path) -> None:
 # --- data version --------------------------------------------------------------------
 
 
-def test_data_version_comes_from_the_dvc_file(tmp_path: Path) -> None:
+def dvc(cwd: Path, *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture
+def tracked(tmp_path: Path) -> tuple[Path, DataConfig]:
+    """A DVC project (no git) whose folder data/ is tracked by data.dvc."""
+    save(labelled_frame(n=40), tmp_path / "data" / "table.csv")
+    dvc(tmp_path, "init", "--no-scm", "-q")
+    dvc(tmp_path, "add", "-q", "data")
+    return tmp_path, DataConfig(path="data/table.csv", target="label")
+
+
+def test_data_version_comes_from_the_dvc_file(tracked: tuple[Path, DataConfig]) -> None:
+    root, config = tracked
+    assert find_dvc_file(root, Path(config.path)) == Path("data.dvc")
+    md5 = yaml.safe_load((root / "data.dvc").read_text())["outs"][0]["md5"]
+    assert md5.endswith(".dir")
+    assert data_version(root, config) == f"md5:{md5}"
+
+
+def append_row(path: Path) -> None:
+    with path.open("a") as table:
+        table.write("1.0,20,north,no\n")
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda root: append_row(root / "data" / "table.csv"),
+        lambda root: (root / "data" / "table.csv").unlink(),
+        lambda root: save(labelled_frame(n=5), root / "data" / "extra.csv"),
+    ],
+    ids=["a row appended", "the file deleted", "a file added next to it"],
+)
+def test_tracked_data_changed_after_pull_is_refused(
+    tracked: tuple[Path, DataConfig], edit: Any
+) -> None:
+    root, config = tracked
+    edit(root)
+    with pytest.raises(DataError) as info:
+        data_version(root, config)
+    message = str(info.value)
+    assert message.startswith("the tracked data 'data' is modified")
+    assert "differs from the version data.dvc records" in message
+    assert "'dvc add data'" in message and "'dvc checkout data.dvc'" in message
+
+
+def test_recording_the_change_gives_a_new_version(tracked: tuple[Path, DataConfig]) -> None:
+    root, config = tracked
+    before = data_version(root, config)
+    append_row(root / "data" / "table.csv")
+    dvc(root, "add", "-q", "data")
+    after = data_version(root, config)
+    assert after != before and after.startswith("md5:")
+
+
+def test_a_dvc_file_that_dvc_does_not_see_is_refused(tracked: tuple[Path, DataConfig]) -> None:
+    # found next to the data, but ignored by DVC: nothing can confirm the file is that version
+    root, config = tracked
+    (root / ".dvcignore").write_text("data.dvc\n")
+    with pytest.raises(DataError) as info:
+        data_version(root, config)
+    message = str(info.value)
+    assert "cannot check that data/table.csv is the version DVC records" in message
+    assert "no DVC output" in message
+
+
+def test_a_dvc_file_outside_a_dvc_project_is_refused(tmp_path: Path) -> None:
     save(labelled_frame(n=20), tmp_path / "data" / "table.csv")
-    record = {
-        "outs": [
-            {
-                "md5": "0123456789abcdef0123456789abcdef.dir",
-                "size": 1,
-                "nfiles": 1,
-                "hash": "md5",
-                "path": "data",
-            }
-        ]
-    }
-    (tmp_path / "data.dvc").write_text(yaml.safe_dump(record))
-    config = DataConfig(path="data/table.csv", target="label")
-    assert find_dvc_file(tmp_path, Path(config.path)) == Path("data.dvc")
-    assert data_version(tmp_path, config) == "md5:0123456789abcdef0123456789abcdef.dir"
+    outs = [{"md5": "0123456789abcdef0123456789abcdef.dir", "hash": "md5", "path": "data"}]
+    (tmp_path / "data.dvc").write_text(yaml.safe_dump({"outs": outs}))
+    with pytest.raises(DataError) as info:
+        data_version(tmp_path, DataConfig(path="data/table.csv", target="label"))
+    message = str(info.value)
+    assert "cannot check that the data" in message and "'ci-ml pull'" in message
 
 
 def test_data_version_of_the_example_project_matches_data_dvc(pulled_example: Path) -> None:

@@ -185,6 +185,80 @@ def test_deploy_promotes_notifies_and_smoke_tests(project: Path, service: str) -
     assert history[0].record["verdict"] == "pass"
 
 
+def test_a_decision_record_edited_into_a_pass_is_refused(project: Path) -> None:
+    strict = yaml.safe_load((project / "ci-ml.yaml").read_text())
+    strict["gates"] = [{"metric": "roc_auc", "min": 0.99}]
+    (project / "ci-ml.yaml").write_text(yaml.safe_dump(strict, sort_keys=False))
+    assert run_cli("gate", "--run-dir", ".ci-ml/runs/second", cwd=project).returncode == 1
+    path = project / ".ci-ml/runs/second/gate-report.json"
+    record = json.loads(path.read_text())
+    assert record["verdict"] == "fail"
+    record.update(verdict="pass", reasons=[])
+    for entry in record["gates"]:
+        entry["verdict"] = "pass"
+    path.write_text(json.dumps(record))
+    registry = open_registry(".ci-ml/registry", root=project)
+
+    done = deploy(project, "second")
+
+    assert done.returncode == 2, done.stderr
+    assert "the decision record says pass but the gates judged again" in done.stderr
+    assert "roc_auc threshold: pass recorded, fail now" in done.stderr
+    assert done.stderr.count("\n") == 1
+    assert registry.get_production() is None and registry.history() == []
+
+
+def _edit_json(path: Path, change: Any) -> None:
+    record = json.loads(path.read_text())
+    change(record)
+    path.write_text(json.dumps(record, indent=2))
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (
+            lambda p: _edit_json(
+                p / ".ci-ml/runs/second/evaluation.json",
+                lambda r: r["candidate"]["metrics"].update(roc_auc=0.999),
+            ),
+            "evaluation.json changed after the gate judged this run",
+        ),
+        (
+            lambda p: _edit_json(
+                p / ".ci-ml/runs/second/data-report.json",
+                lambda r: r["checks"][0].update(details="edited"),
+            ),
+            "data-report.json changed after the gate judged this run",
+        ),
+        (
+            lambda p: (p / "ci-ml.yaml").write_text(
+                (p / "ci-ml.yaml").read_text().replace("min: 0.7", "min: 0.5")
+            ),
+            "the gating settings of ci-ml.yaml",
+        ),
+    ],
+    ids=["evaluation", "data-report", "config"],
+)
+def test_what_the_gate_judged_cannot_change_before_deploy(
+    project: Path, edit: Any, named: str
+) -> None:
+    edit(project)
+    done = deploy(project, "second")
+    assert done.returncode == 2, done.stderr
+    assert named in done.stderr and "run 'ci-ml gate' again" in done.stderr
+    assert open_registry(".ci-ml/registry", root=project).get_production() is None
+
+
+def test_the_deploy_settings_may_change_after_the_gate(project: Path) -> None:
+    configure_deploy(project, "http://127.0.0.1:9", smoke_rows=5)
+    config = yaml.safe_load((project / "ci-ml.yaml").read_text())
+    config["deploy"] = {}  # no target: nothing to notify, nothing to smoke-test
+    (project / "ci-ml.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    done = deploy(project, "second")
+    assert done.returncode == 0, done.stderr
+
+
 def test_a_changed_model_file_is_refused(project: Path, service: str) -> None:
     configure_deploy(project, service)
     model = project / ".ci-ml/runs/first/model.skops"
@@ -315,13 +389,14 @@ def test_a_candidate_that_answers_constants_in_service_is_rolled_back_under_load
     model.steps[-1] = ("model", DummyClassifier(strategy="prior"))
     model.fit(train.drop(columns=["Status"]), train["Status"])
     new_digest = save_model(model, broken / "model.skops")
-    card = json.loads((broken / "model.json").read_text())
-    card["digest"] = new_digest
-    (broken / "model.json").write_text(json.dumps(card))
-    record = json.loads((broken / "gate-report.json").read_text())
-    record["candidate"]["digest"] = new_digest
-    record["baseline"] = production_ref(project, "first")
-    (broken / "gate-report.json").write_text(json.dumps(record))
+    # a forger must rewrite every record consistently and gate again: deploy re-judges the
+    # gates and checks the digests that bind the record to what it judged
+    for name in ("model.json", "evaluation.json"):
+        found = json.loads((broken / name).read_text())
+        (found.get("candidate") or found)["digest"] = new_digest
+        (broken / name).write_text(json.dumps(found))
+    assert run_cli("gate", "--run-dir", str(broken), cwd=project).returncode == 0
+    rebase(project, "broken", "first")
     registry = open_registry(".ci-ml/registry", root=project)
     names = ["model.skops", "model.json", "gate-report.json", "reference.parquet"]
     registry.register({n: broken / n for n in names}, {"task": "classification"}, by="test")

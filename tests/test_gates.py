@@ -88,27 +88,58 @@ def test_known_metrics_are_accepted(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("gate", "task", "named"),
     [
-        ("{metric: roc_aux, min: 0.7}", "classification", "'roc_aux'"),
-        ("{metric: rmse, max: 3}", "classification", "'rmse'"),
-        ("{metric: roc_auc, min: 0.7}", "regression", "'roc_auc'"),
+        (
+            "{metric: roc_aux, min: 0.7}",
+            "classification",
+            "unknown classification metric 'roc_aux'",
+        ),
+        (
+            "{metric: rmse, max: 3}",
+            "classification",
+            "'rmse' is a regression metric, but the task is classification",
+        ),
+        (
+            "{metric: roc_auc, min: 0.7}",
+            "regression",
+            "'roc_auc' is a classification metric, but the task is regression",
+        ),
+        ("{metric: roc_aux, min: 0.7}", None, "unknown metric 'roc_aux'"),
     ],
 )
 def test_an_unknown_metric_is_an_error_not_a_pass(
-    tmp_path: Path, gate: str, task: str, named: str
+    tmp_path: Path, gate: str, task: str | None, named: str
 ) -> None:
     config = make_config(tmp_path, gate)
     with pytest.raises(ConfigError) as info:
         check_gate_metrics(config, task)
     message = str(info.value)
+    assert message.startswith("ci-ml.yaml: field 'gates.0.metric': ")
     assert named in message
-    assert f"unknown {task} metric" in message.lower()
-    assert "allowed" in message
+    assert "allowed: " in message
+
+
+def test_without_a_task_the_metrics_must_agree_on_one(tmp_path: Path) -> None:
+    config = make_config(tmp_path, "{metric: roc_auc, min: 0.7}", "{metric: rmse, max: 3}")
+    with pytest.raises(ConfigError) as info:
+        check_gate_metrics(config, None)
+    message = str(info.value)
+    assert "field 'gates.1.metric': 'rmse' is a regression metric" in message
+    assert "gates.0.metric ('roc_auc') makes the task classification" in message
+    check_gate_metrics(make_config(tmp_path, "{metric: rmse, max: 3}"), None)  # no error
+
+
+def test_an_operational_metric_takes_no_change_gate(tmp_path: Path) -> None:
+    config = make_config(tmp_path, "{metric: roc_auc, min: 0.7}", "{metric: size_mb, change: {}}")
+    with pytest.raises(ConfigError, match=r"'gates.1.metric': 'size_mb' is an operational"):
+        check_gate_metrics(config, "classification")
 
 
 def test_an_unknown_metric_in_the_metric_list_is_refused_too(tmp_path: Path) -> None:
     config = make_config(tmp_path, "{metric: roc_auc, min: 0.7}")
     config = config.model_copy(update={"metrics": ["roc_auc", "acuracy"]})
-    with pytest.raises(ConfigError, match="'acuracy'"):
+    with pytest.raises(
+        ConfigError, match=r"field 'metrics\.1': unknown classification metric 'acuracy'"
+    ):
         check_gate_metrics(config, "classification")
 
 

@@ -59,6 +59,23 @@ def test_save_and_load_round_trip(
     assert [p.name for p in tmp_path.iterdir()] == ["model.skops"]  # no temp file left
 
 
+def test_the_same_fitted_model_saves_to_the_same_bytes(
+    xy: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    # skops names arrays by object ids and stamps entries with the time; the saved file
+    # must not: an identical retrain is the same registry version
+    first = make_pipeline(StandardScaler(), LogisticRegression()).fit(*xy)
+    again = make_pipeline(StandardScaler(), LogisticRegression()).fit(*xy)
+    one = save_model(first, tmp_path / "one.skops")
+    two = save_model(again, tmp_path / "two.skops")
+    assert one == two
+    assert (tmp_path / "one.skops").read_bytes() == (tmp_path / "two.skops").read_bytes()
+    with zipfile.ZipFile(tmp_path / "one.skops") as saved:
+        assert {info.date_time for info in saved.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    loaded = load_model(tmp_path / "two.skops")
+    np.testing.assert_array_equal(loaded.predict_proba(xy[0]), first.predict_proba(xy[0]))
+
+
 def test_a_failed_save_keeps_the_old_file(fitted: object, tmp_path: Path) -> None:
     path = tmp_path / "model.skops"
     save_model(fitted, path)
@@ -278,6 +295,7 @@ def write_card(run_dir: Path, digest: str) -> None:
         data_version="md5:x",
         git_sha=None,
         size_bytes=1,
+        row_identity=["x0", "x1", "x2"],
     )
     write_record(run_dir, rundir.MODEL_CARD, card)
 

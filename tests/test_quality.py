@@ -52,6 +52,7 @@ def test_clean_data_passes_every_builtin_check(tmp_path: Path) -> None:
     assert {c.name for c in checks} == {
         "dataset_not_empty",
         "target_valid",
+        "train_has_every_class",
         "holdout_has_every_class",
         "train_holdout_overlap",
     }
@@ -116,6 +117,21 @@ def test_a_holdout_without_one_class_fails(tmp_path: Path) -> None:
     check = by_name(builtin_checks(dataset, config))["holdout_has_every_class"]
     assert not check.success
     assert check.sample == ["yes"]
+
+
+def test_a_class_with_too_few_rows_for_both_sides_is_named(tmp_path: Path) -> None:
+    # six rows, one of them 'yes': the split puts it in the holdout and train has no 'yes'
+    data = frame(6).assign(label=["no", "no", "yes", "no", "no", "no"])
+    config = DataConfig(path="data.csv", target="label")
+    checks = by_name(builtin_checks(load(tmp_path, config, data=data), config))
+    check = checks["train_has_every_class"]
+    assert not check.success and check.blocking
+    assert check.column == "label"
+    assert check.sample == ["yes"]
+    assert "train rows must contain every class" in check.details
+    gate = data_gate(as_record(quality.report(list(checks.values()), {})))
+    assert gate.verdict == "fail"
+    assert "train_has_every_class on column 'label'" in gate.reason
 
 
 def test_report_puts_failures_first_and_is_json() -> None:
@@ -308,10 +324,223 @@ def test_a_bad_severity_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(
         ConfigError,
-        match=r"expectation #1 has severity 'fatal'; allowed: "
-        r"critical, warning, info",
+        match=r"expectation #1 \(expect_column_values_to_not_be_null\) has severity 'fatal'; "
+        r"allowed: critical, warning, info",
     ):
         read_suite(suite)
+
+
+# --- results matched to their entries ----------------------------------------------
+
+
+def assets_frame(n: int = 120) -> pd.DataFrame:
+    """Income in range; Assets with 47 nulls (as in the example data)."""
+    rng = np.random.default_rng(3)
+    assets = rng.uniform(0, 9000, n).round(1)
+    assets[rng.choice(n, 47, replace=False)] = np.nan
+    return pd.DataFrame({"Income": rng.uniform(0, 4000, n).round(1), "Assets": assets})
+
+
+ISSUE_SUITE = [
+    {
+        "type": "expect_column_values_to_be_between",
+        "kwargs": {"column": "Income", "min_value": 0, "max_value": 5000},
+    },
+    {
+        "type": "expect_column_values_to_not_be_null",
+        "kwargs": {"column": "Assets"},
+        "severity": "critical",
+    },
+    {
+        "type": "expect_column_mean_to_be_between",
+        "kwargs": {"column": "Income", "min_value": 0, "max_value": 1e6},
+        "severity": "warning",
+    },
+]
+
+
+def test_a_failing_critical_check_keeps_its_severity_when_gx_reorders(tmp_path: Path) -> None:
+    # GX returns the results grouped by column (Income, Income, Assets): paired by position,
+    # the failing Assets check would take the warning's severity and pass the gate
+    checks = run_suite(assets_frame(), write_suite(tmp_path / "suite.json", ISSUE_SUITE))
+    assert [(c.name, c.column, c.severity) for c in checks] == [
+        (e["type"], e["kwargs"]["column"], e.get("severity", "critical")) for e in ISSUE_SUITE
+    ]
+    nulls = checks[1]
+    assert not nulls.success and nulls.blocking
+    assert nulls.unexpected_count == 47
+    assert checks[0].success and checks[2].success
+    gate = data_gate(as_record(quality.report(checks, {})))
+    assert gate.verdict == "fail"
+    assert "expect_column_values_to_not_be_null on column 'Assets'" in gate.reason
+
+
+MIXED_SUITE = [
+    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "x"}},
+    {
+        "type": "expect_column_values_to_be_in_set",
+        "kwargs": {"column": "kind", "value_set": ["a"]},
+        "severity": "warning",
+    },
+    {
+        "type": "expect_column_values_to_be_between",
+        "kwargs": {"column": "x", "min_value": 0, "max_value": 10},
+        "severity": "info",
+    },
+    {
+        "type": "expect_column_values_to_be_in_set",
+        "kwargs": {"column": "label", "value_set": ["no"]},
+    },
+    {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 10}},
+    {
+        "type": "expect_column_mean_to_be_between",
+        "kwargs": {"column": "x", "min_value": 5, "max_value": 6},
+        "severity": "warning",
+    },
+    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "kind"}},
+]
+
+
+@pytest.fixture(scope="module")
+def alone(tmp_path_factory: pytest.TempPathFactory) -> list[bool]:
+    """Each entry of MIXED_SUITE validated on its own: the outcome it must keep in any suite."""
+    where = tmp_path_factory.mktemp("alone")
+    return [
+        run_suite(frame(), write_suite(where / f"{i}.json", [entry]))[0].success
+        for i, entry in enumerate(MIXED_SUITE)
+    ]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_every_result_keeps_its_entry_in_any_order(
+    tmp_path: Path, alone: list[bool], seed: int
+) -> None:
+    order = np.random.default_rng(seed).permutation(len(MIXED_SUITE)).tolist()
+    suite = [MIXED_SUITE[i] for i in order]
+    checks = run_suite(frame(), write_suite(tmp_path / "suite.json", suite))
+    assert len(checks) == len(suite)
+    for check, entry, i in zip(checks, suite, order, strict=True):
+        assert check.name == entry["type"]
+        assert check.column == entry["kwargs"].get("column")
+        assert check.severity == entry.get("severity", "critical")
+        assert check.success == alone[i], (entry, check)
+    # the data fails some checks of each severity, so a mix-up would show
+    assert {c.severity for c in checks if not c.success} == {"critical", "warning", "info"}
+
+
+def test_identical_entries_keep_their_own_severity(tmp_path: Path) -> None:
+    entry = {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "kind"}}
+    entry["kwargs"]["value_set"] = ["a"]
+    suite = [
+        {**entry, "severity": "warning"},
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}},
+        {**entry, "severity": "critical"},
+    ]
+    checks = run_suite(frame(), write_suite(tmp_path / "suite.json", suite))
+    assert [(c.success, c.severity) for c in checks] == [
+        (False, "warning"),
+        (True, "critical"),
+        (False, "critical"),
+    ]
+    assert quality.report(checks, {})["success"] is False
+
+
+def test_an_entry_without_a_result_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = quality._validate
+    monkeypatch.setattr(quality, "_validate", lambda *args: real(*args)[1:])
+    suite = [
+        {
+            "type": "expect_column_values_to_not_be_null",
+            "kwargs": {"column": "x"},
+            "severity": "warning",
+        },
+    ]
+    (check,) = run_suite(frame(), write_suite(tmp_path / "suite.json", suite))
+    assert not check.success and check.blocking
+    assert "no result" in check.details
+
+
+def test_line_numbers_follow_the_entries_in_a_compact_suite(tmp_path: Path) -> None:
+    path = tmp_path / "suite.json"
+    path.write_text(
+        '{"name": "t", "meta": {"type": "note"}, "expectations": [\n'
+        + ",\n".join(json.dumps(e) for e in ISSUE_SUITE[:2])
+        + ", "
+        + json.dumps(ISSUE_SUITE[2])
+        + "]}\n"
+    )
+    checks = run_suite(assets_frame(), path)
+    assert [c.location["line"] for c in checks if c.location] == [2, 3, 3]
+
+
+# --- bad suite files -----------------------------------------------------------------
+
+BAD_ENTRIES = {
+    # name: (entry, fragments the message must contain)
+    "wrong kwarg type": (
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": "x", "min_value": "low"},
+        },
+        ["kwarg 'min_value' = 'low'", "not a valid float"],
+    ),
+    "a list where a set is expected": (
+        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "x", "value_set": "ab"}},
+        ["kwarg 'value_set' = 'ab'", "not a valid list"],
+    ),
+    "a number as column": (
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": 3}},
+        ["kwarg 'column' = 3", "str type expected"],
+    ),
+    "mostly above 1": (
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "x", "mostly": 2}},
+        ["kwarg 'mostly' = 2"],
+    ),
+    "unknown kwarg": (
+        {
+            "type": "expect_column_values_to_be_between",
+            "kwargs": {"column": "x", "min_value": 0, "maxvalue": 3},
+        },
+        ["unknown kwarg 'maxvalue'", "did you mean 'max_value'", "allowed: ", "min_value"],
+    ),
+    "missing column": (
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {}},
+        ["lacks the required kwarg 'column'"],
+    ),
+    "no kwargs at all": (
+        {"type": "expect_column_values_to_be_in_set"},
+        ["lacks the required kwarg 'column'"],
+    ),
+    "kwargs not a mapping": (
+        {"type": "expect_column_values_to_not_be_null", "kwargs": ["x"]},
+        ["kwargs ['x']", "must be a mapping"],
+    ),
+    "no type": ({"kwargs": {"column": "x"}}, ["has no 'type'"]),
+    "unknown entry key": (
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "x"}, "severty": 1},
+        ["unknown key 'severty'", "did you mean 'severity'"],
+    ),
+    "not a mapping": (
+        "expect_column_values_to_not_be_null",
+        ["is 'expect_column", "not a mapping"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_ENTRIES))
+def test_a_bad_entry_names_the_file_the_entry_and_the_problem(tmp_path: Path, case: str) -> None:
+    entry, fragments = BAD_ENTRIES[case]
+    good = {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}}
+    suite = write_suite(tmp_path / "suite.json", [good, entry])
+    with pytest.raises(ConfigError) as info:
+        run_suite(frame(), suite)
+    message = str(info.value)
+    assert message.startswith(f"{suite}: expectation #2")
+    if isinstance(entry, dict) and "type" in entry:
+        assert f"#2 ({entry['type']})" in message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+    assert "\n" not in message
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,7 @@ COMPARISON = {
     "first_model": "pass",
     "unusable_baseline": "fail",
     "fork_pull_request": "approve",
+    "min_rows": 100,
 }
 
 
@@ -74,6 +75,7 @@ def gate_report(metrics: dict[str, float], data: DataReport, **fields: Any) -> G
         "data_version": "md5:0123.dir",
         "config": "ci-ml.yaml",
         "comparison": COMPARISON,
+        "inputs": {"config": "c" * 64, "data_report": "d" * 64, "evaluation": None, "parity": None},
         "created_at": "2026-12-01T00:00:00+00:00",
     }
     return GateReport.model_validate({**record, **fields})

@@ -12,15 +12,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import roc_auc_score
 
 from ci_ml.config import DataConfig, ModelConfig
 from ci_ml.data import Dataset, load_dataset
-from ci_ml.errors import ConfigError, ModelFileError
+from ci_ml.errors import ConfigError, DataError, ModelFileError
 from ci_ml.modelio import load_model, sha256_file
 from ci_ml.training import (
     feature_schema,
     import_estimator,
+    make_estimator,
     model_card,
     train_builtin,
     train_command,
@@ -186,10 +188,213 @@ def test_a_bad_param_value_names_the_estimator(dataset: Dataset, tmp_path: Path)
     with pytest.raises(ConfigError) as info:
         train_builtin(config, dataset, tmp_path / "m.skops")
     message = str(info.value)
-    assert f"fitting {LOGISTIC} failed" in message
-    assert "'C'" in message and "check model.params" in message
+    # scikit-learn's own check of the values runs before any fit
+    assert message.startswith(f"model.params: {LOGISTIC} rejects them (")
+    assert "'C' parameter" in message and "Got -1.0" in message
     assert "\n" not in message
     assert list(tmp_path.glob("*.skops")) == []
+
+
+def test_a_transformer_is_not_a_model() -> None:
+    with pytest.raises(ConfigError) as info:
+        import_estimator("sklearn.preprocessing.StandardScaler")
+    message = str(info.value)
+    assert "'sklearn.preprocessing.StandardScaler' has no predict()" in message
+    assert "classifier or a regressor" in message
+    assert "another target" not in message
+
+
+def test_a_regressor_for_a_classification_target(dataset: Dataset, tmp_path: Path) -> None:
+    config = ModelConfig(estimator="sklearn.ensemble.RandomForestRegressor")
+    with pytest.raises(ConfigError) as info:
+        train_builtin(config, dataset, tmp_path / "m.skops")
+    message = str(info.value)
+    assert "RandomForestRegressor is a regressor, but the task is classification" in message
+    assert "model.params" not in message
+    assert not (tmp_path / "m.skops").exists()
+
+
+def test_a_classifier_for_a_regression_target(tmp_path: Path) -> None:
+    frame = credit_like().assign(status=lambda f: f["income"].fillna(0) * 2.5)
+    frame.to_csv(tmp_path / "credit.csv", index=False)
+    dataset = load_dataset(tmp_path, DataConfig(path="credit.csv", target="status"))
+    assert dataset.task == "regression"
+    with pytest.raises(ConfigError, match="LogisticRegression is a classifier, but the task is"):
+        train_builtin(ModelConfig(estimator=LOGISTIC), dataset, tmp_path / "m.skops")
+
+
+@pytest.mark.parametrize("estimator", ["sklearn.svm.LinearSVC", "sklearn.svm.SVC"])
+def test_a_classifier_without_probabilities(
+    dataset: Dataset, tmp_path: Path, estimator: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        train_builtin(ModelConfig(estimator=estimator), dataset, tmp_path / "m.skops")
+    assert f"{estimator} (with these model.params) has no predict_proba()" in str(info.value)
+    assert not (tmp_path / "m.skops").exists()
+
+
+class FailsOnFit(ClassifierMixin, BaseEstimator):
+    """An estimator whose fit refuses the data (not its params)."""
+
+    def fit(self, x: Any, y: Any) -> FailsOnFit:
+        raise ValueError("this estimator needs at least 10,000 rows")
+
+    def predict(self, x: Any) -> Any:
+        raise NotImplementedError
+
+    def predict_proba(self, x: Any) -> Any:
+        raise NotImplementedError
+
+
+def test_a_fit_that_fails_on_the_data_does_not_blame_the_params(
+    dataset: Dataset, tmp_path: Path
+) -> None:
+    config = ModelConfig(estimator="tests.test_training.FailsOnFit")
+    with pytest.raises(ConfigError) as info:
+        train_builtin(config, dataset, tmp_path / "m.skops")
+    message = str(info.value)
+    assert f"on the {len(dataset.train)} training rows failed" in message
+    assert "needs at least 10,000 rows" in message
+    assert "model.params" not in message
+
+
+class MajorityModel:
+    """A model outside scikit-learn's conventions: no get_params, no tags."""
+
+    def fit(self, x: Any, y: Any) -> MajorityModel:
+        values, counts = np.unique(np.asarray(y), return_counts=True)
+        self.classes_ = values
+        self.share_ = counts / counts.sum()
+        return self
+
+    def predict(self, x: Any) -> Any:
+        return np.repeat(self.classes_[self.share_.argmax()], np.shape(x)[0])
+
+    def predict_proba(self, x: Any) -> Any:
+        return np.tile(self.share_, (np.shape(x)[0], 1))
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_a_model_without_scikit_learn_tags_is_built(task: str) -> None:
+    # no get_params and no tags: its kind is unknown, so neither task is refused
+    config = ModelConfig(estimator="tests.test_training.MajorityModel", seed=3)
+    assert isinstance(make_estimator(config, task), MajorityModel)
+
+
+@pytest.mark.parametrize(
+    ("values", "what"),
+    [([True, False, None], "true/false values"), ([b"a", b"b", None], "bytes values")],
+)
+def test_a_non_text_categorical_is_named(tmp_path: Path, values: list[Any], what: str) -> None:
+    frame = credit_like()
+    frame["member"] = pd.Series(values * (len(frame) // 3 + 1), dtype=object)[: len(frame)]
+    frame.to_parquet(tmp_path / "credit.parquet", index=False)
+    dataset = load_dataset(
+        tmp_path, DataConfig(path="credit.parquet", target="status", positive_class="bad")
+    )
+    with pytest.raises(DataError) as info:
+        train_builtin(ModelConfig(estimator=LOGISTIC), dataset, tmp_path / "m.skops")
+    message = str(info.value)
+    assert f"column 'member' holds {what}" in message
+    assert "model.params" not in message
+    assert not (tmp_path / "m.skops").exists()
+
+
+def test_a_true_false_column_with_missing_values_from_a_csv_is_named(tmp_path: Path) -> None:
+    frame = credit_like()
+    frame["member"] = (["True", "False", ""] * (len(frame) // 3 + 1))[: len(frame)]
+    frame.to_csv(tmp_path / "credit.csv", index=False)
+    dataset = load_dataset(
+        tmp_path, DataConfig(path="credit.csv", target="status", positive_class="bad")
+    )
+    with pytest.raises(DataError, match="column 'member' holds true/false values"):
+        train_builtin(ModelConfig(estimator=LOGISTIC), dataset, tmp_path / "m.skops")
+
+
+# --- what the estimator is given: dense or sparse -----------------------------------
+
+
+def many_valued(task: str, n: int = 480, seed: int = 0) -> pd.DataFrame:
+    """A numeric feature and a 60-valued categorical: one-hot output of density ~3%."""
+    rng = np.random.default_rng(seed)
+    branch = rng.integers(0, 60, n)
+    signal = rng.normal(size=n) + (branch % 3 == 0)
+    frame = pd.DataFrame(
+        {"amount": rng.normal(size=n).round(3), "branch": [f"b{b}" for b in branch]}
+    )
+    if task == "classification":
+        frame["target"] = np.where(signal > 0.5, "bad", "good")
+    else:
+        frame["target"] = (signal * 10).round(3)
+    return frame
+
+
+CLASSIFIERS = {
+    "sklearn.ensemble.HistGradientBoostingClassifier": {"max_iter": 20},
+    "sklearn.ensemble.RandomForestClassifier": {"n_estimators": 10},
+    "sklearn.ensemble.ExtraTreesClassifier": {"n_estimators": 10},
+    "sklearn.ensemble.GradientBoostingClassifier": {"n_estimators": 10},
+    "sklearn.tree.DecisionTreeClassifier": {},
+    "sklearn.linear_model.LogisticRegression": {},
+    "sklearn.naive_bayes.GaussianNB": {},
+    "sklearn.neighbors.KNeighborsClassifier": {},
+    "sklearn.linear_model.SGDClassifier": {"loss": "log_loss"},
+    "sklearn.neural_network.MLPClassifier": {"max_iter": 50},
+}
+REGRESSORS = {
+    "sklearn.ensemble.HistGradientBoostingRegressor": {"max_iter": 20},
+    "sklearn.ensemble.RandomForestRegressor": {"n_estimators": 10},
+    "sklearn.ensemble.ExtraTreesRegressor": {"n_estimators": 10},
+    "sklearn.ensemble.GradientBoostingRegressor": {"n_estimators": 10},
+    "sklearn.tree.DecisionTreeRegressor": {},
+    "sklearn.linear_model.LinearRegression": {},
+    "sklearn.linear_model.Ridge": {},
+    "sklearn.linear_model.Lasso": {},
+    "sklearn.linear_model.ElasticNet": {},
+    "sklearn.neighbors.KNeighborsRegressor": {},
+    "sklearn.svm.SVR": {},
+}
+ESTIMATORS = [("classification", e, p) for e, p in CLASSIFIERS.items()] + [
+    ("regression", e, p) for e, p in REGRESSORS.items()
+]
+
+
+@pytest.mark.parametrize(
+    ("task", "estimator", "params"),
+    ESTIMATORS,
+    ids=[e.rpartition(".")[2] for _, e, _ in ESTIMATORS],
+)
+def test_every_estimator_fits_a_many_valued_categorical(
+    tmp_path: Path, task: str, estimator: str, params: dict[str, Any]
+) -> None:
+    import scipy.sparse
+    from sklearn.utils import get_tags
+
+    many_valued(task).to_csv(tmp_path / "data.csv", index=False)
+    dataset = load_dataset(tmp_path, DataConfig(path="data.csv", target="target", task=task))
+    config = ModelConfig(estimator=estimator, params=params)
+    model, _ = train_builtin(config, dataset, tmp_path / "m.skops")
+    prepared = model[:-1].transform(dataset.x("holdout"))
+    # sparse only for an estimator that says it takes sparse input; dense for every other
+    takes_sparse = get_tags(model[-1]).input_tags.sparse
+    assert scipy.sparse.issparse(prepared) == takes_sparse
+    if task == "classification":
+        score = positive_proba(model, dataset.x("holdout"))
+        assert np.all((score >= 0) & (score <= 1))
+    else:
+        score = np.asarray(model.predict(dataset.x("holdout")), dtype=float)
+    assert score.shape == (len(dataset.holdout),) and np.all(np.isfinite(score))
+
+
+def test_the_sparse_case_is_really_exercised() -> None:
+    """At least one estimator of each kind above takes sparse input, and one does not."""
+    from sklearn.utils import get_tags
+
+    from ci_ml.training import import_estimator as load
+
+    for group in (CLASSIFIERS, REGRESSORS):
+        kinds = {get_tags(load(name)(**params)).input_tags.sparse for name, params in group.items()}
+        assert kinds == {True, False}
 
 
 # --- the user's own training command -------------------------------------------------

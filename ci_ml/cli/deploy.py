@@ -45,7 +45,7 @@ def deploy(
     reg = found.registry(registry)
     try:
         result = deployment.deploy_run(
-            found.config,
+            found,
             reg,
             directory,
             by=actor(),

@@ -122,6 +122,8 @@ def serve(
 def _holder(config: Path | None, url: str | None, trust: list[str]) -> Any:
     """The model holder over the registry, with the trusted types of the config and --trust."""
     try:
+        import uvicorn  # noqa: F401  (fails early without the server)
+
         from ci_ml.serve.reload import ModelHolder
         from ci_ml.serve.routes import add_routes  # noqa: F401  (fails early without fastapi)
     except ModuleNotFoundError as err:

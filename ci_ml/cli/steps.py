@@ -20,6 +20,8 @@ from ci_ml.cli.common import (
 )
 from ci_ml.errors import GateBlocked
 
+DEFAULT_PIPELINE = "ci-ml"
+
 if TYPE_CHECKING:
     from ci_ml.records import GateReport
 
@@ -42,10 +44,15 @@ def _step(
 
 
 def config_check(config: ConfigOpt = Path("ci-ml.yaml")) -> None:
-    """Validate ci-ml.yaml and print the effective config (defaults filled in)."""
+    """Validate ci-ml.yaml and print the effective config (defaults filled in).
+
+    Checks everything that needs no data: the schema, the metrics and gates, the estimator
+    and its params, the expectation suite and the ONNX export."""
     from ci_ml.config import dump_config
+    from ci_ml.project import check_project
 
     found = project(config)
+    check_project(found)
     print(dump_config(found.config), end="")
     err(f"{found.config_path}: valid.")
 
@@ -107,15 +114,29 @@ def report(
             "downloaded run directory (the workflow_run publisher job).",
         ),
     ] = None,
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name",
+            envvar="CI_ML_PIPELINE",
+            help="The pipeline's name (ml-pipeline.yml's 'name' input): several pipelines "
+            "reporting on one pull request each keep their own comment and status.",
+        ),
+    ] = DEFAULT_PIPELINE,
     status_context: Annotated[
-        str, typer.Option("--status-context", help="Context name of the commit status.")
-    ] = "ci-ml/gates",
+        str | None,
+        typer.Option(
+            "--status-context",
+            help="Context name of the commit status (default: ci-ml/gates, or "
+            "ci-ml/gates/NAME for a pipeline --name other than ci-ml).",
+        ),
+    ] = None,
     key: Annotated[
         str | None,
         typer.Option(
             "--key",
-            help="Sticky-comment key (default: workflow/job; add the "
-            "matrix values when a matrix reports on one pull request).",
+            help="Sticky-comment key (default: workflow/job, plus the pipeline --name; add "
+            "the matrix values when a matrix of one pipeline reports on one pull request).",
         ),
     ] = None,
 ) -> None:
@@ -134,7 +155,12 @@ def report(
         print(text, end="")
         return
     _mask_token()
-    _show(publish.publish(directory, text, _github_client, status_context=status_context, key=key))
+    context = status_context or publish.status_context(name)
+    _show(
+        publish.publish(
+            directory, text, _github_client, status_context=context, key=key, pipeline=name
+        )
+    )
 
 
 def _github_client() -> Any:

@@ -83,9 +83,8 @@ def compare_slices(
     masks = slice_masks(config, dataset.holdout)
     if not masks:
         return []
-    min_size = config.slices.min_size if config.slices else 30
     gated = [g.metric for g in config.gates if g.slices]
-    judged = [m for m in masks if int(m[2].sum()) >= min_size]
+    judged = [m for m in masks if _too_small(config, dataset.task, cand, m[2]) is None]
     confidence = 1 - (1 - config.comparison.confidence) / max(1, len(judged))
     results = []
     for column, label, mask in masks:
@@ -94,13 +93,15 @@ def compare_slices(
             "column": column,
             "value": label,
             "n": n,
+            "class_counts": _class_counts(dataset.task, cand, mask),
             "metrics": {},
             "comparisons": {},
             "judged": False,
             "reason": "",
         }
-        if n < min_size:
-            entry["reason"] = f"{n} rows, fewer than slices.min_size ({min_size}); not judged"
+        small = _too_small(config, dataset.task, cand, mask)
+        if small is not None:
+            entry["reason"] = small
             results.append(entry)
             continue
         y, score = cand.y_true[mask], cand.score[mask]
@@ -126,6 +127,30 @@ def compare_slices(
             entry["reason"] = f"not judged: {exc}"
         results.append(entry)
     return results
+
+
+def _class_counts(task: str, cand: Predictions, mask: Any) -> dict[str, int] | None:
+    """Positive and negative rows of a slice (classification)."""
+    if task != "classification":
+        return None
+    positives = int(cand.y_true[mask].sum())
+    return {"positive": positives, "negative": int(mask.sum()) - positives}
+
+
+def _too_small(config: Config, task: str, cand: Predictions, mask: Any) -> str | None:
+    """Why a slice is too small to judge (rows, or rows of a class), or None."""
+    min_size = config.slices.min_size if config.slices else 30
+    min_class = config.slices.min_class_count if config.slices else 20
+    n = int(mask.sum())
+    if n < min_size:
+        return f"{n} rows, fewer than slices.min_size ({min_size}); not judged"
+    counts = _class_counts(task, cand, mask)
+    if counts is not None and min(counts.values()) < min_class:
+        return (
+            f"{counts['positive']} positive and {counts['negative']} negative rows, fewer "
+            f"than slices.min_class_count ({min_class}) of a class; not judged"
+        )
+    return None
 
 
 def latency_ms(model: Any, x: pd.DataFrame, task: str) -> dict[str, float]:

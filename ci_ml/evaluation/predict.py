@@ -31,6 +31,10 @@ class Predictions:
     y_true: np.ndarray
     score: np.ndarray
 
+    def subset(self, rows: np.ndarray) -> Predictions:
+        """The predictions of the ``rows`` (a boolean mask) only."""
+        return Predictions(self.y_true[rows], self.score[rows])
+
 
 def metric_names(config: Config, task: str) -> list[str]:
     """The configured metrics (or the task's defaults) plus every gated statistical metric."""

@@ -7,13 +7,15 @@ production and writes the files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+import numpy as np
 
 from ci_ml.config import Config
 from ci_ml.data import Dataset
 from ci_ml.evaluation import compare
-from ci_ml.evaluation.baseline import Baseline, predict_baseline
+from ci_ml.evaluation.baseline import Baseline, fresh_rows, predict_baseline
 from ci_ml.evaluation.predict import Predictions, candidate_metrics, metric_names, predict
 from ci_ml.quality import jsonable
 from ci_ml.records import Evaluation, ModelCard, SmokeSample
@@ -39,18 +41,26 @@ def evaluate(
     baseline: Baseline | None,
     created_at: str,
 ) -> Evaluated:
-    """Candidate and production (``baseline``) on the same holdout rows."""
+    """Candidate and production (``baseline``) on the same holdout rows, leaving out the rows
+    production trained on (:func:`~ci_ml.evaluation.baseline.fresh_rows`)."""
     names = metric_names(config, dataset.task)
     cand = predict(model, dataset)
     metrics = candidate_metrics(config, dataset, cand)
     ops: dict[str, Any] = compare.latency_ms(model, dataset.x("holdout"), dataset.task)
     ops["size_mb"] = card.size_bytes / 1e6
-    prod, compared = None, {}
+    prod, compared, rows, cand_rows = None, {}, dataset, cand
     if baseline is not None:
         prod, baseline = predict_baseline(baseline, dataset)
+    if prod is not None and baseline is not None:
+        fresh, problem = fresh_rows(baseline, dataset, config.comparison.min_rows)
+        if fresh is None:
+            prod, baseline = None, replace(baseline, model=None, problem=problem)
+        else:
+            rows, cand_rows, prod = only(dataset, fresh), cand.subset(fresh), prod.subset(fresh)
     if prod is not None:
-        compared = compare.compare_overall(config, dataset, names, cand, prod)
-        ops["churn"] = compare.churn(cand, prod, dataset.task, config.model.threshold)
+        compared = compare.compare_overall(config, rows, names, cand_rows, prod)
+        ops["churn"] = compare.churn(cand_rows, prod, dataset.task, config.model.threshold)
+    summary = _baseline_summary(baseline, compared, len(rows.holdout), len(dataset.holdout))
     record = Evaluation.model_validate(
         {
             "task": dataset.task,
@@ -58,15 +68,22 @@ def evaluate(
             "rows": {"train": len(dataset.train), "holdout": len(dataset.holdout)},
             "positive_class": card.positive_class,
             "candidate": {"digest": card.digest, "metrics": metrics, "operational": ops},
-            "baseline": _baseline_summary(baseline, compared),
+            "baseline": summary,
             "comparisons": compared,
-            "slices": compare.compare_slices(config, dataset, names, cand, prod),
+            "slices": compare.compare_slices(config, rows, names, cand_rows, prod),
             "model": card.model_dump(mode="json", include={"estimator", "params", "size_bytes"}),
             "created_at": created_at,
         }
     )
     smoke = smoke_sample(config, dataset, cand)
     return Evaluated(record, {**metrics, **_present(ops)}, smoke, cand)
+
+
+def only(dataset: Dataset, rows: np.ndarray) -> Dataset:
+    """``dataset`` with only the holdout ``rows`` (a boolean mask)."""
+    ids = dataset.holdout_ids[rows] if dataset.holdout_ids is not None else None
+    holdout = dataset.holdout[rows].reset_index(drop=True)
+    return replace(dataset, holdout=holdout, holdout_ids=ids)
 
 
 def smoke_sample(config: Config, dataset: Dataset, cand: Predictions) -> SmokeSample:
@@ -84,9 +101,12 @@ def _present(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _baseline_summary(baseline: Baseline | None, compared: dict[str, Any]) -> dict[str, Any] | None:
+def _baseline_summary(
+    baseline: Baseline | None, compared: dict[str, Any], rows: int, holdout: int
+) -> dict[str, Any] | None:
     if baseline is None:
         return None
+    judged = bool(compared)
     return {
         "version": baseline.version,
         "digest": baseline.digest,
@@ -95,4 +115,6 @@ def _baseline_summary(baseline: Baseline | None, compared: dict[str, Any]) -> di
         "metrics": {name: c["production"] for name, c in compared.items()},
         "params": baseline.card.get("params"),
         "data_version": baseline.card.get("data_version"),
+        "rows_compared": rows if judged else None,
+        "rows_excluded": holdout - rows if judged else None,
     }

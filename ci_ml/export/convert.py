@@ -26,12 +26,11 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from ci_ml.errors import ModelFileError
+from ci_ml.errors import MissingExtra, ModelFileError
 from ci_ml.rundir import atomic_path
 
 OPSET = {"": 17, "ai.onnx.ml": 3}
 META_PREFIX = "ci_ml."
-INSTALL_HINT = "pip install 'ci-ml[onnx]'"
 
 SUPPORTED_ESTIMATORS = frozenset(
     {
@@ -63,7 +62,7 @@ def export_onnx(
     numeric_dtype: NumericDtype = "float64",
 ) -> Path:
     """Convert a built-in pipeline to ONNX at ``path`` (atomically); ModelFileError if not."""
-    _require_onnx()
+    require_onnx()
     prepare, estimator = _check_pipeline(model, feature_schema)
     prepare, markers = _with_string_markers(prepare)
     graph = _convert(prepare, estimator, feature_schema, task, numeric_dtype)
@@ -82,15 +81,15 @@ def export_onnx(
     return path
 
 
-def _require_onnx() -> None:
+def require_onnx() -> None:
+    """MissingExtra naming the ``onnx`` extra unless skl2onnx, onnx and onnxruntime import."""
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
         import skl2onnx  # noqa: F401
     except ImportError as exc:
-        raise ModelFileError(
-            f"ONNX export needs skl2onnx, onnx and onnxruntime ({exc.name} is missing); "
-            f"install them with {INSTALL_HINT}."
+        raise MissingExtra(
+            "ONNX export (skl2onnx, onnx and onnxruntime)", "onnx", exc.name
         ) from None
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -336,3 +337,291 @@ def test_a_step_refuses_data_that_changed_since_pull(flow: Flow) -> None:
     assert f"the data changed since 'ci-ml pull' recorded {pulled['data_version']}" in line
     assert "'ci-ml pull'" in line
     assert os.listdir(run_dir) == ["pull.json"]
+
+
+# --- suites: results keep their entry, bad entries are named -------------------------
+
+
+def write_suite(root: Path, name: str, expectations: list[dict[str, Any]]) -> Path:
+    path = root / "expectations" / name
+    path.write_text(json.dumps({"name": name, "expectations": expectations}, indent=1))
+    return path
+
+
+def test_a_failing_critical_check_blocks_whatever_its_place_in_the_suite(flow: Flow) -> None:
+    # the issue's suite: GX groups its results by column, Assets (47 nulls) comes last
+    write_suite(
+        flow.root,
+        "assets.json",
+        [
+            {
+                "type": "expect_column_values_to_be_between",
+                "kwargs": {"column": "Income", "min_value": 0, "max_value": 5000},
+            },
+            {
+                "type": "expect_column_values_to_not_be_null",
+                "kwargs": {"column": "Assets"},
+                "severity": "critical",
+            },
+            {
+                "type": "expect_column_mean_to_be_between",
+                "kwargs": {"column": "Income", "min_value": 0, "max_value": 1e6},
+                "severity": "warning",
+            },
+        ],
+    )
+    assets = write_config(
+        flow.root,
+        "assets.yaml",
+        lambda c: c["expectations"].update(suite="expectations/assets.json"),
+    )
+    registered = versions(flow.root)
+
+    done = cli("run", "--config", assets.name, cwd=flow.root)
+    assert done.returncode == 1, done.stderr
+    assert "verdict: FAIL" in done.stdout
+    blocked = [line for line in done.stderr.splitlines() if line.startswith("ci-ml: ")]
+    assert len(blocked) == 1 and "Traceback" not in done.stderr
+    assert "expect_column_values_to_not_be_null on column 'Assets'" in blocked[0]
+    run_dir = (flow.root / ".ci-ml" / "runs" / "latest").resolve()
+    nulls = next(c for c in read(run_dir, "data-report.json")["checks"] if c["column"] == "Assets")
+    assert (nulls["success"], nulls["severity"], nulls["unexpected_count"]) == (
+        False,
+        "critical",
+        47,
+    )
+    assert versions(flow.root) == registered
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragments"),
+    [
+        ({"column": "Age", "min_value": "adult"}, ["kwarg 'min_value' = 'adult'"]),
+        ({"column": "Age", "min_value": 18, "maxvalue": 99}, ["unknown kwarg 'maxvalue'"]),
+        ({"min_value": 18}, ["lacks the required kwarg 'column'"]),
+    ],
+    ids=["wrong type", "unknown kwarg", "missing column"],
+)
+def test_a_bad_suite_entry_is_exit_2_naming_it(
+    flow: Flow, kwargs: dict[str, Any], fragments: list[str]
+) -> None:
+    entries = json.loads((flow.root / "expectations" / "credit_data.json").read_text())
+    entries = entries["expectations"][:3]
+    entries.append({"type": "expect_column_values_to_be_between", "kwargs": kwargs})
+    write_suite(flow.root, "bad-kwargs.json", entries)
+    bad = write_config(
+        flow.root,
+        "bad-kwargs.yaml",
+        lambda c: c["expectations"].update(suite="expectations/bad-kwargs.json"),
+    )
+    run_dir = flow.root / "bad-kwargs-run"
+    run_dir.mkdir(exist_ok=True)
+    shutil.copy(flow.run_dir / "pull.json", run_dir / "pull.json")
+    for command in (["config", "check"], ["validate", "--run-dir", str(run_dir)]):
+        done = cli(*command, "--config", bad.name, cwd=flow.root)
+        assert done.returncode == 2, done.stderr
+        line = one_line(done.stderr)
+        assert "bad-kwargs.json: expectation #4 (expect_column_values_to_be_between)" in line
+        for fragment in fragments:
+            assert fragment in line, line
+    assert os.listdir(run_dir) == ["pull.json"]
+
+
+# --- optional extras that are not installed -----------------------------------------
+
+# a sitecustomize that makes the named top-level modules unimportable, as if the extra that
+# brings them were not installed
+BLOCKER = """\
+import os, sys
+
+BLOCKED = {m for m in os.environ.get("CI_ML_TEST_BLOCK", "").split(",") if m}
+
+
+class Blocker:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, Blocker())
+"""
+
+
+def blocker(tmp: Path) -> Path:
+    """A folder holding BLOCKER as sitecustomize.py (to put first on PYTHONPATH)."""
+    site = tmp / "without-extras"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(BLOCKER)
+    return site
+
+
+def without(
+    modules: list[str], *args: str, cwd: Path, tmp: Path
+) -> subprocess.CompletedProcess[str]:
+    """``ci-ml *args`` in a Python where ``modules`` cannot be imported."""
+    path = os.pathsep.join(
+        filter(None, [str(blocker(tmp)), str(REPO), os.environ.get("PYTHONPATH")])
+    )
+    return run_cli(*args, cwd=cwd, env={"PYTHONPATH": path, "CI_ML_TEST_BLOCK": ",".join(modules)})
+
+
+def assert_says_install(done: subprocess.CompletedProcess[str], extra: str) -> str:
+    assert done.returncode == 2, done.stderr
+    line = one_line(done.stderr)
+    assert f"pip install 'ci-ml[{extra}]'" in line, line
+    assert "unexpected error" not in line
+    return line
+
+
+def test_the_blocker_blocks(tmp_path: Path) -> None:
+    env = {"PYTHONPATH": str(blocker(tmp_path)), "CI_ML_TEST_BLOCK": "great_expectations"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import great_expectations"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 1 and "No module named 'great_expectations'" in done.stderr
+
+
+def test_a_suite_without_the_gx_extra(flow: Flow, tmp_path: Path) -> None:
+    registered = versions(flow.root)
+    checked = without(["great_expectations"], "config", "check", cwd=flow.root, tmp=tmp_path)
+    line = assert_says_install(checked, "gx")
+    assert "credit_data.json: the expectation suite needs the 'gx' extra" in line
+    assert checked.stdout == ""
+    ran = without(["great_expectations"], "run", cwd=flow.root, tmp=tmp_path)
+    assert ran.returncode == 2
+    assert "pip install 'ci-ml[gx]'" in ran.stderr and "Traceback" not in ran.stderr
+    run_dir = (flow.root / ".ci-ml" / "runs" / "latest").resolve()
+    assert os.listdir(run_dir) == ["pull.json"]
+    assert versions(flow.root) == registered
+
+
+def test_an_s3_registry_without_the_s3_extra(tmp_path: Path) -> None:
+    done = without(
+        ["botocore", "boto3"],
+        "registry",
+        "list",
+        "--registry",
+        "s3://models/ci",
+        cwd=tmp_path,
+        tmp=tmp_path,
+    )
+    assert_says_install(done, "s3")
+
+
+def test_an_s3_dvc_remote_without_the_s3_extra(project: Path, tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "dvc", "remote", "add", "-f", "-d", "store", "s3://bucket/data"],
+        cwd=project,
+        check=True,
+        capture_output=True,
+    )
+    shutil.rmtree(project / ".dvc" / "cache")
+    shutil.rmtree(project / "data")
+    done = without(["dvc_s3", "s3fs"], "pull", cwd=project, tmp=tmp_path)
+    line = assert_says_install(done, "s3")
+    assert "from an s3:// remote" in line
+
+
+@pytest.mark.parametrize("missing", ["fastapi", "uvicorn"])
+def test_serve_without_the_serve_extra(tmp_path: Path, missing: str) -> None:
+    done = without(
+        [missing], "serve", "--registry", str(tmp_path / "registry"), cwd=tmp_path, tmp=tmp_path
+    )
+    line = assert_says_install(done, "serve")
+    assert f"({missing} is missing)" in line
+
+
+@pytest.mark.parametrize("missing", ["skl2onnx", "onnxruntime"])
+def test_export_without_the_onnx_extra(flow: Flow, tmp_path: Path, missing: str) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(flow.run_dir, run_dir)
+    before = sorted(os.listdir(run_dir))
+    done = without([missing], "export", "--run-dir", str(run_dir), cwd=flow.root, tmp=tmp_path)
+    line = assert_says_install(done, "onnx")
+    assert f"({missing} is not installed)" in line
+    assert sorted(os.listdir(run_dir)) == before
+    onnx = write_config(flow.root, "onnx.yaml", lambda c: c.update(export={}))
+    checked = without(
+        [missing], "config", "check", "--config", onnx.name, cwd=flow.root, tmp=tmp_path
+    )
+    assert_says_install(checked, "onnx")
+
+
+# --- data that cannot be used as it is ---------------------------------------------
+
+
+def test_data_edited_after_pull_is_refused(project: Path) -> None:
+    pulled = cli("pull", cwd=project)
+    assert pulled.returncode == 0, pulled.stderr
+    with (project / "data" / "credit_data.csv").open("a") as table:
+        table.write("good,1,owner,60,30,married,no,fixed,60,100,0,0,1000,1200\n")
+    done = cli("validate", cwd=project)
+    assert done.returncode == 2
+    line = one_line(done.stderr)
+    assert "the tracked data 'data' is modified" in line
+    assert "'dvc add data'" in line and "'dvc checkout data.dvc'" in line
+    run_dir = (project / ".ci-ml" / "runs" / "latest").resolve()
+    assert os.listdir(run_dir) == ["pull.json"]
+
+
+def untracked_data(root: Path, name: str, text: str) -> Path:
+    """A config of the example project on a small untracked CSV (versioned by its sha256)."""
+    (root / f"{name}.csv").write_text(text)
+
+    def change(config: dict[str, Any]) -> None:
+        config["data"].update(path=f"{name}.csv", target="y", positive_class="bad")
+        config.pop("expectations")
+        config.pop("slices")
+
+    return write_config(root, f"{name}.yaml", change)
+
+
+def rows(n: int, extra: str = "") -> str:
+    lines = [f"x,c,y{extra}"]
+    lines += [f"{i % 17},{'ab'[i % 2]},{'bad' if i % 3 == 0 else 'good'}" for i in range(n)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        (
+            "x,Income,y,Income\n"
+            + "\n".join(f"{i},{i},{'bad' if i % 2 else 'good'},{i}" for i in range(40)),
+            ["the column name 'Income' appears 2 times", "(columns 2, 4)", "rename or remove"],
+        ),
+        (
+            rows(40).replace("\n3,", "\ninf,", 1),
+            ["column 'x' has 1 infinite value(s)"],
+        ),
+    ],
+    ids=["a repeated column name", "an infinite value"],
+)
+def test_unusable_data_is_exit_2_naming_the_column(
+    flow: Flow, text: str, fragments: list[str]
+) -> None:
+    config = untracked_data(flow.root, "unusable", text)
+    done = cli("run", "--config", config.name, cwd=flow.root)
+    assert done.returncode == 2
+    (line,) = [line for line in done.stderr.splitlines() if line.startswith("ci-ml: ")]
+    assert "Traceback" not in done.stderr
+    for fragment in fragments:
+        assert fragment in line, line
+    assert "model.params" not in line
+
+
+def test_too_few_rows_of_a_class_is_named(flow: Flow) -> None:
+    # six rows, two of them 'bad': each side of the split cannot have both classes
+    text = "x,c,y\n1,a,good\n2,b,good\n3,a,bad\n4,b,good\n5,a,good\n6,b,good\n"
+    config = untracked_data(flow.root, "tiny", text)
+    done = cli("run", "--config", config.name, cwd=flow.root)
+    assert done.returncode == 1
+    blocked = [line for line in done.stderr.splitlines() if line.startswith("ci-ml: ")]
+    assert len(blocked) == 1, done.stderr
+    assert "train_has_every_class on column 'y'" in blocked[0]
+    assert "another target" not in done.stderr and "model.params" not in done.stderr

@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -23,7 +24,7 @@ from ci_ml.serve.input import FeatureSchema, to_frame
 from ci_ml.serve.model import LoadedModel
 from ci_ml.training import build_pipeline, feature_schema, fit
 from tests.conftest import REPO, run_cli
-from tests.test_training import credit_like
+from tests.test_training import credit_like, many_valued
 
 HGB = "sklearn.ensemble.HistGradientBoostingClassifier"
 
@@ -116,24 +117,58 @@ def test_other_classifiers_pass_parity(small: Dataset, tmp_path: Path, estimator
     assert record["success"], record
 
 
-@pytest.mark.parametrize(
-    "estimator",
-    [
-        "sklearn.ensemble.HistGradientBoostingRegressor",
-        "sklearn.linear_model.Ridge",
-        "sklearn.linear_model.LinearRegression",
-    ],
-)
-def test_regressors_pass_parity(tmp_path: Path, estimator: str) -> None:
+def _spend(tmp_path: Path) -> Dataset:
     frame = credit_like().drop(columns="status")
     frame["spend"] = frame["age"] * 3.5 + frame["income"].fillna(40) + 1000
     frame.to_csv(tmp_path / "spend.csv", index=False)
-    data = load_dataset(tmp_path, DataConfig(path="spend.csv", target="spend", task="regression"))
+    return load_dataset(tmp_path, DataConfig(path="spend.csv", target="spend", task="regression"))
+
+
+@pytest.mark.parametrize(
+    "estimator", ["sklearn.linear_model.Ridge", "sklearn.linear_model.LinearRegression"]
+)
+def test_regressors_pass_parity(tmp_path: Path, estimator: str) -> None:
+    data = _spend(tmp_path)
     model, schema = _fit(data, estimator)
     path = export_onnx(model, schema, "regression", tmp_path / "m.onnx")
     record = parity(model, path, data.x("holdout"), "regression", tolerance=1e-4)
     assert record["success"], record
     assert record["class_flips"] == 0 and "× max(1, |value|)" in record["rule"]
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [HGB, "sklearn.ensemble.RandomForestClassifier", "sklearn.linear_model.LogisticRegression"],
+)
+def test_a_many_valued_categorical_exports(tmp_path: Path, estimator: str) -> None:
+    # 60 categories: HistGradientBoosting is given a dense array, the others may get a sparse
+    # matrix; the export takes both pipelines
+    many_valued("classification").to_csv(tmp_path / "data.csv", index=False)
+    config = DataConfig(path="data.csv", target="target", positive_class="bad")
+    data = load_dataset(tmp_path, config)
+    model, schema = _fit(data, estimator)
+    path = export_onnx(model, schema, "classification", tmp_path / "m.onnx")
+    record = parity(model, path, data.x("holdout"), "classification", "bad", 0.5)
+    assert record["success"], record
+
+
+def test_tree_regressor_parity_fails_exactly_when_float32_inputs_cross_a_threshold(
+    tmp_path: Path,
+) -> None:
+    # ONNX tree ensembles compare float32 inputs: a row whose preprocessed value rounds across
+    # a split threshold lands in another leaf. scikit-learn given the same float32 values
+    # shows whether that happens; the gate must pass exactly when it does not
+    data = _spend(tmp_path)
+    model, schema = _fit(data, "sklearn.ensemble.HistGradientBoostingRegressor")
+    path = export_onnx(model, schema, "regression", tmp_path / "m.onnx")
+    record = parity(model, path, data.x("holdout"), "regression", tolerance=1e-4)
+    (_, prepare), (_, estimator) = model.steps
+    z = prepare.transform(data.x("holdout"))
+    exact = estimator.predict(z)
+    rounded = estimator.predict(z.astype(np.float32).astype(np.float64))
+    crosses = np.abs(exact - rounded) > 1e-4 * np.maximum(1.0, np.abs(exact))
+    assert record["success"] == (not crosses.any()), record
+    assert record["rows_over_tolerance"] >= int(crosses.sum())
 
 
 # -- unsupported pipelines ------------------------------------------------------------------
@@ -216,7 +251,9 @@ def test_the_predictor_refuses_an_export_of_other_features(example: Any, tmp_pat
 # -- the command ----------------------------------------------------------------------------
 
 
-def _trained_project(tmp_path: Path, data: Path, estimator: str, **params: Any) -> Path:
+def _trained_project(
+    tmp_path: Path, data: Path, estimator: str, trusted: tuple[str, ...] = (), **params: Any
+) -> Path:
     """A project (no DVC, no GX suite) with one trained run, made through the CLI."""
     root = tmp_path / "project"
     root.mkdir()
@@ -229,7 +266,7 @@ def _trained_project(tmp_path: Path, data: Path, estimator: str, **params: Any) 
             "task": "classification",
             "holdout": {"fraction": 0.2, "seed": 42},
         },
-        "model": {"estimator": estimator, "params": params},
+        "model": {"estimator": estimator, "params": params, "trusted_types": list(trusted)},
         "gates": [{"metric": "roc_auc", "min": 0.5}],
     }
     (root / "ci-ml.yaml").write_text(yaml.safe_dump(config))
@@ -267,7 +304,12 @@ def test_export_command_passes_and_blocks(pulled_example: Path, tmp_path: Path) 
 def test_export_command_names_the_unsupported_step(tmp_path: Path) -> None:
     data = tmp_path / "credit.csv"
     credit_like().rename(columns={"status": "Status"}).to_csv(data, index=False)
-    root = _trained_project(tmp_path, data, "sklearn.neighbors.KNeighborsClassifier")
+    # the model file holds a KD-tree, a type the user must trust (docs/config.md)
+    trusted = (
+        "sklearn.metrics._dist_metrics.EuclideanDistance64",
+        "sklearn.neighbors._kd_tree.KDTree",
+    )
+    root = _trained_project(tmp_path, data, "sklearn.neighbors.KNeighborsClassifier", trusted)
     done = run_cli("export", cwd=root)
     assert done.returncode == 2
     assert "sklearn.neighbors._classification.KNeighborsClassifier" in done.stderr
