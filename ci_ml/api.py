@@ -17,6 +17,7 @@ from ci_ml.data import Dataset, data_version, dvc_pull, dvc_targets
 from ci_ml.errors import CiMlError, CredentialsMissing, GateBlocked
 from ci_ml.evaluation import record as evaluation_record
 from ci_ml.evaluation.baseline import Baseline, fetch_production
+from ci_ml.evaluation.predict import Predictions
 from ci_ml.export.convert import export_onnx
 from ci_ml.export.parity import DEFAULT_TOLERANCE, parity
 from ci_ml.github.actions import read_context
@@ -140,6 +141,7 @@ def evaluate(project: Project, run_dir: Path) -> Evaluation:
     write_record(run_dir, rundir.SMOKE, found.smoke)
     write_reference(dataset, run_dir)
     write_training_ids(dataset, run_dir)
+    write_holdout_predictions(found.holdout, run_dir)
     rundir.write_json(run_dir, rundir.METRICS, found.metrics)
     write_record(run_dir, rundir.EVALUATION, found.evaluation)
     return found.evaluation
@@ -264,6 +266,8 @@ def register(project: Project, run_dir: Path, registry: Any = None) -> Any:
     if project.config.export is not None:
         names += [rundir.ONNX, rundir.PARITY]  # required when configured: fail closed
     files = {name: rundir.require(run_dir, name) for name in names}
+    if (run_dir / rundir.HOLDOUT_PREDICTIONS).is_file():  # absent in runs of an older ci-ml
+        files[rundir.HOLDOUT_PREDICTIONS] = run_dir / rundir.HOLDOUT_PREDICTIONS
     described = card.model_dump(mode="json")
     metadata = {
         **{k: described[k] for k in REGISTERED_CARD_FIELDS},
@@ -309,6 +313,22 @@ def write_training_ids(dataset: Dataset, run_dir: Path) -> Path:
     path = run_dir / rundir.TRAINING_IDS
     with rundir.atomic_path(path) as tmp:
         pd.DataFrame({"row_id": dataset.train_ids}).to_parquet(tmp, index=False)
+    return path
+
+
+def write_holdout_predictions(holdout: Predictions, run_dir: Path) -> Path:
+    """The candidate's truth and score on its holdout rows (a seeded sample of at most
+    200,000): the monitor's reference for prediction drift and decay, rows it never fit."""
+    import numpy as np
+    import pandas as pd
+
+    rows = np.arange(holdout.score.size)
+    if rows.size > REFERENCE_ROWS:
+        rows = np.sort(np.random.default_rng(0).choice(rows, REFERENCE_ROWS, replace=False))
+    frame = pd.DataFrame({"truth": holdout.y_true[rows], "score": holdout.score[rows]})
+    path = run_dir / rundir.HOLDOUT_PREDICTIONS
+    with rundir.atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
     return path
 
 

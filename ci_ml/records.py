@@ -383,6 +383,11 @@ class RowCount(_Shape):
     rows: int
 
 
+class ReferenceRows(RowCount):  # training rows for features; `predictions` says whose for those
+    predictions: Literal["holdout", "training"]
+    prediction_rows: int
+
+
 class RecentRows(RowCount):  # `source`: a file, a folder or the request log
     source: dict[str, JsonValue]
 
@@ -409,6 +414,7 @@ class DecaySettings(_Shape):
     resamples: int
     seed: int
     threshold: float
+    max_relative_drop: float  # share of the value at the gate, for rmse and mae
 
 
 class MonitorSettings(_Shape):
@@ -448,7 +454,13 @@ class DecayEntry(_Shape):  # a metric on recent labelled rows vs its value at th
     confidence: float
     method: str
     rows: int
-    allowed_drop: float
+    gate_rows: int | None  # null: no holdout predictions, the recorded value taken as exact
+    change: float  # recent - recorded, with the interval the verdict judges
+    change_low: float
+    change_high: float
+    change_method: str
+    allowed_drop: float  # in the metric's units
+    allowed_drop_relative: float | None  # the share of `recorded` it is, when set as one
     limit: float
     higher_is_better: bool
     verdict: Literal["decayed", "fine", "inconclusive"]
@@ -464,8 +476,9 @@ class MonitorReport(Record):
 
     status: Literal["fine", "drifting", "stale"]
     reasons: list[str]
+    notes: list[str]  # what the check fell back on, e.g. a version without holdout predictions
     production: ProductionSummary
-    reference: RowCount
+    reference: ReferenceRows
     recent: RecentRows
     labelled: LabelledRows
     settings: MonitorSettings

@@ -31,6 +31,7 @@ GATE_REPORT = "gate-report.json"
 REPORT = "report.md"
 REFERENCE = "reference.parquet"
 TRAINING_IDS = "training-ids.parquet"
+HOLDOUT_PREDICTIONS = "holdout-predictions.parquet"  # columns truth, score: for the monitor
 SMOKE = "smoke-sample.json"
 ONNX = "model.onnx"
 PARITY = "parity.json"
@@ -47,6 +48,7 @@ WRITTEN_BY = {
     REPORT: "report",
     REFERENCE: "evaluate",
     TRAINING_IDS: "evaluate",
+    HOLDOUT_PREDICTIONS: "evaluate",
     SMOKE: "evaluate",
     ONNX: "export",
     PARITY: "export",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,6 +20,9 @@ from ci_ml.cli.common import (
     open_registry,
     optional_project,
 )
+
+if TYPE_CHECKING:
+    from ci_ml.records import MonitorReport
 
 PathOpt = Path | None
 
@@ -85,10 +88,25 @@ MetricOpt = Annotated[
     _opt("--metric", help="Metric judged for decay (repeat; default: all recorded at the gate)."),
 ]
 MaxDropOpt = Annotated[
-    float, _opt("--max-drop", min=0.0, help="Allowed drop of a metric since its gate.")
+    float,
+    _opt(
+        "--max-drop",
+        min=0.0,
+        help="Allowed drop of a metric since its gate, in its units (AUC, accuracy, log loss).",
+    ),
+]
+MaxRelativeDropOpt = Annotated[
+    float,
+    _opt(
+        "--max-relative-drop",
+        min=0.0,
+        help="Allowed rise of rmse and mae (in the target's units), as a share of the value "
+        "at the gate: 0.02 is 2%.",
+    ),
 ]
 MaxDropForOpt = Annotated[
-    list[str] | None, _opt("--max-drop-for", help="METRIC=DROP for one metric (repeat).")
+    list[str] | None,
+    _opt("--max-drop-for", help="METRIC=DROP for one metric, in its units (repeat)."),
 ]
 ConfidenceOpt = Annotated[
     float, _opt("--confidence", min=0.5, max=0.999, help="Confidence of the decay intervals.")
@@ -151,6 +169,7 @@ def monitor(
     missing: MissingOpt = 0.05,
     metric: MetricOpt = None,
     max_drop: MaxDropOpt = 0.02,
+    max_relative_drop: MaxRelativeDropOpt = 0.02,
     max_drop_for: MaxDropForOpt = None,
     confidence: ConfidenceOpt = 0.95,
     min_labelled: MinLabelledOpt = 30,
@@ -183,7 +202,13 @@ def monitor(
     root, reg, trusted, defaults = _project(config, registry)
     settings = check.MonitorSettings(
         drift=DriftThresholds(psi=psi, wasserstein=wasserstein, missing=missing),
-        decay=DecaySettings(max_drop, parse_drops(max_drop_for), confidence, **defaults),
+        decay=DecaySettings(
+            max_drop,
+            parse_drops(max_drop_for),
+            confidence,
+            max_relative_drop=max_relative_drop,
+            **defaults,
+        ),
         metrics=tuple(metric or ()),
         min_labelled=min_labelled,
     )
@@ -193,10 +218,10 @@ def monitor(
     _show(record, out_dir, json_)
     if github:
         _publish(record, repo, issue_key, close_resolved)
-    if dispatch and wants_dispatch(record["status"], dispatch_on):
+    if dispatch and wants_dispatch(record.status, dispatch_on):
         _dispatch(repo, dispatch, dispatch_ref, inputs)
-    if record["status"] != check.FINE:
-        raise GateBlocked(f"monitor: {record['status']} — {'; '.join(record['reasons'])}.")
+    if record.status != check.FINE:
+        raise GateBlocked(f"monitor: {record.status} — {'; '.join(record.reasons)}.")
 
 
 def retrain(
@@ -228,19 +253,20 @@ def _project(config: Path | None, url: str | None) -> tuple[Path, Any, list[str]
     return found.root, reg, list(cfg.model.trusted_types), defaults
 
 
-def _show(record: dict[str, Any], out_dir: Path, as_json: bool) -> None:
-    from ci_ml.monitor.check import MONITOR_JSON, MONITOR_MD
+def _show(record: MonitorReport, out_dir: Path, as_json: bool) -> None:
+    from ci_ml.monitor.check import MONITOR_MD
+    from ci_ml.records import MONITOR_REPORT
 
     if as_json:
-        print(json.dumps(record, indent=2))
+        print(json.dumps(record.model_dump(mode="json"), indent=2))
         return
-    print(f"status: {record['status']}")
-    for reason in record["reasons"]:
+    print(f"status: {record.status}")
+    for reason in record.reasons:
         print(f"  {reason}")
-    print(f"report: {out_dir / MONITOR_MD}  (record: {out_dir / MONITOR_JSON})")
+    print(f"report: {out_dir / MONITOR_MD}  (record: {out_dir / MONITOR_REPORT})")
 
 
-def _publish(record: dict[str, Any], repo: str | None, key: str, close_resolved: bool) -> None:
+def _publish(record: MonitorReport, repo: str | None, key: str, close_resolved: bool) -> None:
     from ci_ml.monitor.issues import publish_report
 
     for outcome in publish_report(record, repo, key=key, close_resolved=close_resolved):

@@ -23,11 +23,13 @@ from ci_ml.records import Evaluation, ModelCard, SmokeSample
 
 @dataclass(frozen=True)
 class Evaluated:
-    """What the evaluate step writes: evaluation.json, metrics.json and the smoke sample."""
+    """What the evaluate step writes: evaluation.json, metrics.json and the smoke sample;
+    and the candidate's holdout predictions, registered for the monitor."""
 
     evaluation: Evaluation
     metrics: dict[str, Any]
     smoke: SmokeSample
+    holdout: Predictions
 
 
 def evaluate(
@@ -73,7 +75,8 @@ def evaluate(
             "created_at": created_at,
         }
     )
-    return Evaluated(record, {**metrics, **_present(ops)}, smoke_sample(config, dataset, cand))
+    smoke = smoke_sample(config, dataset, cand)
+    return Evaluated(record, {**metrics, **_present(ops)}, smoke, cand)
 
 
 def only(dataset: Dataset, rows: np.ndarray) -> Dataset:

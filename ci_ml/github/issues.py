@@ -9,9 +9,12 @@ and closed, through every page, and finds its own by the marker:
 * a closed one is reopened with the new body, so a problem keeps one history;
 * only when none carries the marker is a new issue opened.
 
-So a problem that persists never piles up issues. Removing the label from the issue hides
-it from ci-ml (a new one would be opened); closing it is fine. :func:`close_issue` closes
-the issue of a problem that went away, with a comment saying so.
+So a problem that persists never piles up issues. When no issue with the label carries the
+marker (the label was removed, or GitHub dropped it for a token that may not set labels),
+:func:`upsert_issue` looks through every issue of the repository for the marker before it
+opens one, and gives the one it finds its label back. Closing an issue is fine.
+:func:`close_issue` closes the issue of a problem that went away, with a comment saying so
+(it looks among the labelled issues only).
 
 :func:`dispatch_workflow` starts a workflow that has ``on: workflow_dispatch`` on the
 repository's default branch (or a given ref); the token needs ``actions: write``.
@@ -70,12 +73,19 @@ def _check_label(label: str) -> None:
         )
 
 
-def find_issue(client: GitHubClient, repo: str, key: str, label: str) -> dict[str, Any] | None:
-    """The issue of ``key``: the open one if any, else the most recently updated closed one."""
+def find_issue(
+    client: GitHubClient, repo: str, key: str, label: str, *, unlabelled: bool = False
+) -> dict[str, Any] | None:
+    """The issue of ``key``: the open one if any, else the most recently updated closed one.
+
+    Among the issues with ``label``; with ``unlabelled``, among every issue of ``repo``.
+    """
     _check_repo(repo)
     _check_label(label)
     tag = marker(key)
-    params = {"labels": label, "state": "all", "sort": "updated", "direction": "desc"}
+    params = {"state": "all", "sort": "updated", "direction": "desc"}
+    if not unlabelled:
+        params["labels"] = label
     found = [
         dict(issue)
         for issue in client.paginate(f"/repos/{repo}/issues", params)
@@ -102,31 +112,44 @@ def upsert_issue(
     text, truncated = compose_comment(key, body)
     title = shorten(title, TITLE_LIMIT)
     existing = find_issue(client, repo, key, labels[0])
+    if existing is None:  # perhaps the label was dropped: look for the marker alone
+        existing = find_issue(client, repo, key, labels[0], unlabelled=True)
     if existing is None:
         made = client.post(
             f"/repos/{repo}/issues", {"title": title, "body": text, "labels": list(labels)}
         )
-        _check_labelled(made, labels[0])
+        _check_labelled(made, labels[0], "opened")
         return IssueResult("created", made["number"], made["html_url"], truncated)
     number, was_open = existing["number"], existing.get("state") == "open"
-    if was_open and existing.get("body") == text and existing.get("title") == title:
+    names = _label_names(existing)
+    same = existing.get("body") == text and existing.get("title") == title
+    if was_open and same and labels[0] in names:
         return IssueResult("unchanged", number, existing["html_url"], truncated)
     change: dict[str, Any] = {"title": title, "body": text}
     if not was_open:
         change["state"] = "open"
+    if labels[0] not in names:
+        change["labels"] = [*names, *(x for x in labels if x not in names)]
     edited = client.patch(f"/repos/{repo}/issues/{number}", change)
+    if "labels" in change:
+        _check_labelled(edited, labels[0], "updated")
     action: Literal["updated", "reopened"] = "updated" if was_open else "reopened"
     return IssueResult(action, edited["number"], edited["html_url"], truncated)
 
 
-def _check_labelled(issue: Mapping[str, Any], label: str) -> None:
-    """GitHub drops labels a token may not set; then the next run would not find the issue."""
-    names = {x.get("name") if isinstance(x, dict) else x for x in issue.get("labels") or []}
-    if label not in names:
+def _label_names(issue: Mapping[str, Any]) -> list[str]:
+    found = [x.get("name") if isinstance(x, dict) else x for x in issue.get("labels") or []]
+    return [str(name) for name in found if name]
+
+
+def _check_labelled(issue: Mapping[str, Any], label: str, done: str) -> None:
+    """GitHub drops labels a token may not set; the next run then looks for the marker in
+    every issue, which is slower, so say how to fix it."""
+    if label not in _label_names(issue):
         raise BadInputError(
-            f"GitHub opened issue #{issue['number']} but dropped its label {label!r}, by which "
-            "the next run finds it; give the token `issues: write` (a personal token: push "
-            f"access), then add the label to #{issue['number']} by hand."
+            f"GitHub {done} issue #{issue['number']} but dropped its label {label!r}, by which "
+            "the next run finds it quickly; give the token `issues: write` (a personal token: "
+            f"push access), then add the label to #{issue['number']} by hand."
         )
 
 

@@ -1,19 +1,24 @@
-"""Monitoring: recent production data against the production model's training data.
+"""Monitoring: recent production data against the production model's reference data.
 
 Three checks, one status:
 
 * **feature drift** (:mod:`ci_ml.monitor.drift`): every feature of the model's schema, and the share
   of its missing values, recent rows vs ``reference.parquet`` (the model's training rows,
   stored with the version in the registry);
-* **prediction drift**: the production model's predictions on the recent rows vs on the
-  reference rows (the probability of the positive class and the predicted label; the
-  predicted value for regression);
-* **performance decay** (:mod:`ci_ml.monitor.decay`), where recent rows carry the outcome
-  (the target column): each metric recorded at the model's gate against an interval of the
-  same metric on those rows.
+* **prediction drift**: the production model's predictions on the recent rows vs its
+  predictions on its holdout at the gate (``holdout-predictions.parquet``, rows it did not
+  train on): the probability of the positive class and the predicted label; the predicted
+  value for regression. A version registered without them (by an older ci-ml) is compared
+  with its predictions on its training rows, and the record's ``notes`` say so;
+* **performance decay** (:mod:`ci_ml.monitor.decay`), where rows carry the outcome (the
+  target column, or ``--labels``, joined by request id when it holds outcomes alone,
+  :mod:`ci_ml.monitor.outcomes`): each metric on those rows vs the same metric on the
+  holdout at the gate, judged with both samples' noise.
 
 Status: ``stale`` when performance decayed, else ``drifting`` when features or predictions
-drifted, else ``fine``. :func:`run` writes ``monitor-report.json`` and ``monitor-report.md``.
+drifted, else ``fine``. :func:`check` builds the record (a
+:class:`~ci_ml.records.MonitorReport`); :func:`run` writes it as ``monitor-report.json``,
+with ``monitor-report.md`` beside it.
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ from ci_ml.monitor.drift import (
     compare_frames,
     numeric_drift,
 )
+from ci_ml.monitor.outcomes import labelled_rows, truth
 from ci_ml.monitor.report import render
 from ci_ml.monitor.sources import (
+    HOLDOUT,
     Production,
     Recent,
     conform,
@@ -47,13 +54,13 @@ from ci_ml.monitor.sources import (
     read_recent,
     read_requests,
 )
+from ci_ml.records import MONITOR_REPORT, MonitorReport, write_record
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from ci_ml.registry import Registry
 
-MONITOR_JSON = "monitor-report.json"
 MONITOR_MD = "monitor-report.md"
 FINE, DRIFTING, STALE = "fine", "drifting", "stale"
 STATUSES = (FINE, DRIFTING, STALE)
@@ -127,41 +134,38 @@ def prediction_drift(
 # ------------------------------------------------------------------ decay
 
 
-def truth(values: pd.Series, production: Production) -> np.ndarray:
-    """Outcomes as :mod:`ci_ml.evaluation.metrics` takes them: 0/1 or numbers (regression)."""
-    import pandas as pd
-
-    if production.task == "classification":
-        positive = str(production.card.get("positive_class"))
-        return (values.astype(str) == positive).to_numpy(dtype=np.float64)
-    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
-
-
 def decay_check(
-    production: Production, labelled: pd.DataFrame | None, target: str, settings: MonitorSettings
+    production: Production, labelled: Recent, target: str, settings: MonitorSettings
 ) -> tuple[list[Decay], int, str | None]:
     """Decay per metric, the number of labelled rows, and why decay was not judged."""
-    if labelled is None or target not in labelled.columns:
-        return [], 0, f"no outcomes: the recent rows have no '{target}' column"
-    rows = labelled[labelled[target].notna()]
+    frame = labelled.frame
+    if target not in frame.columns:
+        where = labelled.source.get("path")
+        return [], 0, f"no outcomes: the rows of {where} have no '{target}' column"
+    rows = frame[frame[target].notna()]
     if len(rows) < settings.min_labelled:
         return [], len(rows), f"{len(rows)} labelled rows; at least {settings.min_labelled} needed"
     names = judged_metrics(production.task, production.metrics, settings.metrics)
     if not names:
         return [], len(rows), "no metric was recorded at the production model's gate"
-    x = conform(rows, production.kinds, "the labelled rows")
+    y = truth(rows[target], production, target)  # first: a foreign encoding is bad input
+    x = conform(rows, production.kinds, f"the labelled rows ({labelled.source.get('path')})")
     scores = predict_scores(production, x)
+    if production.task == "classification" and y.min() == y.max():
+        only = rows[target].astype(str).iloc[0]
+        return [], len(rows), f"the labelled rows hold only the class '{only}'; decay needs both"
     try:
         found = decay(
             production.task,
             production.metrics,
-            truth(rows[target], production),
+            y,
             scores,
             names,
             settings.decay,
+            production.holdout,
         )
     except ValueError as exc:
-        return [], len(rows), f"decay not judged: {exc}"
+        return [], len(rows), str(exc).rstrip(".")
     return found, len(rows), None
 
 
@@ -174,23 +178,38 @@ def check(
     settings: MonitorSettings,
     labelled: Recent | None = None,
     target: str | None = None,
-) -> dict[str, Any]:
-    """The monitor record (no I/O): drift, prediction drift, decay, status and reasons."""
+) -> MonitorReport:
+    """The monitor record (no I/O): drift, prediction drift, decay, status and reasons.
+
+    ``labelled``: rows with outcomes (``--labels``), else the recent rows' own outcomes.
+    """
     kinds = production.kinds
     ref = conform(production.reference, kinds, "the reference (training rows)")
     cur = conform(recent.frame, kinds, f"the recent data ({recent.source.get('path')})")
     features = compare_frames(ref, cur, kinds, settings.drift)
-    scores = (predict_scores(production, ref), predict_scores(production, cur))
-    predictions = prediction_drift(production, *scores, settings)
+    notes = []
+    if production.holdout is not None:
+        reference_scores, whose = production.holdout.score, "holdout"
+    else:
+        reference_scores, whose = predict_scores(production, ref), "training"
+        notes.append(no_holdout_note(production))
+    predictions = prediction_drift(
+        production, reference_scores, predict_scores(production, cur), settings
+    )
     outcome = target or str(production.card.get("target"))
-    with_labels = labelled or recent
-    decays, n_labelled, note = decay_check(production, with_labels.frame, outcome, settings)
+    with_labels = labelled_rows(recent, labelled, kinds, outcome)
+    decays, n_labelled, note = decay_check(production, with_labels, outcome, settings)
     status, reasons = verdict(features, predictions, decays, len(kinds))
-    return {
+    record = {
         "status": status,
         "reasons": reasons,
+        "notes": notes,
         "production": _production_summary(production),
-        "reference": {"rows": len(ref)},
+        "reference": {
+            "rows": len(ref),
+            "predictions": whose,
+            "prediction_rows": int(reference_scores.size),
+        },
         "recent": {"rows": len(cur), "source": dict(recent.source)},
         "labelled": {
             "rows": n_labelled,
@@ -209,6 +228,18 @@ def check(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "ci_ml_version": __version__,
     }
+    return MonitorReport.model_validate(record)
+
+
+def no_holdout_note(production: Production) -> str:
+    """Why a version registered without its holdout predictions is judged less well."""
+    return (
+        f"production version {production.version} was registered without {HOLDOUT} (by an "
+        "older ci-ml): prediction drift compares with its predictions on its training rows, "
+        "which a model that fits them closely predicts more confidently than new rows, and "
+        "decay takes the metrics recorded at the gate as exact; register the model again "
+        "with this ci-ml to judge both against its holdout"
+    )
 
 
 def verdict(
@@ -269,7 +300,7 @@ def run(
     sources: Sources,
     settings: MonitorSettings | None = None,
     trusted: Sequence[str] = (),
-) -> dict[str, Any]:
+) -> MonitorReport:
     """Load everything, check, and write monitor-report.json and .md into ``out_dir``."""
     settings = settings or MonitorSettings()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -282,6 +313,6 @@ def run(
     labelled = read_recent(root, sources.labels, pull=sources.pull) if sources.labels else None
     production = load_production(registry, out_dir, trusted, reference)
     record = check(production, recent, settings, labelled, sources.target)
-    rundir.write_json(out_dir, MONITOR_JSON, record)
+    write_record(out_dir, MONITOR_REPORT, record)
     rundir.write_text(out_dir / MONITOR_MD, render(record))
     return record

@@ -1,19 +1,21 @@
 """Performance decay: the production model's metrics on recent labelled rows vs its gate.
 
-The value recorded when the model passed its gate is a fixed number; the recent value gets
-an interval from the same machinery the gates use (:mod:`ci_ml.evaluation.stats`), for one model
-instead of a paired difference:
+The value recorded when the model passed its gate came from a holdout of a few hundred
+rows, with sampling noise of its own. So when the version was registered with its holdout
+predictions (``holdout-predictions.parquet``: truth and score per holdout row), each
+metric is judged on the difference ``recent - gate`` of two independent samples, with both
+samples' noise (:func:`ci_ml.monitor.intervals.difference`). A version registered without
+them (by an older ci-ml) falls back to the recorded value taken as exact, and the record
+says so: that interval is too narrow and calls unchanged models stale too often.
 
-    roc_auc                                   DeLong variance of one AUC, normal interval
-    accuracy precision recall f1              bootstrap on the 4 confusion counts
-      balanced_accuracy                         (multinomial draws), percentile
-    log_loss brier mae                        t interval on per-row losses
-    rmse r2                                   row bootstrap (multinomial weights), percentile
-
-With an allowed drop ``d`` a higher-is-better metric recorded at ``r`` has the floor
-``r - d`` (lower-is-better: the ceiling ``r + d``). The verdict is *decayed* when the whole
-interval is on the wrong side of it, *fine* when the whole interval is on the right side,
-else *inconclusive* (too few labelled rows to tell).
+Allowed drops: ``max_drop`` (default 0.02) in the metric's own units for metrics without a
+unit (AUC, accuracy, log loss, r2, ...); ``max_relative_drop`` (default 2% of the value at
+the gate) for the metrics in the target's units (rmse, mae); ``max_drop_by_metric`` sets
+one metric's drop in its units. With the drop ``d`` a higher-is-better metric at ``g``
+has the floor ``g - d`` (lower-is-better: the ceiling ``g + d``). The verdict is
+*decayed* when the whole interval of the recent value (``g`` + the interval of the
+difference) is beyond it, *fine* when the whole interval is within it, else
+*inconclusive* (too few labelled rows to tell).
 """
 
 from __future__ import annotations
@@ -22,32 +24,29 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-import numpy as np
-from scipy import stats as sps
-
 from ci_ml.errors import BadInputError
 from ci_ml.evaluation.metrics import (
-    CONFUSION_FORMULAS,
     METRICS,
-    ROW_LOSSES,
     FloatArray,
     MetricSpec,
-    auc_components,
     check_inputs,
-    labels,
     resolve_metrics,
 )
-from ci_ml.evaluation.stats import resampled_sums
+from ci_ml.monitor.intervals import Interval, difference, estimate, interval
 
 Verdict = Literal["decayed", "fine", "inconclusive"]
 DECAYED: Verdict = "decayed"
 FINE: Verdict = "fine"
 INCONCLUSIVE: Verdict = "inconclusive"
+SCALED = ("rmse", "mae")  # in the target's units: their default drop is relative
+AS_EXACT = "the value at the gate taken as exact (the version has no holdout predictions)"
+
+__all__ = ["Decay", "DecaySettings", "Interval", "decay", "judge", "metric_interval"]
 
 
 @dataclass(frozen=True)
 class DecaySettings:
-    """How decay is judged: allowed drops (metric units), confidence, resamples, threshold."""
+    """How decay is judged: allowed drops, confidence, resamples, seed, label threshold."""
 
     max_drop: float = 0.02
     max_drop_by_metric: Mapping[str, float] | None = None
@@ -55,24 +54,22 @@ class DecaySettings:
     resamples: int = 2000
     seed: int = 0
     threshold: float = 0.5
+    max_relative_drop: float = 0.02
 
-    def drop_for(self, metric: str) -> float:
-        return (self.max_drop_by_metric or {}).get(metric, self.max_drop)
-
-
-@dataclass(frozen=True)
-class Interval:
-    """One metric on the recent rows, with its interval and how it was made."""
-
-    value: float
-    low: float
-    high: float
-    method: str
+    def drop_for(self, metric: str, at_gate: float) -> tuple[float, float | None]:
+        """The allowed drop in the metric's units, and the share of ``at_gate`` it is
+        (None when it is set in the metric's units)."""
+        given = (self.max_drop_by_metric or {}).get(metric)
+        if given is not None:
+            return given, None
+        if metric in SCALED:
+            return self.max_relative_drop * abs(at_gate), self.max_relative_drop
+        return self.max_drop, None
 
 
 @dataclass(frozen=True)
 class Decay:
-    """One metric: recorded at the gate, now, the interval, the allowed limit, the verdict."""
+    """One metric: at the gate, now, the intervals, the allowed limit, the verdict."""
 
     metric: str
     recorded: float
@@ -82,7 +79,13 @@ class Decay:
     confidence: float
     method: str
     rows: int
+    gate_rows: int | None
+    change: float
+    change_low: float
+    change_high: float
+    change_method: str
     allowed_drop: float
+    allowed_drop_relative: float | None
     limit: float
     higher_is_better: bool
     verdict: Verdict
@@ -91,79 +94,20 @@ class Decay:
         return asdict(self)
 
 
-# ------------------------------------------------------------------ one-model intervals
+@dataclass(frozen=True)
+class Labelled:
+    """Labelled predictions of one sample: 0/1 truth and probabilities, or values."""
 
-
-def _z(confidence: float) -> float:
-    return float(sps.norm.ppf(0.5 + confidence / 2))
-
-
-def _auc_interval(y: FloatArray, p: FloatArray, s: DecaySettings) -> Interval:
-    is_pos = y == 1
-    comps = auc_components(is_pos, p)
-    auc = float(comps[is_pos].mean())
-    n_pos, n_neg = int(is_pos.sum()), int((~is_pos).sum())
-    var = np.var(comps[is_pos], ddof=1) / n_pos if n_pos > 1 else 0.0
-    var += np.var(comps[~is_pos], ddof=1) / n_neg if n_neg > 1 else 0.0
-    half = _z(s.confidence) * float(np.sqrt(var))
-    return Interval(auc, auc - half, auc + half, "DeLong variance of one AUC, normal interval")
-
-
-def _percentile(values: FloatArray, confidence: float) -> tuple[float, float]:
-    tail = (1 - confidence) / 2
-    low, high = np.nanquantile(values, [tail, 1 - tail])
-    return float(low), float(high)
-
-
-def _confusion_interval(
-    spec: MetricSpec, y: FloatArray, p: FloatArray, s: DecaySettings
-) -> Interval:
-    cells = np.bincount((2 * y + labels(p, s.threshold)).astype(np.intp), minlength=4)
-    n = int(cells.sum())
-    draws = np.random.default_rng(s.seed).multinomial(n, cells / n, size=s.resamples)
-    formula = CONFUSION_FORMULAS[spec.name]
-
-    def value(c: np.ndarray) -> FloatArray:  # cells: tn, fp, fn, tp
-        c = c.astype(np.float64)
-        return formula(c[..., 3], c[..., 1], c[..., 2], c[..., 0])
-
-    low, high = _percentile(value(draws), s.confidence)
-    method = f"bootstrap on confusion counts, percentile, B={s.resamples}"
-    return Interval(float(value(cells)), low, high, method)
-
-
-def _loss_interval(spec: MetricSpec, y: FloatArray, p: FloatArray, s: DecaySettings) -> Interval:
-    loss = ROW_LOSSES[spec.name](y, p)
-    mean, n = float(loss.mean()), loss.size
-    half = float(sps.t.ppf(0.5 + s.confidence / 2, df=n - 1)) * float(loss.std(ddof=1)) / np.sqrt(n)
-    return Interval(mean, mean - half, mean + half, "t interval on per-row losses")
-
-
-def _row_bootstrap(spec: MetricSpec, y: FloatArray, v: FloatArray, s: DecaySettings) -> Interval:
-    centred = y - y.mean()
-    sums = resampled_sums(np.column_stack([(v - y) ** 2, centred, centred**2]), s.resamples, s.seed)
-    n = y.size
-    with np.errstate(divide="ignore", invalid="ignore"):  # a constant resample has no r2
-        if spec.name == "rmse":
-            boot = np.sqrt(sums[:, 0] / n)
-        else:
-            boot = 1 - sums[:, 0] / (sums[:, 2] - sums[:, 1] ** 2 / n)
-    low, high = _percentile(boot, s.confidence)
-    method = f"row bootstrap (multinomial weights), percentile, B={s.resamples}"
-    return Interval(spec.function(y, v), low, high, method)
+    truth: FloatArray
+    score: FloatArray
 
 
 def metric_interval(
     spec: MetricSpec, y: FloatArray, pred: FloatArray, s: DecaySettings
 ) -> Interval:
     """The metric of one model on ``y`` with its interval at ``s.confidence``."""
-    if spec.name == "roc_auc":
-        return _auc_interval(y, pred, s)
-    if spec.name in CONFUSION_FORMULAS:
-        return _confusion_interval(spec, y, pred, s)
-    if spec.name in ROW_LOSSES:
-        return _loss_interval(spec, y, pred, s)
-    return _row_bootstrap(spec, y, pred, s)
+    found = estimate(spec, y, pred, s.threshold, s.resamples, s.seed)
+    return interval(spec, found, s.confidence)
 
 
 # ------------------------------------------------------------------ judging
@@ -188,34 +132,77 @@ def decay(
     pred: FloatArray,
     metrics: Sequence[str],
     settings: DecaySettings,
+    gate: Labelled | None = None,
 ) -> list[Decay]:
-    """Each metric's decay since the gate; ValueError for unusable rows (e.g. one class)."""
+    """Each metric's decay since the gate: against the holdout predictions ``gate`` when
+    given, else against the ``recorded`` value; ValueError for unusable rows (one class)."""
     specs = resolve_metrics(task, metrics)
     y, p = check_inputs(task, y_true, pred)
     if y.size < 2:
         raise ValueError("a decay check needs at least 2 labelled rows")
-    out = []
-    for spec in specs:
-        found = metric_interval(spec, y, p, settings)
-        drop = settings.drop_for(spec.name)
-        limit, verdict = judge(found, float(recorded[spec.name]), drop, spec.higher_is_better)
-        out.append(
-            Decay(
-                spec.name,
-                float(recorded[spec.name]),
-                found.value,
-                found.low,
-                found.high,
-                settings.confidence,
-                found.method,
-                int(y.size),
-                drop,
-                limit,
-                spec.higher_is_better,
-                verdict,
-            )
-        )
-    return out
+    holdout = None
+    if gate is not None:
+        try:
+            holdout = check_inputs(task, gate.truth, gate.score)
+        except ValueError as exc:
+            raise ValueError(f"the registered holdout predictions are unusable: {exc}") from None
+    confidence = judged_confidence(settings.confidence, len(specs))
+    return [_one(spec, recorded, y, p, holdout, settings, confidence) for spec in specs]
+
+
+def judged_confidence(confidence: float, metrics: int) -> float:
+    """The confidence of each of ``metrics`` intervals, so that an unchanged model is called
+    decayed on any of them at most ``1 - confidence`` of the time.
+
+    A verdict looks at one side of its interval only, so a metric errs with chance at most
+    ``(1 - c) / 2``; ``k`` metrics at ``1 - 2 (1 - c) / k`` err together at most ``1 - c``
+    (Bonferroni on the one-sided errors). One metric keeps ``c``.
+    """
+    return max(confidence, 1 - 2 * (1 - confidence) / max(metrics, 1))
+
+
+def _one(
+    spec: MetricSpec,
+    recorded: Mapping[str, float],
+    y: FloatArray,
+    p: FloatArray,
+    holdout: list[FloatArray] | None,
+    s: DecaySettings,
+    confidence: float,
+) -> Decay:
+    recent = estimate(spec, y, p, s.threshold, s.resamples, s.seed)
+    own = interval(spec, recent, confidence)
+    if holdout is not None:
+        gate_y, gate_p = holdout
+        at_gate = estimate(spec, gate_y, gate_p, s.threshold, s.resamples, s.seed + 1)
+        value, gate_rows = at_gate.value, at_gate.rows
+        change = difference(spec, recent, at_gate, confidence)
+    else:
+        value, gate_rows = float(recorded[spec.name]), None
+        change = Interval(recent.value - value, own.low - value, own.high - value, AS_EXACT)
+    drop, relative = s.drop_for(spec.name, value)
+    seen = Interval(recent.value, value + change.low, value + change.high, change.method)
+    limit, verdict = judge(seen, value, drop, spec.higher_is_better)
+    return Decay(
+        spec.name,
+        value,
+        recent.value,
+        own.low,
+        own.high,
+        confidence,
+        own.method,
+        recent.rows,
+        gate_rows,
+        change.value,
+        change.low,
+        change.high,
+        change.method,
+        drop,
+        relative,
+        limit,
+        spec.higher_is_better,
+        verdict,
+    )
 
 
 def judged_metrics(task: str, recorded: Mapping[str, object], wanted: Sequence[str]) -> list[str]:

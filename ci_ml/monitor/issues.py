@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from ci_ml.errors import BadInputError
 from ci_ml.github.actions import append_summary, read_context
@@ -29,6 +28,7 @@ from ci_ml.github.issues import (
 )
 from ci_ml.monitor.check import DRIFTING, FINE, STALE
 from ci_ml.monitor.report import render
+from ci_ml.records import MonitorReport
 
 PROBLEMS = ("drift", "decay")
 DISPATCH_ON = {"drifting": (DRIFTING, STALE), "stale": (STALE,)}
@@ -46,13 +46,13 @@ def label(problem: str) -> str:
     return f"ci-ml:{problem}"
 
 
-def title(problem: str, record: Mapping[str, Any]) -> str:
+def title(problem: str, record: MonitorReport) -> str:
     """The issue title: the problem and what it concerns."""
     if problem == "decay":
-        metrics = [d["metric"] for d in record.get("decay") or [] if d["verdict"] == "decayed"]
+        metrics = [d.metric for d in record.decay if d.verdict == "decayed"]
         return f"ci-ml monitor: model performance decayed ({', '.join(metrics)})"
-    drifted = [f["feature"] for f in record.get("features") or [] if f["drifted"]]
-    if any(p["drifted"] for p in record.get("predictions") or []):
+    drifted = [f.feature for f in record.features if f.drifted]
+    if any(p.drifted for p in record.predictions):
         drifted.append("predictions")
     return f"ci-ml monitor: data drift in {', '.join(drifted) or 'the data'}"
 
@@ -60,7 +60,7 @@ def title(problem: str, record: Mapping[str, Any]) -> str:
 def publish(
     client: GitHubClient,
     repo: str,
-    record: Mapping[str, Any],
+    record: MonitorReport,
     markdown: str,
     *,
     key: str = "monitor",
@@ -68,11 +68,11 @@ def publish(
     run_url: str | None = None,
 ) -> list[IssueOutcome]:
     """Open or update the issue of each problem found; close resolved ones if asked."""
-    found = record.get("problems") or {}
+    found = record.problems.model_dump()
     outcomes = []
     for problem in PROBLEMS:
         issue_key = f"{key}/{problem}"
-        if found.get(problem):
+        if found[problem]:
             result: IssueResult | None = upsert_issue(
                 client, repo, issue_key, title(problem, record), markdown, [label(problem)]
             )
@@ -87,7 +87,7 @@ def publish(
 
 
 def publish_report(
-    record: Mapping[str, Any],
+    record: MonitorReport,
     repo: str | None,
     *,
     key: str = "monitor",
@@ -135,12 +135,12 @@ def repository(repo: str | None, env: Mapping[str, str]) -> str:
     return found
 
 
-def _resolved_note(problem: str, record: Mapping[str, Any], run_url: str | None) -> str:
+def _resolved_note(problem: str, record: MonitorReport, run_url: str | None) -> str:
     where = f" ([run]({run_url}))" if run_url else ""
     what = "drift" if problem == "drift" else "performance decay"
     return (
-        f"ci-ml monitor no longer finds {what}: status **{record['status']}** at "
-        f"{record.get('created_at', 'the last run')}{where}. Closing; ci-ml reopens this issue "
+        f"ci-ml monitor no longer finds {what}: status **{record.status}** at "
+        f"{record.created_at}{where}. Closing; ci-ml reopens this issue "
         "if the problem comes back."
     )
 

@@ -1,15 +1,22 @@
-"""The monitor's inputs: the production model with its training rows, and the recent rows.
+"""The monitor's inputs: the production model with its reference rows, and the recent rows.
 
 * The production version from the registry: its model, its card (``model.json``: feature
-  schema, task, target, positive class) and ``reference.parquet``, its training rows.
+  schema, task, target, positive class), ``reference.parquet`` (its training rows, the
+  reference of feature drift) and ``holdout-predictions.parquet`` (truth and score of each
+  holdout row at its gate: the reference of prediction drift and of decay; versions
+  registered by an older ci-ml lack it).
 * Recent rows from a CSV or Parquet file, or a folder of them (read in name order and
   stacked). When a ``.dvc`` file tracks it (or a parent folder), it is pulled with DVC first.
 * The request log of ``ci-ml serve``: JSON lines files ``requests-*.jsonl`` (``.jsonl.gz``
-  too), one request a line: ``{"ts", "model_version", "row": {feature: value},
-  "prediction"}``. Only ``row`` is used (predictions are made again with the production
-  model, so they compare with its predictions on the reference rows); ``since`` keeps the
-  requests at or after a time. A line that is not a JSON object with a ``row`` is counted
-  and skipped (a log cut off mid-line while being written is normal).
+  too), one predicted row a line: ``{"ts", "request_id", "row_index", "model_version",
+  "row": {feature: value}, "prediction"}``. The features of ``row`` are used (predictions
+  are made again with the production model), and ``request_id`` with ``row_index`` (the
+  row's place in its request) name the row; ``since`` keeps the requests at or after a
+  time. A line that is not a JSON object with a ``row`` is counted and skipped (a log cut
+  off mid-line while being written is normal).
+* Outcomes that arrive on their own (``--labels`` with ``request_id``, the outcome and
+  perhaps ``row_index`` but no features) are joined to the logged rows by
+  :func:`labelled_rows`.
 
 Values are coerced to what the model's feature schema says: numbers for numeric features
 (text that is no number becomes missing), text for categorical ones.
@@ -27,9 +34,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ci_ml import rundir
 from ci_ml.data import READERS, dvc_pull, find_dvc_file, read_table
 from ci_ml.errors import BadInputError, DataError, ModelFileError
 from ci_ml.evaluation.baseline import BASELINE_DIR, fetch_production
+from ci_ml.monitor.decay import Labelled
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,7 +46,9 @@ if TYPE_CHECKING:
 
     from ci_ml.registry import Registry
 
-REFERENCE = "reference.parquet"
+REFERENCE = rundir.REFERENCE
+HOLDOUT = rundir.HOLDOUT_PREDICTIONS
+REQUEST_ID, ROW_INDEX = "request_id", "row_index"
 REQUEST_PATTERNS = ("requests-*.jsonl", "requests-*.jsonl.gz")
 _DURATION = re.compile(r"(\d+)\s*([dhm])")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -45,10 +56,12 @@ _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
 
 @dataclass(frozen=True)
 class Recent:
-    """Recent rows and where they came from (a JSON-ready description)."""
+    """Recent rows, where they came from (a JSON-ready description), and for logged
+    requests the ``request_id`` and ``row_index`` of each row."""
 
     frame: pd.DataFrame
     source: Mapping[str, Any] = field(default_factory=dict)
+    ids: pd.DataFrame | None = None
 
 
 # ------------------------------------------------------------------ files and folders
@@ -119,6 +132,7 @@ def read_requests(directory: Path, since: datetime | None = None) -> Recent:
         raise DataError(f"{directory} is not a folder; give --requests the request log folder.")
     files = sorted({p for pattern in REQUEST_PATTERNS for p in directory.glob(pattern)})
     rows: list[dict[str, Any]] = []
+    ids: list[tuple[Any, Any]] = []
     stats: Counter[str] = Counter()
     versions: Counter[str] = Counter()
     for path in files:
@@ -128,6 +142,7 @@ def read_requests(directory: Path, since: datetime | None = None) -> Recent:
                 stats["before_since"] += 1
                 continue
             rows.append(entry["row"])
+            ids.append((entry.get(REQUEST_ID), entry.get(ROW_INDEX)))
             versions[str(entry.get("model_version"))] += 1
     if not rows:
         raise DataError(
@@ -145,7 +160,11 @@ def read_requests(directory: Path, since: datetime | None = None) -> Recent:
         "since": since.isoformat() if since else None,
         "model_versions": dict(versions),
     }
-    return Recent(pd.DataFrame.from_records(rows), source)
+    keys = pd.DataFrame.from_records(ids, columns=[REQUEST_ID, ROW_INDEX])
+    if keys[REQUEST_ID].isna().all():
+        return Recent(pd.DataFrame.from_records(rows), source)  # logged by an older ci-ml
+    keys[ROW_INDEX] = pd.to_numeric(keys[ROW_INDEX], errors="coerce").fillna(0).astype("int64")
+    return Recent(pd.DataFrame.from_records(rows), source, keys)
 
 
 def _entries(path: Path, stats: Counter[str]) -> Iterator[dict[str, Any]]:
@@ -207,11 +226,11 @@ def conform(frame: pd.DataFrame, kinds: Mapping[str, str], where: str) -> pd.Dat
         if kind == "numeric":
             out[name] = pd.to_numeric(column, errors="coerce")
         else:
-            out[name] = _as_text(column)
+            out[name] = as_text(column)
     return pd.DataFrame(out, index=frame.index)
 
 
-def _as_text(column: pd.Series) -> pd.Series:
+def as_text(column: pd.Series) -> pd.Series:
     """Text values with NaN for missing ones, as the training data had them."""
     import numpy as np
     import pandas as pd
@@ -229,7 +248,8 @@ def _as_text(column: pd.Series) -> pd.Series:
 
 @dataclass(frozen=True)
 class Production:
-    """The production version: its model, card, recorded metrics and training rows."""
+    """The production version: its model, card, recorded metrics, training rows and (when
+    registered) its holdout predictions at the gate."""
 
     version: str
     digest: str
@@ -237,6 +257,7 @@ class Production:
     metrics: Mapping[str, Any]
     model: Any
     reference: pd.DataFrame
+    holdout: Labelled | None = None
 
     @property
     def task(self) -> str:
@@ -249,11 +270,23 @@ class Production:
         columns = self.reference.iloc[:0].drop(columns=target, errors="ignore")
         return feature_kinds(columns, self.card.get("feature_schema"))
 
+    @property
+    def classes(self) -> list[str]:
+        """The classes the model predicts, as text (classification)."""
+        found = self.card.get("classes") or getattr(self.model, "classes_", [])
+        return [str(c) for c in found]
+
 
 def load_production(
     registry: Registry, dest: Path, trusted: Sequence[str] = (), reference: Path | None = None
 ) -> Production:
     """The production version, fetched into ``dest/baseline`` and loaded."""
+    if reference is not None and not reference.is_file():
+        raise DataError(
+            f"--reference {reference}: no such file; give the production model's training "
+            "rows as a CSV or Parquet file, or leave --reference out to use the version's "
+            f"{REFERENCE}."
+        )
     dest.mkdir(parents=True, exist_ok=True)
     baseline = fetch_production(registry, dest, list(trusted))
     if baseline is None:
@@ -264,16 +297,34 @@ def load_production(
     if baseline.problem:
         raise ModelFileError(baseline.problem)
     current = registry.get(baseline.digest)
-    path = reference or dest / BASELINE_DIR / REFERENCE
-    if not path.is_file():
+    fetched = dest / BASELINE_DIR
+    if reference is None and REFERENCE not in current.files:
         raise DataError(
             f"production version {current.version} has no {REFERENCE} (its training rows), "
             "so there is nothing to compare with; register it again with this ci-ml or pass "
             "--reference with its training data."
         )
+    holdout = _holdout(fetched / HOLDOUT) if HOLDOUT in current.files else None
     metrics = current.metadata.get("metrics") or {}
+    frame = read_table(reference or fetched / REFERENCE)
     return Production(
-        current.version, current.digest, baseline.card, metrics, baseline.model, read_table(path)
+        current.version, current.digest, baseline.card, metrics, baseline.model, frame, holdout
+    )
+
+
+def _holdout(path: Path) -> Labelled:
+    """Truth and score of the holdout rows, as the evaluate step wrote them."""
+    import numpy as np
+
+    frame = read_table(path)
+    missing = [name for name in ("truth", "score") if name not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{path} lacks the column(s) {', '.join(missing)}; register the version again "
+            "with this ci-ml (its evaluate step writes truth and score)."
+        )
+    return Labelled(
+        frame["truth"].to_numpy(dtype=np.float64), frame["score"].to_numpy(dtype=np.float64)
     )
 
 

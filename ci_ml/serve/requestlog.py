@@ -1,6 +1,7 @@
 """Sampled request logging for drift monitoring: JSON lines in a capped set of rotating files.
 
-Each sampled row becomes one line ``{"ts", "model_version", "row", "prediction"}`` in
+Each sampled row becomes one line ``{"ts", "request_id", "row_index", "model_version", "row",
+"prediction"}`` (``row_index``: the row's place in its request, from 0) in
 ``requests-000001.jsonl``, ``requests-000002.jsonl``, ... A file is closed once the next line
 would take it past ``max_bytes`` (a single longer line gets a file of its own), and the oldest
 files are deleted so that at most ``max_files`` remain: the log never grows without bound.
@@ -64,15 +65,19 @@ class RequestLog:
         self._thread.start()
 
     def offer(
-        self, model_version: str, rows: Sequence[Any], predictions: Sequence[dict[str, Any]]
+        self,
+        model_version: str,
+        rows: Sequence[Any],
+        predictions: Sequence[dict[str, Any]],
+        request_id: str | None = None,
     ) -> None:
         """Queue a sample of ``rows`` with their predictions (never blocks)."""
         now = time.time()
-        for row, prediction in zip(rows, predictions, strict=True):
+        for index, (row, prediction) in enumerate(zip(rows, predictions, strict=True)):
             if self._random.random() >= self.sample:
                 continue
             try:
-                self._queue.put_nowait((now, model_version, row, prediction))
+                self._queue.put_nowait((now, request_id, index, model_version, row, prediction))
             except queue.Full:
                 self.dropped += 1
 
@@ -139,9 +144,18 @@ class RequestLog:
         self._file = None  # start a new file on the next row
 
 
-def _line(ts: float, model_version: str, row: Any, prediction: dict[str, Any]) -> bytes:
+def _line(
+    ts: float,
+    request_id: str | None,
+    row_index: int,
+    model_version: str,
+    row: Any,
+    prediction: dict[str, Any],
+) -> bytes:
     record = {
         "ts": datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "request_id": request_id,
+        "row_index": row_index,
         "model_version": model_version,
         "row": row,
         "prediction": prediction,

@@ -1,8 +1,14 @@
-"""The HTTP side of ``ci-ml serve``: routes, error answers, the metrics middleware.
+"""The HTTP side of ``ci-ml serve``: routes, error answers, request ids, the middleware.
 
 Every error answer is ``{"detail": "<one sentence>"}`` with its status: 400 (not JSON),
 401/403 (admin token), 404 (admin disabled), 409/422 (reload refused), 413 (too big),
 415 (not JSON content), 422 (rows that do not fit the schema), 503 (no model).
+
+Every answer carries a request id in its ``X-Request-ID`` header (:func:`request_id`: the
+client's own ``X-Request-ID`` when it is a sane token, else a new random one); the answers
+of ``POST /predict``, errors too, also hold it as ``request_id`` in their JSON, and the
+request log logs it with each row, so that outcomes which arrive later can be joined to
+the rows by it (``ci-ml monitor --labels``).
 
 :func:`service_app` is the ASGI application the server runs: the metrics middleware around
 everything, and ``POST /predict`` answered before FastAPI sees the request, because FastAPI's
@@ -17,6 +23,8 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
+import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -40,6 +48,10 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 ASGIApp = Callable[[Scope, Receive, Callable[[Message], Awaitable[None]]], Awaitable[None]]
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]  # status, JSON body, extra headers
+REQUEST_ID_HEADER = b"x-request-id"
+REQUEST_ID_KEY = "ci_ml.request_id"  # where the id waits in the ASGI scope
+# what a client may give: 1 to 128 of letters, digits and . _ : - (UUIDs, ULIDs, hex, ...)
+_SANE_ID = re.compile(r"[A-Za-z0-9][\w.:-]{0,127}", re.ASCII)
 
 
 class Prediction(BaseModel):
@@ -51,6 +63,7 @@ class Prediction(BaseModel):
 
 
 class PredictResponse(BaseModel):
+    request_id: str
     model_version: str
     model_digest: str
     predictions: list[Prediction]
@@ -58,6 +71,7 @@ class PredictResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: str
+    request_id: str | None = None
 
 
 PREDICT_BODY = {
@@ -109,11 +123,24 @@ def _add_predict(app: FastAPI, service: Service) -> None:
 JSON = "application/json"
 
 
+def request_id(scope: Scope) -> str:
+    """The id of this request: its ``X-Request-ID`` header when that is a sane token (1 to
+    128 letters, digits, ``.``, ``_``, ``:``, ``-``), else a new random one; kept in the
+    scope, so every part of the answer gives the same id."""
+    found = scope.get(REQUEST_ID_KEY)
+    if found is None:
+        given = _header(scope, REQUEST_ID_HEADER)
+        found = given if given and _SANE_ID.fullmatch(given) else secrets.token_hex(16)
+        scope[REQUEST_ID_KEY] = found
+    return str(found)
+
+
 async def answer_predict(service: Service, scope: Scope, receive: Receive) -> Answer:
     """The answer to ``POST /predict``; ClientDisconnect if the client left."""
+    rid = request_id(scope)
     model = service.holder.current  # read once: this request uses this model throughout
     if model is None:
-        return _error_answer(503, f"not ready: {service.not_ready_reason()}")
+        return _error_answer(503, f"not ready: {service.not_ready_reason()}", rid)
     settings = service.settings
     try:
         _check_content_type(_header(scope, b"content-type"))
@@ -122,23 +149,30 @@ async def answer_predict(service: Service, scope: Scope, receive: Receive) -> An
         columns = to_columns(rows, model.schema)
         answers = await asyncio.wrap_future(service.batcher.submit(model, columns, len(rows)))
     except InvalidRequest as err:
-        return _error_answer(err.status, str(err))
+        return _error_answer(err.status, str(err), rid)
     except PredictionFailed as err:
-        return _error_answer(500, f"the model failed to predict: {err}")
+        return _error_answer(500, f"the model failed to predict: {err}", rid)
     if service.request_log is not None:
-        service.request_log.offer(model.version, rows, answers)
-    return 200, _predictions(model, answers), [(b"x-model-version", model.version.encode())]
+        service.request_log.offer(model.version, rows, answers, rid)
+    headers = [(b"x-model-version", model.version.encode()), (REQUEST_ID_HEADER, rid.encode())]
+    return 200, _predictions(model, answers, rid), headers
 
 
-def _predictions(model: LoadedModel, answers: list[dict[str, Any]]) -> bytes:
-    body = {"model_version": model.version, "model_digest": model.digest, "predictions": answers}
+def _predictions(model: LoadedModel, answers: list[dict[str, Any]], rid: str) -> bytes:
+    body = {
+        "request_id": rid,
+        "model_version": model.version,
+        "model_digest": model.digest,
+        "predictions": answers,
+    }
     return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
 
 
-def _error_answer(status: int, detail: str) -> Answer:
+def _error_answer(status: int, detail: str, rid: str) -> Answer:
     # the bytes JSONResponse sends
-    text = json.dumps({"detail": detail}, ensure_ascii=False, separators=(",", ":"))
-    return status, text.encode(), []
+    body = {"detail": detail, "request_id": rid}
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return status, text.encode(), [(REQUEST_ID_HEADER, rid.encode())]
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -276,8 +310,31 @@ def _error(status: int, detail: str) -> Response:
 
 
 def service_app(app: FastAPI, service: Service) -> ASGIApp:
-    """``app`` behind the metrics middleware, with ``POST /predict`` answered before it."""
-    return _MetricsMiddleware(_PredictMiddleware(app, service), service)
+    """``app`` behind the request id and metrics middleware, ``POST /predict`` answered
+    before it."""
+    return _RequestIdMiddleware(_MetricsMiddleware(_PredictMiddleware(app, service), service))
+
+
+class _RequestIdMiddleware:
+    """Puts the request id (:func:`request_id`) in the header of every answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = request_id(scope).encode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                if all(key.lower() != REQUEST_ID_HEADER for key, _ in headers):
+                    message = {**message, "headers": [*headers, (REQUEST_ID_HEADER, rid)]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
 
 
 class _PredictMiddleware:

@@ -21,6 +21,7 @@ from ci_ml.github.issues import (
     upsert_issue,
 )
 from ci_ml.monitor.issues import publish, wants_dispatch
+from ci_ml.records import MonitorReport
 from tests.github_api import state as server_state
 
 REPO = "octo-org/models"
@@ -83,6 +84,9 @@ class IssueStore:
         for key in ("title", "body"):
             if key in call.body:
                 issue[key] = call.body[key]
+        if "labels" in call.body:
+            example = state.example("issues/create")["labels"][0]
+            issue["labels"] = [_label(example, name, call) for name in call.body["labels"]]
         if call.body.get("state") in ("open", "closed") and call.body["state"] != issue["state"]:
             issue["state"] = call.body["state"]
             issue["closed_at"] = server_state.now() if issue["state"] == "closed" else None
@@ -133,12 +137,17 @@ def test_opened_once_then_updated_in_place(github_api, github_issues, github_cli
     assert [x["name"] for x in issue["labels"]] == [LABEL]
     assert operations(github_api) == [
         "issues/list-for-repo",
+        "issues/list-for-repo",  # none with the label: the marker in any issue, once
         "issues/create",
         "issues/list-for-repo",
         "issues/update",
     ]
-    listed = github_api.requests_for("issues/list-for-repo")[0].query
-    assert (listed["labels"], listed["state"]) == (LABEL, "all")
+    listed = [r.query for r in github_api.requests_for("issues/list-for-repo")]
+    assert [(q.get("labels"), q["state"]) for q in listed] == [
+        (LABEL, "all"),
+        (None, "all"),
+        (LABEL, "all"),
+    ]
 
 
 def test_the_same_report_leaves_the_issue_unchanged(github_api, github_issues, github_client):
@@ -174,7 +183,7 @@ def test_found_on_a_later_page_among_other_issues(github_api, github_issues, git
     assert (again.action, again.number) == ("updated", mine.number)
     assert len(github_issues.of()) == 132
     pages = [r.query.get("page") for r in github_api.requests_for("issues/list-for-repo")]
-    assert pages == [None, None, "2"]  # the oldest issue is on the last page
+    assert pages == [None, None, None, "2"]  # the oldest issue is on the last page
 
 
 def test_two_keys_keep_two_issues(github_api, github_issues, github_client):
@@ -232,6 +241,40 @@ def test_a_dropped_label_is_an_error_not_a_future_duplicate(
         upsert_issue(github_client, REPO, "monitor/drift", "drift", "x", [LABEL])
 
 
+def test_an_issue_whose_label_was_dropped_is_found_by_its_marker(
+    github_api, github_issues, github_client, monkeypatch
+):
+    create, update = github_issues.create, github_issues.update
+
+    def unlabelled(handler):
+        def answer(state, call):
+            reply = handler(state, call)
+            reply.body["labels"] = []  # a token that may not label
+            return reply
+
+        return answer
+
+    monkeypatch.setitem(server_state.HANDLERS, "issues/create", unlabelled(create))
+    monkeypatch.setitem(server_state.HANDLERS, "issues/update", unlabelled(update))
+    with pytest.raises(BadInputError, match="GitHub opened issue #1 but dropped its label"):
+        upsert_issue(github_client, REPO, "monitor/drift", "drift", "run 1", [LABEL])
+    github_client.post(f"/repos/{REPO}/issues", {"title": "other", "body": "x", "labels": []})
+    github_issues.issues[(REPO, 1)]["labels"] = []
+
+    with pytest.raises(BadInputError, match="GitHub updated issue #1 but dropped its label"):
+        upsert_issue(github_client, REPO, "monitor/drift", "drift", "run 2", [LABEL])
+    monkeypatch.setitem(server_state.HANDLERS, "issues/update", update)  # the token fixed
+    again = upsert_issue(github_client, REPO, "monitor/drift", "drift", "run 3", [LABEL])
+    last = upsert_issue(github_client, REPO, "monitor/drift", "drift", "run 4", [LABEL])
+
+    assert (again.action, again.number, last.action, last.number) == ("updated", 1, "updated", 1)
+    mine, other = github_issues.of()
+    assert mine["body"].endswith("\nrun 4") and [x["name"] for x in mine["labels"]] == [LABEL]
+    assert other["title"] == "other"
+    edits = [r.json for r in github_api.requests_for("issues/update")]
+    assert [e.get("labels") for e in edits] == [[LABEL], [LABEL], None]
+
+
 @pytest.mark.parametrize(
     ("repo", "labels", "problem"),
     [("not-a-repo", [LABEL], "OWNER/NAME"), (REPO, ["a,b"], "without commas"), (REPO, [], "label")],
@@ -247,24 +290,101 @@ def test_bad_targets_are_refused_before_any_request(
 # -- the monitor's problems -----------------------------------------------------------------
 
 
-def record(status: str, drift: bool, decay: bool) -> dict[str, Any]:
+def _feature(name: str, drifted: bool) -> dict[str, Any]:
+    psi = {"name": "psi", "threshold": 0.2, "value": 0.5 if drifted else 0.01}
+    psi.update(noise_floor=0.01, limit=0.2, drifted=drifted)
     return {
-        "status": status,
-        "created_at": "2024-05-01T00:00:00+00:00",
-        "problems": {"drift": drift, "decay": decay},
-        "features": [{"feature": "Income", "drifted": drift}, {"feature": "Age", "drifted": False}],
-        "predictions": [{"feature": "P(bad)", "drifted": False}],
-        "decay": [{"metric": "roc_auc", "verdict": "decayed" if decay else "fine"}],
+        "feature": name,
+        "kind": "numeric",
+        "measures": [psi],
+        "reference_rows": 3562,
+        "recent_rows": 891,
+        "summary": "mean 1 → 2" if drifted else "mean 1 → 1",
+        "details": {},
+        "drifted": drifted,
+        "severity": 2.5 if drifted else 0.05,
     }
+
+
+def monitor_record(status: str, drift: bool, decay: bool) -> MonitorReport:
+    """A whole monitor record: Income drifted or not, roc_auc decayed or not."""
+    source: dict[str, Any] = {"kind": "file", "path": "recent.csv"}
+    verdict = "decayed" if decay else "fine"
+    return MonitorReport.model_validate(
+        {
+            "status": status,
+            "reasons": [],
+            "notes": [],
+            "production": {
+                "version": "v1",
+                "digest": "0" * 64,
+                "task": "classification",
+                "target": "Status",
+                "positive_class": "bad",
+                "data_version": "md5:test",
+                "metrics_at_gate": {"roc_auc": 0.84},
+            },
+            "reference": {"rows": 3562, "predictions": "holdout", "prediction_rows": 891},
+            "recent": {"rows": 891, "source": source},
+            "labelled": {"rows": 891, "target": "Status", "source": source, "note": None},
+            "settings": {
+                "drift": {
+                    "psi": 0.2,
+                    "wasserstein": 0.1,
+                    "missing": 0.05,
+                    "bins": 10,
+                    "max_categories": 50,
+                },
+                "decay": {
+                    "max_drop": 0.02,
+                    "max_drop_by_metric": {},
+                    "confidence": 0.95,
+                    "resamples": 2000,
+                    "seed": 0,
+                    "threshold": 0.5,
+                    "max_relative_drop": 0.02,
+                },
+                "metrics": [],
+                "min_labelled": 30,
+            },
+            "features": [_feature("Income", drift), _feature("Age", False)],
+            "predictions": [_feature("P(bad)", False)],
+            "decay": [
+                {
+                    "metric": "roc_auc",
+                    "recorded": 0.84,
+                    "recent": 0.7 if decay else 0.84,
+                    "ci_low": 0.66 if decay else 0.8,
+                    "ci_high": 0.74 if decay else 0.88,
+                    "confidence": 0.95,
+                    "method": "DeLong variance of one AUC, normal interval",
+                    "rows": 891,
+                    "gate_rows": 891,
+                    "change": -0.14 if decay else 0.0,
+                    "change_low": -0.2 if decay else -0.05,
+                    "change_high": -0.08 if decay else 0.05,
+                    "change_method": "DeLong variances of both samples, normal interval",
+                    "allowed_drop": 0.02,
+                    "allowed_drop_relative": None,
+                    "limit": 0.82,
+                    "higher_is_better": True,
+                    "verdict": verdict,
+                }
+            ],
+            "problems": {"drift": drift, "decay": decay},
+            "created_at": "2024-05-01T00:00:00+00:00",
+            "ci_ml_version": "0.1.0",
+        }
+    )
 
 
 def test_each_problem_has_its_issue_and_a_resolved_one_closes(
     github_api, github_issues, github_client
 ):
-    drifting = publish(github_client, REPO, record("drifting", True, False), "## drifting")
-    stale = publish(github_client, REPO, record("stale", True, True), "## stale")
+    drifting = publish(github_client, REPO, monitor_record("drifting", True, False), "## drifting")
+    stale = publish(github_client, REPO, monitor_record("stale", True, True), "## stale")
     fine = publish(
-        github_client, REPO, record("fine", False, False), "## fine", close_resolved=True
+        github_client, REPO, monitor_record("fine", False, False), "## fine", close_resolved=True
     )
 
     def actions(outcomes):

@@ -1,8 +1,7 @@
 """Monitoring on the example credit data: drift, prediction drift, decay, sources, the CLI.
 
-The production model is a real fit on the example data (a logistic regression: quick, and
-the monitor does not care which estimator), registered with its training rows as
-``reference.parquet`` and promoted in a registry of its own.
+The production models come from ``conftest.py``: real fits on the example data, registered
+as ``ci-ml run`` registers them.
 """
 
 from __future__ import annotations
@@ -17,72 +16,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from threadpoolctl import threadpool_limits
 
-from ci_ml import rundir, training
-from ci_ml.data import load_dataset
 from ci_ml.errors import BadInputError, DataError
-from ci_ml.evaluation.metrics import evaluate_metrics, resolve_metrics
-from ci_ml.evaluation.stats import delong_ci
 from ci_ml.monitor import check as monitor
-from ci_ml.monitor.decay import DecaySettings, Interval, judge, judged_metrics, metric_interval
-from ci_ml.monitor.sources import Production, Recent, parse_since
-from ci_ml.project import open_project
+from ci_ml.monitor.sources import Recent, conform, parse_since, predict_scores
+from ci_ml.records import MONITOR_REPORT, MonitorReport, read_record
 from ci_ml.registry import open_registry
 from tests.conftest import REPO as CHECKOUT
 from tests.conftest import run_cli
 from tests.github.test_issues import install_issue_handlers
 from tests.github_api.fixtures import TOKEN
+from tests.monitor.conftest import METRICS, Example, make_production
 
-METRICS = ["roc_auc", "accuracy", "f1", "log_loss"]
 REPO = "octo-org/models"
 
 
-@dataclass(frozen=True)
-class Example:
-    """The registered production model and the example data around it."""
-
-    registry: Path
-    production: Production
-    holdout: pd.DataFrame
-    train: pd.DataFrame
-
-
-@pytest.fixture(scope="module")
-def example(pulled_example: Path, tmp_path_factory: pytest.TempPathFactory) -> Example:
-    project = open_project(pulled_example / "ci-ml.yaml")
-    dataset = load_dataset(project.root, project.config.data)
-    model_cfg = project.config.model.model_copy(
-        update={
-            "estimator": "sklearn.linear_model.LogisticRegression",
-            "params": {"max_iter": 2000},
-        }
-    )
-    run = tmp_path_factory.mktemp("run")
-    with threadpool_limits(1):  # the test machine has 2 busy cores
-        model, digest = training.train_builtin(model_cfg, dataset, run / rundir.MODEL)
-    card = training.model_card(model_cfg, dataset, model, digest, {"data_version": "md5:test"})
-    rundir.write_json(run, rundir.MODEL_CARD, card)
-    rundir.write_json(run, rundir.GATE_REPORT, {"verdict": "pass"})
-    dataset.train.to_parquet(run / rundir.REFERENCE, index=False)
-    column = list(model.classes_).index("bad")
-    y = (dataset.y("holdout") == "bad").to_numpy(dtype=float)
-    scores = model.predict_proba(dataset.x("holdout"))[:, column]
-    metrics = {**evaluate_metrics("classification", METRICS, y, scores), "latency_p95_ms": 1.0}
-    registry = open_registry(str(tmp_path_factory.mktemp("registry")))
-    names = (rundir.MODEL, rundir.MODEL_CARD, rundir.GATE_REPORT, rundir.REFERENCE)
-    keys = ("feature_schema", "task", "target", "positive_class", "data_version")
-    version = registry.register(
-        {name: run / name for name in names},
-        {**{k: card[k] for k in keys}, "metrics": metrics},
-        by="tests",
-    )
-    registry.promote(version.version, None, by="tests")
-    production = monitor.load_production(registry, tmp_path_factory.mktemp("monitor"))
-    return Example(Path(registry.url), production, dataset.holdout, dataset.train)
-
-
-def check(example: Example, frame: pd.DataFrame, **options: Any) -> dict[str, Any]:
+def check(example: Example, frame: pd.DataFrame, **options: Any) -> MonitorReport:
     settings = monitor.MonitorSettings(**options)
     return monitor.check(example.production, Recent(frame, {"kind": "file", "path": "t"}), settings)
 
@@ -102,8 +51,8 @@ def flipped(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def drifted(record: dict[str, Any]) -> set[str]:
-    return {f["feature"] for f in record["features"] if f["drifted"]}
+def drifted(record: MonitorReport) -> set[str]:
+    return {f.feature for f in record.features if f.drifted}
 
 
 # -- the three statuses on the example data -------------------------------------------------
@@ -112,35 +61,35 @@ def drifted(record: dict[str, Any]) -> set[str]:
 def test_an_unchanged_sample_is_fine(example):
     record = check(example, example.holdout)
 
-    assert (record["status"], record["reasons"], drifted(record)) == ("fine", [], set())
-    assert not any(p["drifted"] for p in record["predictions"])
-    assert [d["metric"] for d in record["decay"]] == sorted(METRICS)  # recorded ones only
-    assert all(d["verdict"] != "decayed" for d in record["decay"])
-    assert record["labelled"]["rows"] == len(example.holdout)
-    json.dumps(record, allow_nan=False)
+    assert (record.status, record.reasons, drifted(record)) == ("fine", [], set())
+    assert not any(p.drifted for p in record.predictions)
+    assert [d.metric for d in record.decay] == sorted(METRICS)  # recorded ones only
+    assert all(d.verdict != "decayed" for d in record.decay)
+    assert record.labelled.rows == len(example.holdout)
+    json.dumps(record.model_dump(mode="json"), allow_nan=False)
 
 
 def test_a_shifted_income_and_home_mix_flag_exactly_those_features(example):
     record = check(example, shifted(example.holdout))
 
-    assert record["status"] == "drifting"
+    assert record.status == "drifting"
     assert drifted(record) == {"Income", "Home"}
-    income = next(f for f in record["features"] if f["feature"] == "Income")
-    assert income["details"]["recent"]["mean"] == pytest.approx(
-        1.5 * income["details"]["reference"]["mean"], rel=0.15
+    income = next(f for f in record.features if f.feature == "Income")
+    assert income.details["recent"]["mean"] == pytest.approx(
+        1.5 * income.details["reference"]["mean"], rel=0.15
     )
-    assert record["decay"] == [] and "no 'Status' column" in record["labelled"]["note"]
-    assert record["reasons"][0] == "drift in 2 of 13 features: Income, Home"
+    assert record.decay == [] and "no 'Status' column" in (record.labelled.note or "")
+    assert record.reasons[0] == "drift in 2 of 13 features: Income, Home"
 
 
 def test_flipped_outcomes_flag_decay(example):
     record = check(example, flipped(example.holdout))
 
-    assert record["status"] == "stale"
+    assert record.status == "stale"
     assert drifted(record) == set()
-    verdicts = {d["metric"]: d["verdict"] for d in record["decay"]}
+    verdicts = {d.metric: d.verdict for d in record.decay}
     assert verdicts == dict.fromkeys(sorted(METRICS), "decayed")
-    assert record["problems"] == {"drift": False, "decay": True}
+    assert (record.problems.drift, record.problems.decay) == (False, True)
 
 
 def test_the_report_puts_the_status_first_and_the_drifted_features_on_top(example):
@@ -164,8 +113,8 @@ def test_too_few_labelled_rows_leave_decay_unjudged(example):
 
     record = check(example, recent)
 
-    assert record["decay"] == [] and record["labelled"]["rows"] == 10
-    assert record["status"] == "fine"
+    assert record.decay == [] and record.labelled.rows == 10
+    assert record.status == "fine"
 
 
 def test_a_recent_file_without_a_feature_is_refused(example):
@@ -173,67 +122,98 @@ def test_a_recent_file_without_a_feature_is_refused(example):
         check(example, example.holdout.drop(columns=["Income"]))
 
 
-# -- decay intervals ------------------------------------------------------------------------
+# -- the reference of the predictions and of decay: the holdout at the gate ------------------
 
 
-def test_the_auc_interval_is_delongs_variance_for_one_model():
-    rng = np.random.default_rng(3)
-    y = (rng.random(500) < 0.3).astype(float)
-    p = np.clip(0.3 * y + rng.random(500) * 0.7, 0, 1)
-    (spec,) = resolve_metrics("classification", ["roc_auc"])
+def test_predictions_and_decay_are_compared_with_the_holdout_at_the_gate(example):
+    record = check(example, example.holdout.sample(frac=0.5, random_state=0))
 
-    found = metric_interval(spec, y, p, DecaySettings())
-    paired = delong_ci(y, p, np.full(500, 0.5))  # a constant model: AUC 0.5, no variance
-
-    assert found.value == pytest.approx(paired.auc_a)
-    assert (found.low, found.high) == pytest.approx((paired.ci_low + 0.5, paired.ci_high + 0.5))
+    reference = record.reference
+    assert (reference.rows, reference.predictions) == (len(example.train), "holdout")
+    assert reference.prediction_rows == len(example.holdout)
+    assert record.notes == []
+    assert {d.gate_rows for d in record.decay} == {len(example.holdout)}
+    assert all("both samples" in d.change_method for d in record.decay)
 
 
-@pytest.mark.parametrize(
-    ("task", "names"),
-    [
-        ("classification", ["accuracy", "f1", "balanced_accuracy", "log_loss", "brier"]),
-        ("regression", ["rmse", "mae", "r2"]),
-    ],
-)
-def test_every_metric_gets_an_interval_around_its_value(task, names):
-    rng = np.random.default_rng(5)
-    if task == "classification":
-        y = (rng.random(400) < 0.4).astype(float)
-        pred = np.clip(0.4 * y + 0.6 * rng.random(400), 0, 1)
-    else:
-        y = rng.normal(size=400)
-        pred = y + rng.normal(0, 0.5, 400)
-    for spec in resolve_metrics(task, names):
-        found = metric_interval(spec, y, pred, DecaySettings(resamples=500))
-        assert found.low <= found.value <= found.high, spec.name
-        assert found.high - found.low < 0.5, spec.name
+def test_a_version_without_holdout_predictions_still_works_and_says_so(older):
+    from ci_ml.monitor.decay import AS_EXACT
+    from ci_ml.monitor.report import render
+
+    record = check(older, older.holdout)
+
+    assert record.status == "fine"
+    assert (record.reference.predictions, record.reference.prediction_rows) == (
+        "training",
+        len(older.train),
+    )
+    (note,) = record.notes
+    assert "registered without holdout-predictions.parquet" in note
+    assert all(d.gate_rows is None and d.change_method == AS_EXACT for d in record.decay)
+    assert f"> [!NOTE]\n> {note}." in render(record)
 
 
-@pytest.mark.parametrize(
-    ("low", "high", "higher", "verdict"),
-    [
-        (0.70, 0.75, True, "decayed"),
-        (0.79, 0.85, True, "inconclusive"),
-        (0.80, 0.85, True, "fine"),
-        (0.55, 0.60, False, "decayed"),
-        (0.40, 0.55, False, "inconclusive"),
-        (0.40, 0.52, False, "fine"),
-    ],
-)
-def test_judging_an_interval_against_the_gate(low, high, higher, verdict):
-    recorded = 0.82 if higher else 0.50
-    limit, found = judge(Interval((low + high) / 2, low, high, "m"), recorded, 0.02, higher)
-
-    assert found == verdict
-    assert limit == pytest.approx(0.80 if higher else 0.52)
+@pytest.fixture(scope="module")
+def forest(pulled_example: Path, tmp_path_factory: pytest.TempPathFactory) -> Forest:
+    """Issue 19's repro: a RandomForest on 3,000 shuffled rows; the other 1,454 are new."""
+    rows = pd.read_csv(pulled_example / "data" / "credit_data.csv").sample(frac=1, random_state=0)
+    model = {
+        "estimator": "sklearn.ensemble.RandomForestClassifier",
+        "params": {"n_estimators": 200},
+    }
+    example = make_production(pulled_example, tmp_path_factory, model, rows=rows.iloc[:3000])
+    return Forest(example, rows.iloc[3000:].reset_index(drop=True))
 
 
-def test_only_recorded_statistical_metrics_are_judged():
-    recorded = {"roc_auc": 0.8, "latency_p95_ms": 3.0, "rmse": 1.0, "churn": 0.1}
-    assert judged_metrics("classification", recorded, []) == ["roc_auc"]
-    with pytest.raises(BadInputError, match="were not recorded"):
-        judged_metrics("classification", recorded, ["f1"])
+@dataclass(frozen=True)
+class Forest:
+    example: Example
+    new: pd.DataFrame  # rows the forest never saw, from the same data
+
+
+def psi_of(entry: Any) -> float:
+    return float(next(m.value for m in entry.measures if m.name == "psi"))
+
+
+def test_a_random_forest_raises_no_false_alarm_on_three_unchanged_samples(forest):
+    parts = np.array_split(np.arange(len(forest.new)), 3)
+    records = [check(forest.example, forest.new.iloc[part]) for part in parts]
+
+    assert [(r.status, r.reasons) for r in records] == [("fine", [])] * 3
+    assert all(psi_of(r.predictions[0]) < 0.1 for r in records)
+
+
+def test_against_its_training_rows_the_forest_predictions_would_drift(forest):
+    # why the holdout is the reference: a forest fits its training rows closely
+    production = forest.example.production
+    settings = monitor.MonitorSettings()
+    train = conform(production.reference, production.kinds, "train")
+    new = conform(forest.new, production.kinds, "new")
+    scores = (predict_scores(production, train), predict_scores(production, new))
+
+    against_training = monitor.prediction_drift(production, *scores, settings)
+    against_holdout = check(forest.example, forest.new).predictions
+
+    assert against_training[0].drifted and psi_of(against_training[0]) > 0.5
+    assert not against_holdout[0].drifted and psi_of(against_holdout[0]) < 0.1
+
+
+def test_a_random_forest_still_flags_exactly_the_shifted_features(forest):
+    record = check(forest.example, shifted(forest.new))
+
+    assert record.status == "drifting"
+    assert drifted(record) == {"Income", "Home"}
+
+
+def test_one_class_of_outcomes_leaves_decay_unjudged_in_one_sentence(example):
+    from ci_ml.monitor.report import render
+
+    record = check(example, example.holdout[example.holdout["Status"] == "good"])
+
+    assert record.decay == []  # (the rows of one class drift, rightly)
+    assert record.labelled.note == "the labelled rows hold only the class 'good'; decay needs both"
+    line = next(x for x in render(record).splitlines() if x.startswith("_Not judged"))
+    assert line == f"_Not judged: {record.labelled.note}._"
 
 
 # -- sources --------------------------------------------------------------------------------
@@ -262,7 +242,7 @@ def test_the_request_log_is_a_source(example, tmp_path):
 
     record = monitor.run(tmp_path, _registry(example), tmp_path / "out", sources)
 
-    source = record["recent"]["source"]
+    source = record.recent.source
     assert (source["kind"], source["rows"], source["skipped_lines"]) == (
         "requests",
         len(example.holdout),
@@ -270,7 +250,7 @@ def test_the_request_log_is_a_source(example, tmp_path):
     )
     assert source["files"] > 1  # rotated files are all read
     assert source["model_versions"] == {"abc123abc123": len(example.holdout)}
-    assert record["status"] == "fine" and record["decay"] == []
+    assert record.status == "fine" and record.decay == []
 
 
 def test_labels_from_their_own_file_judge_decay(example, tmp_path):
@@ -280,8 +260,8 @@ def test_labels_from_their_own_file_judge_decay(example, tmp_path):
 
     record = monitor.run(tmp_path, _registry(example), tmp_path / "out", sources)
 
-    assert record["status"] == "stale"
-    assert record["labelled"]["source"]["path"] == str(tmp_path / "labels.csv")
+    assert record.status == "stale"
+    assert record.labelled.source["path"] == str(tmp_path / "labels.csv")
 
 
 def test_requests_before_since_are_left_out(example, tmp_path):
@@ -347,9 +327,9 @@ def test_cli_fine_exits_0_and_writes_both_reports(example, tmp_path):
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("status: fine")
-    record = json.loads((tmp_path / "out" / "monitor-report.json").read_text())
+    record = read_record(tmp_path / "out" / MONITOR_REPORT, MonitorReport)
     markdown = (tmp_path / "out" / "monitor-report.md").read_text()
-    assert record["status"] == "fine"
+    assert record.status == "fine"
     assert markdown.startswith("## ✅ ci-ml monitor: **FINE** — no drift in 13 features")
 
 
@@ -360,7 +340,7 @@ def test_cli_drifting_exits_1_and_says_so_in_json(example, tmp_path):
     done = monitor_here(tmp_path, *args)
 
     assert done.exit_code == 1
-    assert json.loads(done.stdout)["status"] == "drifting"
+    assert MonitorReport.model_validate_json(done.stdout).status == "drifting"
     assert done.stderr.strip() == (
         "ci-ml: monitor: drifting — drift in 2 of 13 features: Income, Home."
     )
@@ -371,6 +351,7 @@ def test_cli_drifting_exits_1_and_says_so_in_json(example, tmp_path):
     [
         (["--recent", "a.csv", "--requests", "log"], "exactly one of --recent"),
         (["--recent", "missing.csv"], "missing.csv does not exist"),
+        (["--recent", "a.csv", "--reference", "nope.csv"], "nope.csv: no such file"),
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(example, tmp_path, args, problem):
@@ -380,6 +361,20 @@ def test_cli_bad_input_exits_2_with_one_line(example, tmp_path, args, problem):
 
     assert done.exit_code == 2
     assert problem in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_cli_outcomes_in_another_encoding_exit_2_naming_values_and_classes(example, tmp_path):
+    recent = example.holdout.assign(Status=example.holdout["Status"].str.capitalize())
+    recent.to_csv(tmp_path / "recent.csv", index=False)
+
+    done = monitor_here(tmp_path, "--registry", str(example.registry), "--recent", "recent.csv")
+
+    assert done.exit_code == 2
+    assert done.stderr.strip().splitlines() == [
+        "ci-ml: the outcomes in 'Status' hold 'Bad', 'Good', but the production model's "
+        "classes are 'bad', 'good': 'Bad', 'Good' is none of them; write the outcomes as the "
+        "model's classes (or name the outcome column with --target)."
+    ]
 
 
 def test_cli_opens_one_issue_updates_it_and_starts_retraining(
@@ -425,9 +420,9 @@ def test_cli_pulls_dvc_tracked_recent_data(example, project):
     )
 
     assert done.returncode == 0, done.stderr
-    record = json.loads((project / "out" / "monitor-report.json").read_text())
-    assert record["recent"]["source"]["dvc"] == "data.dvc"
-    assert record["labelled"]["rows"] == record["recent"]["rows"]  # the data has outcomes
+    record = read_record(project / "out" / MONITOR_REPORT, MonitorReport)
+    assert record.recent.source["dvc"] == "data.dvc"
+    assert record.labelled.rows == record.recent.rows  # the data has outcomes
 
 
 # -- the reusable workflow ------------------------------------------------------------------
@@ -517,11 +512,12 @@ def test_end_to_end_after_ci_ml_run(project):
     done = monitor_cli(project, "--recent", "data/credit_data.csv", "--json")
 
     assert done.returncode == 0, done.stderr
-    record = json.loads(done.stdout)
-    assert record["status"] == "fine"
-    assert record["production"]["version"] == version["versions"][0]["version"]
-    assert "latency_p95_ms" not in {d["metric"] for d in record["decay"]}
-    assert record["decay"] and record["reference"]["rows"] > 3000
+    record = MonitorReport.model_validate_json(done.stdout)
+    assert record.status == "fine"
+    assert record.production.version == version["versions"][0]["version"]
+    assert "latency_p95_ms" not in {d.metric for d in record.decay}
+    assert record.decay and record.reference.rows > 3000
+    assert record.reference.predictions == "holdout" and record.notes == []
 
 
 def test_an_empty_registry_has_nothing_to_monitor(tmp_path):

@@ -488,22 +488,99 @@ def test_the_documented_predict_route_answers_like_the_service(
     app = create_app(service)
     service.start()
     try:
-        routed = asyncio.run(_asgi_post(app, "/predict", body))
-        routed_error = asyncio.run(_asgi_post(app, "/predict", b"[1]"))
+        routed = asyncio.run(_asgi_post(app, "/predict", body, "req-1"))
+        routed_error = asyncio.run(_asgi_post(app, "/predict", b"[1]", "req-2"))
     finally:
         service.stop()
     with running(registry) as url:
-        answered = predict(url, {"records": ROWS})
-        error = requests.post(f"{url}/predict", data=b"[1]", timeout=10)
+        answered = predict(url, {"records": ROWS}, headers={"X-Request-ID": "req-1"})
+        error = requests.post(
+            f"{url}/predict", data=b"[1]", headers={"X-Request-ID": "req-2"}, timeout=10
+        )
     for got, want in ((routed, answered), (routed_error, error)):
         status, headers, content = got
         assert status == want.status_code
         assert json.loads(content) == want.json()
         assert headers[b"content-type"] == want.headers["Content-Type"].encode()
+        assert headers[b"x-request-id"] == want.headers["X-Request-ID"].encode()
     assert routed[1][b"x-model-version"] == version.version.encode()
 
 
-async def _asgi_post(app: Any, path: str, body: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
+def test_every_answer_carries_a_request_id(served: tuple[str, ModelVersion]) -> None:
+    url, _ = served
+    answers = [
+        predict(url, {"records": ROWS}),
+        predict(url, {"records": [{"income": "x", "age": 1, "home": None}]}),  # 422
+        requests.post(f"{url}/predict", data=b"{not json", timeout=10),  # 400
+        requests.get(f"{url}/health", timeout=10),
+        requests.get(f"{url}/version", timeout=10),
+        requests.get(f"{url}/metrics", timeout=10),
+        requests.get(f"{url}/nowhere", timeout=10),  # 404 from FastAPI
+        reload(url, token=None),  # 401 from FastAPI
+    ]
+    ids = [r.headers.get("X-Request-ID") for r in answers]  # one header each: no ", " joins
+
+    assert [r.status_code for r in answers] == [200, 422, 400, 200, 200, 200, 404, 401]
+    assert all(i and re.fullmatch(r"[0-9a-f]{32}", i) for i in ids), ids
+    assert len(set(ids)) == len(ids)
+    assert [r.json()["request_id"] for r in answers[:3]] == ids[:3]  # predict: in the JSON too
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("3f2c9a70-5d1e-4b7a-9a51-0c2f3e4d5a6b", True),
+        ("loan-2024-05-01:17_a.b", True),
+        ("x" * 128, True),
+        ("x" * 129, False),
+        ("has space", False),
+        ("-starts-with-a-dash", False),
+        ("ünïcode", False),
+        ("", False),
+    ],
+)
+def test_a_sane_request_id_of_the_client_is_kept(
+    served: tuple[str, ModelVersion], given: str, kept: bool
+) -> None:
+    url, _ = served
+    response = predict(url, {"record": ROWS[0]}, headers={"X-Request-ID": given.encode()})
+
+    assert response.status_code == 200
+    rid = response.json()["request_id"]
+    assert response.headers["X-Request-ID"] == rid
+    assert (rid == given) is kept
+    if not kept:
+        assert re.fullmatch(r"[0-9a-f]{32}", rid)
+
+
+def test_the_request_log_names_each_row_by_request_id_and_place(
+    registry: LocalRegistry, model: Any, data: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
+) -> None:
+    from ci_ml.serve.service import RequestLogSettings
+
+    version = register(registry, model, data[0], tmp_path / "v1")
+    registry.promote(version.version, None, by="tests")
+    logs = RequestLogSettings(tmp_path / "logs", sample=1.0)
+    with running(registry, request_log=logs) as url:
+        one = predict(url, {"record": ROWS[0]}, headers={"X-Request-ID": "loan-7"})
+        many = predict(url, {"records": ROWS[1:4]})
+    (log,) = sorted((tmp_path / "logs").glob("requests-*.jsonl"))
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+
+    assert one.json()["request_id"] == "loan-7"
+    generated = many.json()["request_id"]
+    assert [(x["request_id"], x["row_index"]) for x in lines] == [
+        ("loan-7", 0),
+        (generated, 0),
+        (generated, 1),
+        (generated, 2),
+    ]
+    assert [x["row"] for x in lines] == ROWS[:4]
+
+
+async def _asgi_post(
+    app: Any, path: str, body: bytes, request_id: str
+) -> tuple[int, dict[bytes, bytes], bytes]:
     """POST ``body`` to the ASGI ``app`` directly; (status, headers, body) of the answer."""
     sent: list[dict[str, Any]] = []
 
@@ -514,6 +591,7 @@ async def _asgi_post(app: Any, path: str, body: bytes) -> tuple[int, dict[bytes,
         sent.append(message)
 
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    headers.append((b"x-request-id", request_id.encode()))
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},

@@ -228,7 +228,7 @@ def test_sampled_rows_are_logged_and_the_files_are_capped(
         _wait_for(lambda: 'ci_ml_request_log_rows_total{result="written"} 30' in _metrics(url))
     files = sorted(logs.iterdir())
     last = int(files[-1].name[9:15])
-    assert last >= 4  # 30 lines of ~170 bytes need 4 or more files of 1500 bytes
+    assert last >= 4  # 30 lines of ~200 bytes need 4 or more files of 1500 bytes
     assert [f.name for f in files] == [
         f"requests-{i:06d}.jsonl" for i in (last - 2, last - 1, last)
     ]
@@ -245,7 +245,7 @@ def test_a_new_log_continues_the_numbering_and_long_lines_get_their_own_file(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "requests-000007.jsonl").write_text("{}\n")
-    log = RequestLog(tmp_path, sample=1.0, max_bytes=200, max_files=10)
+    log = RequestLog(tmp_path, sample=1.0, max_bytes=300, max_files=10)  # two short lines
     log.offer("v", [{"x": "a" * 300}, {"x": 1}, {"x": 2}], [{"value": 1.0}] * 3)
     log.close()
     names = [f.name for f in log.files()]
