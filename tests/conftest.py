@@ -76,6 +76,22 @@ def project(pulled_example: Path, tmp_path: Path) -> Path:
     return dest
 
 
+def validated_data_report(checks: list[Any], **fields: Any) -> Any:
+    """The data-report.json record of ``checks``, as api.validate writes it."""
+    from ci_ml import quality
+    from ci_ml.records import DataReport
+
+    extra = {
+        "data_version": "md5:0123.dir",
+        "task": "classification",
+        "rows": {"train": 80, "holdout": 20},
+        "suite": None,
+        "created_at": "2026-12-01T00:00:00+00:00",
+        **fields,
+    }
+    return DataReport.model_validate(quality.report(list(checks), extra))
+
+
 def as_files(results: dict[str, Any]) -> dict[str, Any]:
     """The results of ``api.run`` with each run record as its file holds it (JSON)."""
     from pydantic import BaseModel

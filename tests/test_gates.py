@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from ci_ml import quality
 from ci_ml.config import Config, GateConfig, load_config
 from ci_ml.errors import ConfigError
 from ci_ml.gates import (
@@ -23,6 +22,7 @@ from ci_ml.gates import (
 )
 from ci_ml.quality import Check
 from ci_ml.records import DataReport
+from tests.conftest import validated_data_report
 
 
 def judge(metric: str, value: float, **bounds: float) -> GateResult:
@@ -187,14 +187,7 @@ def check(name: str, success: bool, severity: str = "critical", column: str | No
 
 def data_report(*checks: Check) -> DataReport:
     """The data report of ``checks`` as api.validate writes it."""
-    extra = {
-        "data_version": "md5:x",
-        "task": "classification",
-        "rows": {"train": 8, "holdout": 2},
-        "suite": None,
-        "created_at": "2026-12-01T00:00:00+00:00",
-    }
-    return DataReport.model_validate(quality.report(list(checks), extra))
+    return validated_data_report(list(checks))
 
 
 def test_data_gate_passes_when_every_check_passes() -> None:

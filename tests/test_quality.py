@@ -17,7 +17,7 @@ from ci_ml.data import Dataset, load_dataset
 from ci_ml.errors import ConfigError
 from ci_ml.gates import data_gate
 from ci_ml.quality import Check, builtin_checks, read_suite, run_suite
-from ci_ml.records import DataReport
+from tests.conftest import validated_data_report
 
 SUITE = Path("expectations/credit_data.json")
 
@@ -129,7 +129,7 @@ def test_a_class_with_too_few_rows_for_both_sides_is_named(tmp_path: Path) -> No
     assert check.column == "label"
     assert check.sample == ["yes"]
     assert "train rows must contain every class" in check.details
-    gate = data_gate(as_record(quality.report(list(checks.values()), {})))
+    gate = data_gate(validated_data_report(list(checks.values())))
     assert gate.verdict == "fail"
     assert "train_has_every_class on column 'label'" in gate.reason
 
@@ -246,22 +246,10 @@ def test_broken_ages_block_the_data_gate(broken: tuple[pd.DataFrame, list[Check]
         "expect_column_values_to_not_be_null",
     ]
     json.dumps(record, allow_nan=False)  # what validate writes
-    gate = data_gate(as_record(record))
+    gate = data_gate(validated_data_report(broken[1]))
     assert gate.verdict == "fail"
     assert "2 critical data checks failed" in gate.reason
     assert "column 'Age'" in gate.reason
-
-
-def as_record(report: dict[str, Any]) -> DataReport:
-    """The report with the fields api.validate adds, as data-report.json holds it."""
-    extra = {
-        "data_version": "md5:x",
-        "task": "classification",
-        "rows": {"train": 8, "holdout": 2},
-        "suite": None,
-        "created_at": "2026-12-01T00:00:00+00:00",
-    }
-    return DataReport.model_validate({**extra, **report})
 
 
 def write_suite(path: Path, expectations: list[dict[str, Any]]) -> Path:
@@ -291,7 +279,7 @@ def test_a_failed_warning_is_reported_but_does_not_block(tmp_path: Path) -> None
     assert record["failed"] == 1
     assert record["blocking"] == []
     assert record["checks"][0]["name"] == "expect_column_mean_to_be_between"
-    gate = data_gate(as_record(record))
+    gate = data_gate(validated_data_report(checks))
     assert gate.verdict == "pass"
     assert "1 non-blocking failure" in gate.reason
 
@@ -370,7 +358,7 @@ def test_a_failing_critical_check_keeps_its_severity_when_gx_reorders(tmp_path: 
     assert not nulls.success and nulls.blocking
     assert nulls.unexpected_count == 47
     assert checks[0].success and checks[2].success
-    gate = data_gate(as_record(quality.report(checks, {})))
+    gate = data_gate(validated_data_report(checks))
     assert gate.verdict == "fail"
     assert "expect_column_values_to_not_be_null on column 'Assets'" in gate.reason
 

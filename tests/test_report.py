@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ci_ml import quality
 from ci_ml.config import GateConfig
 from ci_ml.gates import as_dicts, data_gate, threshold_gate, verdict
 from ci_ml.quality import Check
 from ci_ml.records import DataReport, Evaluation, GateReport
 from ci_ml.report import render
+from tests.conftest import validated_data_report
 
 CHECKS = [
     Check("dataset_not_empty", True, observed={"train": 80, "holdout": 20}),
@@ -49,14 +49,7 @@ COMPARISON = {
 
 def data_report(checks: list[Check]) -> DataReport:
     """A data report made the way api.validate makes it."""
-    extra = {
-        "data_version": "md5:0123.dir",
-        "task": "classification",
-        "rows": {"train": 80, "holdout": 20},
-        "suite": None,
-        "created_at": "2026-12-01T00:00:00+00:00",
-    }
-    return DataReport.model_validate(quality.report(checks, extra))
+    return validated_data_report(checks)
 
 
 def gate_report(metrics: dict[str, float], data: DataReport, **fields: Any) -> GateReport:
