@@ -54,7 +54,7 @@ class Recent:
 # ------------------------------------------------------------------ files and folders
 
 
-def read_recent(root: Path, path: Path, *, pull: bool = True) -> Recent:
+def read_recent(root: Path, path: Path, *, pull: bool = True, flag: str = "--recent") -> Recent:
     """Rows of a CSV/Parquet file or folder; DVC-pulled first when a .dvc file tracks it."""
     import pandas as pd
 
@@ -62,6 +62,11 @@ def read_recent(root: Path, path: Path, *, pull: bool = True) -> Recent:
     tracked = _dvc_file(root, full)
     if pull and tracked is not None:
         dvc_pull(root, [str(tracked)])
+    if not full.exists():
+        raise DataError(
+            f"{flag} {path}: no such file or folder; give {flag} a CSV/Parquet file or a "
+            "folder of them."
+        )
     if full.is_dir():
         files = sorted(p for p in full.rglob("*") if p.suffix.lower() in READERS and p.is_file())
         if not files:
@@ -253,8 +258,10 @@ class Production:
 def load_production(
     registry: Registry, dest: Path, trusted: Sequence[str] = (), reference: Path | None = None
 ) -> Production:
-    """The production version, fetched into ``dest/baseline`` and loaded."""
-    dest.mkdir(parents=True, exist_ok=True)
+    """The production version, fetched into ``dest/baseline`` and loaded (``dest`` is made
+    only when there is a production version to fetch)."""
+    if registry.get_production() is not None:
+        dest.mkdir(parents=True, exist_ok=True)
     baseline = fetch_production(registry, dest, list(trusted))
     if baseline is None:
         raise BadInputError(
