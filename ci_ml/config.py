@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -60,6 +61,15 @@ class DataConfig(_Strict):
         if isinstance(value, bool):
             raise ValueError(YAML_BOOLEAN)
         return value
+
+    @model_validator(mode="after")
+    def _target_not_dropped(self) -> DataConfig:
+        if self.target in self.drop:
+            raise ValueError(
+                f"data.drop names the target column '{self.target}'; the target is never a "
+                "feature, so remove it from data.drop"
+            )
+        return self
 
 
 class ExpectationsConfig(_Strict):
@@ -234,9 +244,27 @@ def load_config(path: Path | str = CONFIG_FILE) -> Config:
     return config
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping (PyYAML keeps the last
+    silently, so a second ``gates:`` would replace the first unseen)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                continue  # the safe loader refuses it itself
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key '{key}' is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path) -> Any:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

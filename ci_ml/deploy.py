@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ci_ml import decide, rundir
 from ci_ml.config import Config, DeployConfig, TargetConfig
-from ci_ml.errors import BadInputError, CiMlError, ModelFileError, ServiceError
+from ci_ml.errors import BadInputError, CiMlError, GateBlocked, ModelFileError, ServiceError
 from ci_ml.modelio import sha256_file
 from ci_ml.records import GateReport, ModelCard, SmokeSample, read_optional, read_record
 from ci_ml.smoke import detail_of, smoke
@@ -66,7 +66,10 @@ def verify(project: Project, run_dir: Path, approvals: list[str]) -> tuple[GateR
             "(a GitHub Environment with required reviewers, or --approved-by)."
         )
     if verdict not in ("pass", "inconclusive"):
-        raise BadInputError(f"the verdict is {verdict}; only a passing candidate deploys.")
+        raise GateBlocked(  # exit 1, as at the gate: the gates blocked this candidate
+            f"the verdict is {verdict} ({'; '.join(gate_report.reasons) or 'see the report'}); "
+            "only a passing candidate deploys."
+        )
     return gate_report, card
 
 
@@ -197,6 +200,7 @@ def deploy_run(
     """
     config = project.config
     gate_report, card = verify(project, run_dir, approvals)
+    sample = read_optional(run_dir, rundir.SMOKE, SmokeSample)  # a damaged one: before promoting
     version = _registered(registry, card.digest, register)
     expected = gate_report.baseline.version if gate_report.baseline else None
     record = {
@@ -208,7 +212,6 @@ def deploy_run(
     }
     event = registry.promote(version, expected, by=by, record=record)
     deployment = Deployment(version, event.previous, [f"promoted {version} (event #{event.seq})"])
-    sample = read_optional(run_dir, rundir.SMOKE, SmokeSample)
     try:
         deployment.steps += go_live(config, version, card.digest, sample)
     except CiMlError as exc:

@@ -18,7 +18,7 @@ from typing import Any
 from ci_ml import gates, quality, rundir, training
 from ci_ml.config import CONFIG_FILE, Config, load_config
 from ci_ml.data import Dataset, data_version, load_dataset
-from ci_ml.errors import ConfigError, ModelFileError, RunDirError
+from ci_ml.errors import BadInputError, ConfigError, MissingExtra, ModelFileError, RunDirError
 from ci_ml.export.convert import SUPPORTED_ESTIMATORS, require_onnx
 from ci_ml.modelio import load_model, sha256_file
 from ci_ml.records import ModelCard, PullRecord, read_record
@@ -75,10 +75,17 @@ def check_project(project: Project) -> None:
     """What ``ci-ml config check`` checks beyond the file's schema: everything that can be
     checked without the data. The metrics and gates (for ``data.task`` when it is set), the
     estimator (importable, a model, of the task, taking its params), the expectation suite,
-    and that an ONNX export can convert the estimator. Raises ConfigError or MissingExtra."""
+    and that an ONNX export can convert the estimator, and the registry URL. Raises
+    ConfigError, BadInputError or MissingExtra."""
     config = project.config
     source = _shown(project.config_path)
     gates.check_gate_metrics(config, config.data.task, source)
+    try:
+        project.registry()  # the URL's scheme and its backend's extra; nothing is opened yet
+    except MissingExtra:
+        raise
+    except BadInputError as exc:
+        raise ConfigError(f"{source}: field 'registry.url': {exc}") from None
     estimator = None
     if config.model.estimator is not None:
         try:

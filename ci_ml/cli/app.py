@@ -8,9 +8,15 @@ names them, and :func:`build` registers each under the one error decorator
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+
+try:  # the click that typer parses with: its own copy in recent typer, else click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - typer before it vendored click
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from ci_ml.cli import deploy, export, github, monitor, registry, serve, steps
 from ci_ml.cli.common import command, show_tracebacks
@@ -72,7 +78,46 @@ def main_options(
     show_tracebacks(traceback)
 
 
-def _typer(help_text: str, name: str | None = None) -> typer.Typer:
+class OneLineUsageError(click_errors.UsageError):
+    """A flag or argument click refuses, said like every other error: one line on stderr."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        text = self.format_message().strip()
+        if self.ctx is not None:
+            see = f"see '{self.ctx.command_path} --help'"
+            text = (
+                f"{text} {see.capitalize()}."
+                if text.endswith("?")
+                else f"{text.rstrip('.')}; {see}."
+            )
+        typer.echo(f"ci-ml: {text}", file=file, err=True)
+
+
+def _one_line(exc: click_errors.UsageError) -> click_errors.UsageError:
+    if isinstance(exc, (OneLineUsageError, click_errors.NoArgsIsHelpError)):
+        return exc  # already one line, or the help that a bare group shows
+    found = OneLineUsageError(exc.format_message(), exc.ctx)
+    found.exit_code = exc.exit_code
+    return found
+
+
+class Root(TyperGroup):
+    """The top-level group: usage errors of every command it parses become one line."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click_errors.UsageError as exc:
+            raise _one_line(exc) from None
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click_errors.UsageError as exc:
+            raise _one_line(exc) from None
+
+
+def _typer(help_text: str, name: str | None = None, **extra: Any) -> typer.Typer:
     return typer.Typer(
         name=name,
         help=help_text,
@@ -80,12 +125,13 @@ def _typer(help_text: str, name: str | None = None) -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
+        **extra,
     )
 
 
 def build() -> typer.Typer:
     """The ``ci-ml`` app with every command of :data:`COMMANDS`."""
-    root = _typer(GROUPS[""], name="ci-ml")
+    root = _typer(GROUPS[""], name="ci-ml", cls=Root)
     root.callback()(main_options)
     groups = {"": root}
     for name, help_text in GROUPS.items():

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,8 +28,16 @@ if TYPE_CHECKING:
 
 
 def _step(
-    name: str, config: Path, run_dir: Path | None, as_json: bool, *, new: bool = False
-) -> Any:
+    name: str,
+    config: Path,
+    run_dir: Path | None,
+    as_json: bool,
+    *,
+    new: bool = False,
+    passed: Callable[[Any], bool] = lambda record: True,
+) -> tuple[Any, Path]:
+    """Run one step; "done" is said only when ``passed(record)`` (a blocked step says why
+    in the one line of its error instead)."""
     from ci_ml import api
 
     found = project(config)
@@ -38,9 +47,9 @@ def _step(
         record = func(found, directory)
     if as_json:
         print_json(record)
-    else:
+    elif passed(record):
         err(f"{name}: done — {directory}")
-    return record
+    return record, directory
 
 
 def config_check(config: ConfigOpt = Path("ci-ml.yaml")) -> None:
@@ -68,9 +77,18 @@ def validate(
     config: ConfigOpt = Path("ci-ml.yaml"), run_dir: RunDirOpt = None, json_: JsonOpt = False
 ) -> None:
     """Run the data gates: built-in checks and the Great Expectations suite."""
-    record = _step("validate", config, run_dir, json_)
+    record, directory = _step(
+        "validate", config, run_dir, json_, passed=lambda found: found.success
+    )
     if not record.success:
-        raise GateBlocked(f"data gates failed: {', '.join(record.blocking)}.")
+        failed = [
+            f"{c.name} ({c.column})" if c.column else c.name
+            for c in record.checks
+            if not c.success and c.severity == "critical"
+        ]
+        raise GateBlocked(
+            f"data gates failed: {', '.join(failed)}; see {directory / 'data-report.json'}."
+        )
 
 
 def train(
@@ -91,7 +109,7 @@ def gate(
     config: ConfigOpt = Path("ci-ml.yaml"), run_dir: RunDirOpt = None, json_: JsonOpt = False
 ) -> None:
     """Apply the gates and write the decision record gate-report.json (exit 1 if blocked)."""
-    record = _step("gate", config, run_dir, json_)
+    record, _ = _step("gate", config, run_dir, json_, passed=lambda found: found.verdict != "fail")
     _raise_unless_pass(record)
 
 
@@ -202,8 +220,10 @@ def run(
 ) -> None:
     """Run every step: pull, validate, train, evaluate, gate, report, register."""
     from ci_ml import api
+    from ci_ml.project import check_project
 
     found = project(config)
+    check_project(found)  # a config that 'config check' refuses starts no run
     directory = found.run_dir(run_dir, new=True)
     clock = {"t": time.perf_counter()}
 

@@ -99,6 +99,11 @@ def load_recent(root: Path, sources: Sources) -> Recent:
             "give the recent data with exactly one of --recent PATH (a file or folder, "
             "usually DVC-tracked) and --requests DIR (the ci-ml serve request log)."
         )
+    if sources.since is not None and sources.requests is None:
+        raise BadInputError(
+            f"--since {sources.since} picks requests of the request log; use it with "
+            "--requests DIR, or give --recent only the rows to check."
+        )
     if sources.requests is not None:
         folder = sources.requests if sources.requests.is_absolute() else root / sources.requests
         return read_requests(folder, parse_since(sources.since))
@@ -303,14 +308,17 @@ def run(
 ) -> MonitorReport:
     """Load everything, check, and write monitor-report.json and .md into ``out_dir``."""
     settings = settings or MonitorSettings()
-    out_dir.mkdir(parents=True, exist_ok=True)
     reference = None
     if sources.reference is not None:
         reference = (
             sources.reference if sources.reference.is_absolute() else root / sources.reference
         )
     recent = load_recent(root, sources)  # first: bad input fails before the model loads
-    labelled = read_recent(root, sources.labels, pull=sources.pull) if sources.labels else None
+    labelled = (
+        read_recent(root, sources.labels, pull=sources.pull, flag="--labels")
+        if sources.labels
+        else None
+    )
     production = load_production(registry, out_dir, trusted, reference)
     record = check(production, recent, settings, labelled, sources.target)
     write_record(out_dir, MONITOR_REPORT, record)

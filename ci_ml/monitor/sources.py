@@ -67,7 +67,7 @@ class Recent:
 # ------------------------------------------------------------------ files and folders
 
 
-def read_recent(root: Path, path: Path, *, pull: bool = True) -> Recent:
+def read_recent(root: Path, path: Path, *, pull: bool = True, flag: str = "--recent") -> Recent:
     """Rows of a CSV/Parquet file or folder; DVC-pulled first when a .dvc file tracks it."""
     import pandas as pd
 
@@ -75,6 +75,11 @@ def read_recent(root: Path, path: Path, *, pull: bool = True) -> Recent:
     tracked = _dvc_file(root, full)
     if pull and tracked is not None:
         dvc_pull(root, [str(tracked)])
+    if not full.exists():
+        raise DataError(
+            f"{flag} {path}: no such file or folder; give {flag} a CSV/Parquet file or a "
+            "folder of them."
+        )
     if full.is_dir():
         files = sorted(p for p in full.rglob("*") if p.suffix.lower() in READERS and p.is_file())
         if not files:
@@ -280,14 +285,16 @@ class Production:
 def load_production(
     registry: Registry, dest: Path, trusted: Sequence[str] = (), reference: Path | None = None
 ) -> Production:
-    """The production version, fetched into ``dest/baseline`` and loaded."""
+    """The production version, fetched into ``dest/baseline`` and loaded (``dest`` is made
+    only when there is a production version to fetch)."""
     if reference is not None and not reference.is_file():
         raise DataError(
             f"--reference {reference}: no such file; give the production model's training "
             "rows as a CSV or Parquet file, or leave --reference out to use the version's "
             f"{REFERENCE}."
         )
-    dest.mkdir(parents=True, exist_ok=True)
+    if registry.get_production() is not None:
+        dest.mkdir(parents=True, exist_ok=True)
     baseline = fetch_production(registry, dest, list(trusted))
     if baseline is None:
         raise BadInputError(

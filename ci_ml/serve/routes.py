@@ -1,8 +1,9 @@
 """The HTTP side of ``ci-ml serve``: routes, error answers, request ids, the middleware.
 
 Every error answer is ``{"detail": "<one sentence>"}`` with its status: 400 (not JSON),
-401/403 (admin token), 404 (admin disabled), 409/422 (reload refused), 413 (too big),
-415 (not JSON content), 422 (rows that do not fit the schema), 503 (no model).
+401/403 (admin token), 404 (no such route, or admin disabled), 405 (wrong method), 409/422
+(reload refused), 413 (too big), 415 (not JSON content), 422 (rows that do not fit the
+schema), 503 (no model).
 
 Every answer carries a request id in its ``X-Request-ID`` header (:func:`request_id`: the
 client's own ``X-Request-ID`` when it is a sane token, else a new random one); the answers
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from ci_ml import __version__
@@ -104,6 +106,29 @@ def add_routes(app: FastAPI, service: Service) -> None:
     _add_status(app, service)
     if service.settings.admin_token:
         _add_admin(app, service, service.settings.admin_token)
+    _add_route_errors(app)
+
+
+ROUTES = "POST /predict, GET /health, /health/live, /version, /metrics (see /docs)"
+
+
+def _add_route_errors(app: FastAPI) -> None:
+    """An unknown route or method says which, and what the service answers (not Starlette's
+    bare "Not Found")."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def route_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        where = f"{request.method} {request.url.path}"
+        detail = exc.detail
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = (
+                f"no route {where}: admin routes are off (set CI_ML_ADMIN_TOKEN to enable them)"
+                if request.url.path.startswith("/admin/")
+                else f"no route {where}; the service answers {ROUTES}"
+            )
+        elif exc.status_code == 405 and detail == "Method Not Allowed":
+            detail = f"{request.url.path} does not answer the method {request.method}; see /docs"
+        return JSONResponse({"detail": detail}, exc.status_code, headers=exc.headers)
 
 
 def _add_predict(app: FastAPI, service: Service) -> None:

@@ -350,7 +350,7 @@ def test_cli_drifting_exits_1_and_says_so_in_json(example, tmp_path):
     ("args", "problem"),
     [
         (["--recent", "a.csv", "--requests", "log"], "exactly one of --recent"),
-        (["--recent", "missing.csv"], "missing.csv does not exist"),
+        (["--recent", "missing.csv"], "--recent missing.csv: no such file or folder"),
         (["--recent", "a.csv", "--reference", "nope.csv"], "nope.csv: no such file"),
     ],
 )
