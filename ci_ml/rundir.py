@@ -99,11 +99,6 @@ def read_json(run_dir: Path, name: str) -> Any:
         raise RunDirError(f"{path} is not valid JSON ({exc}); run its step again.") from None
 
 
-def read_optional(run_dir: Path, name: str) -> Any:
-    """A run file that an earlier step may not have written: its content, or None."""
-    return read_json(run_dir, name) if (run_dir / name).is_file() else None
-
-
 def write_json(run_dir: Path, name: str, data: Any) -> Path:
     """Write a run file atomically."""
     text = json.dumps(data, indent=2, sort_keys=False, default=str, allow_nan=False) + "\n"
