@@ -97,7 +97,8 @@ def dvc_pull(root: Path, targets: list[str]) -> None:
     logging.disable(logging.WARNING)  # DVC's warnings repeat what its error says
     try:
         with Repo(str(root)) as repo:
-            repo.pull(targets=targets or None)
+            # DVC reads a relative target from the current directory; ours are the project's
+            repo.pull(targets=[str(root / target) for target in targets] or None)
     except DvcException as exc:
         raise ServiceError(_explain_dvc(exc, targets)) from None
     except ImportError as exc:  # DVC's plugin for the remote's storage is not installed

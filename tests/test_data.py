@@ -19,6 +19,7 @@ from ci_ml.config import DataConfig, HoldoutConfig
 from ci_ml.data import (
     Dataset,
     data_version,
+    dvc_pull,
     find_dvc_file,
     infer_task,
     load_dataset,
@@ -27,6 +28,7 @@ from ci_ml.data import (
 from ci_ml.data import _prepared as prepared
 from ci_ml.errors import DataError
 from ci_ml.project import open_project
+from tests.conftest import make_example_repo
 
 
 def labelled_frame(n: int = 1000, positive_share: float = 0.1, seed: int = 0) -> pd.DataFrame:
@@ -496,3 +498,14 @@ def test_one_run_reads_and_splits_the_data_once(
 
     assert results["gate"].verdict == "pass"
     assert len(loads) == 1  # validate, train and evaluate share it
+
+
+def test_pull_finds_the_dvc_files_from_the_project_root_not_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `ci-ml pull --config examples/hpc/ci-ml.yaml` from the repo root: DVC reads a relative
+    # target from the current directory, where 'data.dvc' is another project's file (or none)
+    repo = make_example_repo(tmp_path / "repo")
+    monkeypatch.chdir(tmp_path)
+    dvc_pull(repo, ["data.dvc"])
+    assert (repo / "data" / "credit_data.csv").is_file()
