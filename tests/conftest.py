@@ -33,10 +33,11 @@ def git(cwd: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-def make_example_repo(dest: Path) -> Path:
-    """Copy the example project's tracked files into ``dest`` as a fresh git repo."""
+def make_example_repo(dest: Path, files: list[str] = EXAMPLE_FILES) -> Path:
+    """Copy the example project's tracked files (or ``files`` of this repo) into ``dest`` as a
+    fresh git repo."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in EXAMPLE_FILES:
+    for name in files:
         source = REPO / name
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
