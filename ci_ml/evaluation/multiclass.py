@@ -34,15 +34,7 @@ from scipy import stats as sps
 
 from ci_ml.errors import ConfigError
 from ci_ml.evaluation.metrics import FloatArray, Needs, _ratio
-from ci_ml.evaluation.ovr import (
-    AucAverage,
-    IntArray,
-    auc_weights,
-    ovr_aucs,
-    ovr_classes,
-    ovr_components,
-    ovr_variance,
-)
+from ci_ml.evaluation.ovr import AucAverage, IntArray, ovr_averages
 from ci_ml.evaluation.stats import PAIRED_T, Comparison, _check_confidence, _percentile_interval
 
 Family = Literal["confusion", "loss", "auc"]
@@ -287,9 +279,7 @@ def evaluate_multiclass(
     k = len(classes)
     conf = confusion_matrix(indices, p.argmax(axis=1), k).astype(np.float64)
     averages = {s.name: _average(s) for s in specs if s.family == "auc"}
-    needed = [c for average in averages.values() for c in ovr_classes(average, k)]
-    comps = {c: m[0] for c, m in ovr_components(indices, [p], classes, needed).items()}
-    aucs = ovr_aucs(indices, comps, k)
+    aucs = ovr_averages(indices, [p], classes, averages.values()) if averages else {}
     out = {}
     for spec in specs:
         if spec.formula is not None:
@@ -297,7 +287,7 @@ def evaluate_multiclass(
         elif spec.loss is not None:
             out[spec.name] = float(spec.loss(indices, p).mean())
         else:
-            out[spec.name] = float(auc_weights(averages[spec.name], indices, k) @ aucs)
+            out[spec.name] = aucs[averages[spec.name]].values[0]
     return out
 
 
@@ -421,22 +411,16 @@ def _compare_losses(specs: list[MulticlassSpec], inp: _Inputs) -> dict[str, Comp
 
 
 def _compare_aucs(specs: list[MulticlassSpec], inp: _Inputs) -> dict[str, Comparison]:
-    k, z = len(inp.classes), float(sps.norm.ppf(0.5 + inp.confidence / 2))
+    z = float(sps.norm.ppf(0.5 + inp.confidence / 2))
     averages = [_average(s) for s in specs]
-    needed = [c for average in averages for c in ovr_classes(average, k)]
-    comps = ovr_components(inp.y, [inp.cand, inp.prod], inp.classes, needed, min_rows=2)
-    aucs_a = ovr_aucs(inp.y, {c: m[0] for c, m in comps.items()}, k)
-    aucs_b = ovr_aucs(inp.y, {c: m[1] for c, m in comps.items()}, k)
+    found = ovr_averages(inp.y, [inp.cand, inp.prod], inp.classes, averages, min_rows=2)
     out = {}
     for spec, average in zip(specs, averages, strict=True):
-        w = auc_weights(average, inp.y, k)
-        diffs = {c: comps[c][0] - comps[c][1] for c in ovr_classes(average, k)}
-        se = float(np.sqrt(ovr_variance(inp.y, diffs, w, average == "weighted")))
-        value_a, value_b = float(w @ aucs_a), float(w @ aucs_b)
-        delta = value_a - value_b
+        values, se = found[average].values, float(np.sqrt(found[average].variance))
+        delta = values[0] - values[1]
         interval = (delta - z * se, delta + z * se)
         method = ONE_CLASS_METHOD if isinstance(average, int) else OVR_METHOD
-        out[spec.name] = _result(spec, inp, (value_a, value_b), interval, method)
+        out[spec.name] = _result(spec, inp, (values[0], values[1]), interval, method)
     return out
 
 

@@ -38,14 +38,7 @@ from ci_ml.evaluation.metrics import (
     model_inputs,
 )
 from ci_ml.evaluation.multiclass import MulticlassSpec, confusion_matrix
-from ci_ml.evaluation.ovr import (
-    IntArray,
-    auc_weights,
-    ovr_aucs,
-    ovr_classes,
-    ovr_components,
-    ovr_variance,
-)
+from ci_ml.evaluation.ovr import IntArray, ovr_averages
 from ci_ml.evaluation.stats import resampled_sums
 
 Spread = Literal["normal", "t", "bootstrap"]
@@ -127,12 +120,8 @@ def estimate_multiclass(
         loss = spec.loss(y, proba)
         return Estimate(float(loss.mean()), loss.size, "t", float(loss.var(ddof=1)) / loss.size)
     assert spec.auc is not None
-    weights = auc_weights(spec.auc, y, k)
-    needed = ovr_classes(spec.auc, k)
-    comps = {c: m[0] for c, m in ovr_components(y, [proba], classes, needed).items()}
-    value = float(weights @ ovr_aucs(y, comps, k))
-    variance = ovr_variance(y, comps, weights, spec.auc == "weighted")
-    return Estimate(value, y.size, "normal", variance)
+    found = ovr_averages(y, [proba], classes, [spec.auc])[spec.auc]
+    return Estimate(found.values[0], y.size, "normal", found.variance)
 
 
 def _auc(y: FloatArray, p: FloatArray) -> Estimate:
