@@ -18,7 +18,9 @@ method of their paired interval:
                                                    values, normal interval
 
 ``roc_auc`` means ``roc_auc_ovr``; plain ``f1``, ``precision`` and ``recall`` are refused
-(which average?). Formulas: docs/statistics.md, "Multiclass".
+(which average?). For the report: :func:`churn_multiclass` and :func:`confusion_matrices`.
+The AUC averages and their variance live in :mod:`ci_ml.evaluation.ovr`. Formulas:
+docs/statistics.md, "Multiclass".
 """
 
 from __future__ import annotations
@@ -244,8 +246,8 @@ def check_proba(name: str, proba: ArrayLike, n: int | None, k: int) -> FloatArra
     rows = array.shape[0] if array.ndim == 2 else 0
     if array.ndim != 2 or array.shape[1] != k or rows == 0 or rows != (n or rows):
         raise ValueError(
-            f"{name} must have shape (n, K) = ({n or 'n'}, {k}), a row per row of y and a column "
-            f"per class; got {array.shape}."
+            f"{name} must have shape (n, K) = ({n or 'n'}, {k}), one column per class; "
+            f"got {array.shape}."
         )
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} holds NaN or infinite values; drop or impute them first.")
@@ -357,12 +359,13 @@ def joint_count_deltas(
     n = int(cells.sum())
     truth, label_a, label_b = filled // (k * k), filled // k % k, filled % k
     to_a, to_b = (_one_hot(truth * k + label, k * k) for label in (label_a, label_b))
+    shares = cells[filled] / n
     rng = np.random.default_rng(seed)
     chunk = max(1, min(resamples, MAX_DRAWN_CELLS // max(filled.size, k * k)))
     deltas = np.empty((len(formulas), resamples))
     for start in range(0, resamples, chunk):
         size = min(chunk, resamples - start)
-        draws = rng.multinomial(n, cells[filled] / n, size=size)
+        draws = rng.multinomial(n, shares, size=size)
         conf_a, conf_b = ((draws @ m).reshape(size, k, k).astype(np.float64) for m in (to_a, to_b))
         for row, formula in zip(deltas, formulas, strict=True):
             row[start : start + size] = formula(conf_a) - formula(conf_b)
@@ -378,7 +381,7 @@ def _compare_confusion(specs: list[MulticlassSpec], inp: _Inputs) -> dict[str, C
     k = len(inp.classes)
     cells = joint_cells(inp.y, inp.cand.argmax(axis=1), inp.prod.argmax(axis=1), k)
     by_model = cells.reshape(k, k, k)
-    conf_a, conf_b = by_model.sum(axis=2).astype(np.float64), by_model.sum(axis=1).astype(float)
+    conf_a, conf_b = (by_model.sum(axis=axis).astype(np.float64) for axis in (2, 1))
     formulas = [s.formula for s in specs if s.formula is not None]
     deltas = joint_count_deltas(cells, k, formulas, inp.n_resamples, inp.seed)
     method = CONFUSION_METHOD.format(k=k, b=inp.n_resamples)
