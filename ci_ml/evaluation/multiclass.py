@@ -163,13 +163,28 @@ MULTICLASS_METRICS: dict[str, MulticlassSpec] = {
 }
 
 
+# every name allowed with 3+ classes, for error messages
+MULTICLASS_HINT = ", ".join([*MULTICLASS_METRICS, *(f"{m}[<class>]" for m in PER_CLASS_METRICS)])
+
+
+def is_per_class(name: str) -> bool:
+    """Whether ``name`` has the per-class form ``metric[<class>]`` (the class is not checked)."""
+    metric, bracket, rest = name.partition("[")
+    return bool(bracket) and rest.endswith("]") and metric in PER_CLASS_METRICS
+
+
+def is_multiclass_name(name: str) -> bool:
+    """Whether ``name`` is a multiclass metric for some classes: a fixed or per-class name."""
+    return name in MULTICLASS_METRICS or is_per_class(name)
+
+
 def multiclass_spec(name: str, classes: Sequence[str]) -> MulticlassSpec:
     """The metric called ``name`` for ``classes``; ConfigError for an unknown metric or class."""
     if name in MULTICLASS_METRICS:
         return MULTICLASS_METRICS[name]
     names = [str(c) for c in classes]
-    metric, bracket, rest = name.partition("[")
-    if bracket and rest.endswith("]") and metric in PER_CLASS_METRICS:
+    metric, _, rest = name.partition("[")
+    if is_per_class(name):
         if rest[:-1] not in names:
             raise ConfigError(
                 f"Unknown class {rest[:-1]!r} in metric {name!r}; classes: {', '.join(names)}."
@@ -183,10 +198,9 @@ def multiclass_spec(name: str, classes: Sequence[str]) -> MulticlassSpec:
             f"Metric {name!r} needs an average with {len(names)} classes; use {name}_macro, "
             f"{name}_micro, {name}_weighted or {name}[<class>] (classes: {', '.join(names)})."
         )
-    per_class = ", ".join(f"{m}[<class>]" for m in PER_CLASS_METRICS)
     raise ConfigError(
-        f"Unknown multiclass metric {name!r}; allowed: {', '.join(MULTICLASS_METRICS)}, "
-        f"{per_class} (classes: {', '.join(names)})."
+        f"Unknown multiclass metric {name!r}; allowed: {MULTICLASS_HINT} "
+        f"(classes: {', '.join(names)})."
     )
 
 
@@ -216,6 +230,14 @@ def check_classes(classes: Sequence[object]) -> list[str]:
 
 
 def check_multiclass(
+    y: ArrayLike, proba: ArrayLike, classes: Sequence[str]
+) -> tuple[IntArray, FloatArray]:
+    """Validate class indices and one model's (n, K) probabilities; return them as arrays."""
+    indices, (checked,) = _check_named(y, {"proba": proba}, classes)
+    return indices, checked
+
+
+def _check_named(
     y: ArrayLike, probas: Mapping[str, ArrayLike], classes: Sequence[str]
 ) -> tuple[IntArray, list[FloatArray]]:
     """Validate the class indices and each named (n, K) probability array; return them."""
@@ -267,9 +289,10 @@ def check_proba(name: str, proba: ArrayLike, n: int | None, k: int) -> FloatArra
 # ---------------------------------------------------------------- one model
 
 
-def confusion_matrix(y: IntArray, label: IntArray, k: int) -> NDArray[np.int64]:
-    """K×K counts, truth × label."""
-    return np.bincount(y * k + label, minlength=k * k).reshape(k, k)
+def confusion_matrix(y: ArrayLike, label: ArrayLike, k: int) -> NDArray[np.int64]:
+    """K×K counts, truth × label, of class indices 0..K-1."""
+    cells = np.asarray(y, dtype=np.intp) * k + np.asarray(label, dtype=np.intp)
+    return np.bincount(cells, minlength=k * k).reshape(k, k)
 
 
 def evaluate_multiclass(
@@ -277,7 +300,7 @@ def evaluate_multiclass(
 ) -> dict[str, float]:
     """Metric values of one model, keyed by metric name."""
     specs = resolve_multiclass(names, classes)
-    indices, (p,) = check_multiclass(y, {"proba": proba}, classes)
+    indices, p = check_multiclass(y, proba, classes)
     k = len(classes)
     conf = confusion_matrix(indices, p.argmax(axis=1), k).astype(np.float64)
     averages = {s.name: _average(s) for s in specs if s.family == "auc"}
@@ -305,9 +328,7 @@ def confusion_matrices(
     y: ArrayLike, cand_proba: ArrayLike, prod_proba: ArrayLike, classes: Sequence[str]
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """K×K confusion counts (truth × argmax label) of the candidate and of production."""
-    indices, probas = check_multiclass(
-        y, {"cand_proba": cand_proba, "prod_proba": prod_proba}, classes
-    )
+    indices, probas = _check_named(y, {"cand_proba": cand_proba, "prod_proba": prod_proba}, classes)
     k = len(classes)
     a, b = (confusion_matrix(indices, p.argmax(axis=1), k) for p in probas)
     return a, b
@@ -461,9 +482,7 @@ def compare_multiclass(
     _check_confidence(confidence)
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be at least 1; got {n_resamples}.")
-    y_idx, (a, b) = check_multiclass(
-        y, {"cand_proba": cand_proba, "prod_proba": prod_proba}, classes
-    )
+    y_idx, (a, b) = _check_named(y, {"cand_proba": cand_proba, "prod_proba": prod_proba}, classes)
     if y_idx.size < 2:
         raise ValueError("A comparison needs at least 2 rows.")
     inp = _Inputs(y_idx, a, b, check_classes(classes), confidence, n_resamples, seed)

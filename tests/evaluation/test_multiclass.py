@@ -15,10 +15,14 @@ from sklearn import metrics as skm
 from ci_ml.errors import ConfigError
 from ci_ml.evaluation import multiclass
 from ci_ml.evaluation.multiclass import (
+    MULTICLASS_HINT,
     MULTICLASS_METRICS,
+    check_multiclass,
     compare_multiclass,
     confusion_matrices,
     evaluate_multiclass,
+    is_multiclass_name,
+    is_per_class,
     multiclass_spec,
 )
 from ci_ml.evaluation.stats import delong_ci
@@ -353,6 +357,23 @@ def test_bad_metric_names_are_a_config_error(name: str, match: str) -> None:
         compare_multiclass([name], y, a, b, class_names(3))
     with pytest.raises(ConfigError, match=match):
         evaluate_multiclass([name], y, a, class_names(3))
+
+
+def test_names_without_classes() -> None:
+    """What config checks can tell before the classes are known."""
+    assert all(is_multiclass_name(n) for n in [*MULTICLASS_METRICS, "f1[anything]"])
+    assert not any(is_multiclass_name(n) for n in ["f1", "mae", "accuracy[a]", "roc_auc[a"])
+    assert is_per_class("roc_auc[cat]") and not is_per_class("roc_auc_ovr")
+    assert MULTICLASS_HINT.startswith("accuracy, balanced_accuracy, f1_macro")
+    assert MULTICLASS_HINT.endswith("f1[<class>], roc_auc[<class>]")
+
+
+def test_check_multiclass_returns_checked_arrays() -> None:
+    y, a = check_multiclass([0.0, 2.0, 1.0], np.eye(3).tolist(), ["a", "b", "c"])
+    assert y.dtype == np.intp and y.tolist() == [0, 2, 1]
+    assert a.dtype == np.float64 and a.shape == (3, 3)
+    with pytest.raises(ValueError, match="proba row 1 sums to 2"):
+        check_multiclass([0, 1], [[1, 0, 0], [1, 1, 0]], ["a", "b", "c"])
 
 
 def test_no_metric_is_a_config_error() -> None:

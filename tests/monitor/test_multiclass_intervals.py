@@ -33,7 +33,7 @@ def sample(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     y = rng.choice(4, size=n, p=[0.4, 0.3, 0.2, 0.1])
     logits = 1.2 * np.eye(4)[y] + rng.normal(size=(n, 4))
     proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    return check_multiclass(y, {"proba": proba}, CLASSES)[0], proba
+    return check_multiclass(y, proba, CLASSES)
 
 
 NAMES = [*MULTICLASS_METRICS, "recall[cat]", "precision[dog]", "f1[ant]", "roc_auc[bee]"]
