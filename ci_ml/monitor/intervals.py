@@ -9,6 +9,11 @@ model's gate) together with what the decay check needs of its noise:
     log_loss brier mae                        variance of the mean per-row loss
     rmse r2                                   row bootstrap (multinomial weights)
 
+:func:`estimate_multiclass` does the same for a multiclass metric
+(:mod:`ci_ml.evaluation.multiclass`): a bootstrap on the K×K confusion counts for the label
+metrics, the variance of the mean per-row loss for log_loss and brier, and the
+influence-function variance of the one-vs-rest AUCs (:mod:`ci_ml.evaluation.ovr`).
+
 :func:`interval` is the interval of one sample's value; :func:`difference` the interval of
 ``recent - gate`` for two independent samples, with both samples' noise: a normal interval
 on the summed DeLong variances, a Welch t interval on the per-row losses, or the
@@ -32,9 +37,12 @@ from ci_ml.evaluation.metrics import (
     labels,
     model_inputs,
 )
+from ci_ml.evaluation.multiclass import MulticlassSpec, confusion_matrix
+from ci_ml.evaluation.ovr import IntArray, ovr_averages
 from ci_ml.evaluation.stats import resampled_sums
 
 Spread = Literal["normal", "t", "bootstrap"]
+AnySpec = MetricSpec | MulticlassSpec
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,8 @@ TWO_SAMPLE = {
     "t": "Welch t interval on the per-row losses of both samples",
     "bootstrap": "independent {what} of both samples, percentile of the differences, B={b}",
 }
+OVR_ONE_SAMPLE = "influence-function variance of the one-vs-rest AUCs, normal interval"
+OVR_TWO_SAMPLE = "influence-function variances of both samples' one-vs-rest AUCs, normal interval"
 _BOOTSTRAPPED = {
     "confusion": ("bootstrap on confusion counts", "bootstraps on confusion counts"),
     "rows": ("row bootstrap (multinomial weights)", "row bootstraps (multinomial weights)"),
@@ -87,6 +97,31 @@ def estimate(
         return Estimate(float(loss.mean()), loss.size, "t", float(loss.var(ddof=1)) / loss.size)
     value = spec.function(y, model_inputs(spec, pred, threshold))
     return Estimate(value, y.size, "bootstrap", draws=_row_draws(spec, y, pred, resamples, seed))
+
+
+def estimate_multiclass(
+    spec: MulticlassSpec,
+    y: IntArray,
+    proba: FloatArray,
+    classes: list[str],
+    resamples: int,
+    seed: int,
+) -> Estimate:
+    """``spec`` on one sample (class indices and (n, K) probabilities, as checked by
+    :func:`ci_ml.evaluation.multiclass.check_multiclass`) with its noise."""
+    k = len(classes)
+    if spec.formula is not None:
+        cells = confusion_matrix(y, proba.argmax(axis=1), k).ravel()
+        draws = np.random.default_rng(seed).multinomial(y.size, cells / y.size, size=resamples)
+        value = float(spec.formula(cells.reshape(k, k).astype(np.float64)))
+        values = spec.formula(draws.reshape(resamples, k, k).astype(np.float64))
+        return Estimate(value, y.size, "bootstrap", draws=values)
+    if spec.loss is not None:
+        loss = spec.loss(y, proba)
+        return Estimate(float(loss.mean()), loss.size, "t", float(loss.var(ddof=1)) / loss.size)
+    assert spec.auc is not None
+    found = ovr_averages(y, [proba], classes, [spec.auc])[spec.auc]
+    return Estimate(found.values[0], y.size, "normal", found.variance)
 
 
 def _auc(y: FloatArray, p: FloatArray) -> Estimate:
@@ -135,12 +170,19 @@ def _percentile(values: FloatArray, confidence: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _what(spec: MetricSpec, two: bool) -> str:
-    pair = _BOOTSTRAPPED["confusion" if spec.name in CONFUSION_FORMULAS else "rows"]
+def _what(spec: AnySpec, two: bool) -> str:
+    pair = _BOOTSTRAPPED["confusion" if spec.needs == "label" else "rows"]
     return pair[1] if two else pair[0]
 
 
-def interval(spec: MetricSpec, found: Estimate, confidence: float) -> Interval:
+def _method(spec: AnySpec, spread: Spread, two: bool) -> str:
+    """The method of a normal or t interval (the bootstrap's names what was resampled)."""
+    if spread == "normal" and isinstance(spec, MulticlassSpec):
+        return OVR_TWO_SAMPLE if two else OVR_ONE_SAMPLE
+    return (TWO_SAMPLE if two else ONE_SAMPLE)[spread]
+
+
+def interval(spec: AnySpec, found: Estimate, confidence: float) -> Interval:
     """The interval of one sample's value at ``confidence``."""
     if found.spread == "bootstrap":
         assert found.draws is not None
@@ -152,10 +194,11 @@ def interval(spec: MetricSpec, found: Estimate, confidence: float) -> Interval:
     else:
         quantile = _z(confidence)
     half = quantile * float(np.sqrt(found.variance))
-    return Interval(found.value, found.value - half, found.value + half, ONE_SAMPLE[found.spread])
+    method = _method(spec, found.spread, two=False)
+    return Interval(found.value, found.value - half, found.value + half, method)
 
 
-def difference(spec: MetricSpec, recent: Estimate, gate: Estimate, confidence: float) -> Interval:
+def difference(spec: AnySpec, recent: Estimate, gate: Estimate, confidence: float) -> Interval:
     """The interval of ``recent - gate`` (two independent samples) at ``confidence``."""
     delta = recent.value - gate.value
     if recent.spread == "bootstrap":
@@ -169,7 +212,7 @@ def difference(spec: MetricSpec, recent: Estimate, gate: Estimate, confidence: f
     else:
         quantile = _z(confidence)
     half = quantile * float(np.sqrt(variance))
-    return Interval(delta, delta - half, delta + half, TWO_SAMPLE[recent.spread])
+    return Interval(delta, delta - half, delta + half, _method(spec, recent.spread, two=True))
 
 
 def _welch_df(a: Estimate, b: Estimate) -> float:
