@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +119,47 @@ def run_cli(
         env={**os.environ, **(env or {})},
         check=False,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(registry: Path, cwd: Path, log: Path, admin_token: str) -> Iterator[str]:
+    """``ci-ml serve`` on ``registry`` on a free loopback port (one thread, the reload
+    endpoint enabled by ``admin_token``); yields its URL once it answers, stops it after."""
+    import requests
+
+    port = free_port()
+    options = ["--registry", str(registry), "--port", str(port), "--threads", "1"]
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ci_ml", "serve", *options],
+            cwd=cwd,
+            env={**os.environ, "CI_ML_ADMIN_TOKEN": admin_token},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/health/live", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"ci-ml serve did not start: {log.read_text()}")
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 from tests.github_api.fixtures import *  # noqa: E402, F403  (the local GitHub API server)

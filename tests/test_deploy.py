@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,17 +16,11 @@ from ci_ml import api
 from ci_ml.github.client import GitHubClient
 from ci_ml.project import open_project
 from ci_ml.registry import open_registry
-from tests.conftest import run_cli
+from tests.conftest import run_cli, serving
 from tests.github_api.server import GitHubAPIServer
 
 pytestmark = pytest.mark.slow
 TOKEN = "deploy-test-admin-token"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -61,42 +50,8 @@ def project(two_runs: Path, tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture
 def service(project: Path, tmp_path: Path) -> Iterator[str]:
     """`ci-ml serve` on the project's registry, with the reload endpoint enabled."""
-    port = free_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as sink:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ci_ml",
-                "serve",
-                "--registry",
-                str(project / ".ci-ml/registry"),
-                "--port",
-                str(port),
-                "--threads",
-                "1",
-            ],
-            cwd=project,
-            env={**os.environ, "CI_ML_ADMIN_TOKEN": TOKEN},
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/health/live", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        proc.wait()
-        pytest.fail(f"ci-ml serve did not start: {log.read_text()}")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    with serving(project / ".ci-ml/registry", project, tmp_path / "serve.log", TOKEN) as url:
+        yield url
 
 
 def configure_deploy(project: Path, service: str, **extra: Any) -> None:
