@@ -108,6 +108,7 @@ def train(project: Project, run_dir: Path) -> ModelCard:
             f"not training — see {run_dir / rundir.DATA_REPORT}."
         )
     dataset, version = load_data(project, run_dir)
+    project.check_metrics(dataset.task, dataset.classes)  # before fitting: the names it needs
     model_cfg = project.config.model
     model_path = run_dir / rundir.MODEL
     if model_cfg.command:
@@ -132,7 +133,7 @@ def evaluate(project: Project, run_dir: Path) -> Evaluation:
     config = project.config
     model, card = load_candidate(project, run_dir)
     dataset, version = load_data(project, run_dir)
-    gates.check_gate_metrics(config, dataset.task)
+    project.check_metrics(dataset.task, dataset.classes)
     try:
         baseline = fetch_production(project.registry(), run_dir, config.model.trusted_types)
     except CredentialsMissing as exc:
@@ -141,7 +142,7 @@ def evaluate(project: Project, run_dir: Path) -> Evaluation:
     write_record(run_dir, rundir.SMOKE, found.smoke)
     write_reference(dataset, run_dir)
     write_training_ids(dataset, run_dir)
-    write_holdout_predictions(found.holdout, run_dir)
+    write_holdout_predictions(found.holdout, run_dir, dataset.classes)
     rundir.write_json(run_dir, rundir.METRICS, found.metrics)
     write_record(run_dir, rundir.EVALUATION, found.evaluation)
     return found.evaluation
@@ -316,16 +317,24 @@ def write_training_ids(dataset: Dataset, run_dir: Path) -> Path:
     return path
 
 
-def write_holdout_predictions(holdout: Predictions, run_dir: Path) -> Path:
+def write_holdout_predictions(
+    holdout: Predictions, run_dir: Path, classes: tuple[str, ...] = ()
+) -> Path:
     """The candidate's truth and score on its holdout rows (a seeded sample of at most
-    200,000): the monitor's reference for prediction drift and decay, rows it never fit."""
+    200,000): the monitor's reference for prediction drift and decay, rows it never fit.
+    A multiclass model's file has ``truth`` (the class's place in ``classes``) and one
+    column ``score[<class>]`` per class."""
     import numpy as np
     import pandas as pd
 
-    rows = np.arange(holdout.score.size)
+    rows = np.arange(holdout.y_true.size)
     if rows.size > REFERENCE_ROWS:
         rows = np.sort(np.random.default_rng(0).choice(rows, REFERENCE_ROWS, replace=False))
-    frame = pd.DataFrame({"truth": holdout.y_true[rows], "score": holdout.score[rows]})
+    if holdout.score.ndim == 2:
+        scores = {f"score[{c}]": holdout.score[rows, k] for k, c in enumerate(classes)}
+        frame = pd.DataFrame({"truth": holdout.y_true[rows], **scores})
+    else:
+        frame = pd.DataFrame({"truth": holdout.y_true[rows], "score": holdout.score[rows]})
     path = run_dir / rundir.HOLDOUT_PREDICTIONS
     with rundir.atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)

@@ -5,7 +5,22 @@ from __future__ import annotations
 from ci_ml.records import Evaluation
 
 # metrics on a 0..1 scale share one chart; others (log_loss, latency) would squash it
-UNIT_SCALE = ("roc_auc", "accuracy", "f1", "precision", "recall", "balanced_accuracy", "r2")
+UNIT_SCALE = (
+    "roc_auc",
+    "roc_auc_ovr",
+    "roc_auc_ovr_weighted",
+    "accuracy",
+    "balanced_accuracy",
+    "f1",
+    "f1_macro",
+    "f1_micro",
+    "f1_weighted",
+    "precision",
+    "precision_macro",
+    "recall",
+    "recall_macro",
+    "r2",
+)
 
 
 def metrics_chart(evaluation: Evaluation) -> list[str]:
@@ -33,3 +48,33 @@ def metrics_chart(evaluation: Evaluation) -> list[str]:
         lines.append("    line [" + ", ".join(f"{v:.4f}" for v in production) + "]")
     lines.append("```")
     return lines
+
+
+def per_class_chart(evaluation: Evaluation) -> list[str]:
+    """Multiclass: recall of every class, candidate as bars and production as a line."""
+    entries = evaluation.per_class or []
+    if not entries:
+        return []
+    both = all(e.production is not None for e in entries)
+    title = (
+        "recall per class: candidate (bars) vs production (line)" if both else "recall per class"
+    )
+    lines = [
+        "```mermaid",
+        "xychart-beta",
+        f'    title "{title}"',
+        "    x-axis [" + ", ".join(_label(e.label) for e in entries) + "]",
+        '    y-axis "recall" 0 --> 1',
+        "    bar [" + ", ".join(f"{e.candidate.recall:.4f}" for e in entries) + "]",
+    ]
+    if both:
+        shown = [e.production.recall for e in entries if e.production is not None]
+        lines.append("    line [" + ", ".join(f"{v:.4f}" for v in shown) + "]")
+    lines.append("```")
+    return lines
+
+
+def _label(text: str) -> str:
+    """A class name as a quoted Mermaid axis label (quotes and brackets taken out)."""
+    cleaned = "".join(c for c in text if c not in '"[]')
+    return f'"{cleaned[:24]}"'

@@ -39,6 +39,7 @@ class HoldoutConfig(_Strict):
     fraction: float = Field(0.2, gt=0, lt=1)
     seed: int = 42
     file: str | None = None
+    min_class_count: int = Field(10, ge=1)  # holdout rows each class needs (classification)
 
 
 class DataConfig(_Strict):

@@ -42,7 +42,10 @@ class Dataset:
     """Train and holdout rows of one data version, ready for the steps.
 
     ``identity`` names the columns the rows' identities (``train_ids``, ``holdout_ids``:
-    one 64-bit hash per row, see :func:`row_ids`) are made of.
+    one 64-bit hash per row, see :func:`row_ids`) are made of. ``classes`` (classification)
+    holds every label of the target as text, in the fixed order the models' probability
+    columns take (sorted as scikit-learn sorts its ``classes_``); ``positive_class`` is set
+    for a binary target only.
     """
 
     train: pd.DataFrame
@@ -54,6 +57,12 @@ class Dataset:
     identity: tuple[str, ...] = ()
     train_ids: np.ndarray | None = None
     holdout_ids: np.ndarray | None = None
+    classes: tuple[str, ...] = ()
+
+    @property
+    def multiclass(self) -> bool:
+        """A classification target with three classes or more."""
+        return self.task == "classification" and len(self.classes) > 2
 
     def x(self, part: str) -> pd.DataFrame:
         return getattr(self, part)[self.features]
@@ -282,7 +291,7 @@ def load_dataset(root: Path, config: DataConfig, identity: list[str] | None = No
     frame = _prepared(read_table(root / config.path), config, root / config.path)
     task = config.task or infer_task(frame[config.target])
     features = [c for c in frame.columns if c != config.target and c not in config.drop]
-    positive = _positive_class(frame[config.target], config, task)
+    positive, classes = _classes(frame[config.target], config, task)
     columns = identity_columns(frame, config, identity)
     ids = row_ids(frame, columns)
     if config.holdout.file:
@@ -290,8 +299,20 @@ def load_dataset(root: Path, config: DataConfig, identity: list[str] | None = No
         holdout = _prepared(read_table(holdout_path), config, holdout_path)
         _same_columns(frame, holdout, holdout_path)
         holdout_ids = row_ids(holdout, columns)
+        # a class only the holdout file has is still a class: the data gates name it
+        both = frame[config.target].tolist() + holdout[config.target].tolist()
+        positive, classes = _classes(_series(both, config.target), config, task)
         return Dataset(
-            frame, holdout, config.target, task, features, positive, columns, ids, holdout_ids
+            frame,
+            holdout,
+            config.target,
+            task,
+            features,
+            positive,
+            columns,
+            ids,
+            holdout_ids,
+            classes,
         )
     train_idx, holdout_idx = split_rows(frame, ids, config.target, task, config.holdout)
     return Dataset(
@@ -304,6 +325,7 @@ def load_dataset(root: Path, config: DataConfig, identity: list[str] | None = No
         columns,
         ids[train_idx],
         ids[holdout_idx],
+        classes,
     )
 
 
@@ -400,29 +422,47 @@ def infer_task(target: pd.Series) -> Task:
     return "classification"
 
 
-def _positive_class(target: pd.Series, config: DataConfig, task: Task) -> Any:
+def _classes(target: pd.Series, config: DataConfig, task: Task) -> tuple[Any, tuple[str, ...]]:
+    """The positive class (binary targets only) and every class as text, in sorted order."""
+    import numpy as np
+
     if task != "classification":
-        return None
+        return None, ()
     counts = target.value_counts()
     if len(counts) < 2:
         raise DataError(
             f"target column '{config.target}' has a single class ({counts.index[0]!r}); "
             "a classifier needs at least two."
         )
+    classes = tuple(str(v) for v in np.unique(counts.index.to_numpy()))
     if len(counts) > 2:
-        raise DataError(
-            f"target column '{config.target}' has {len(counts)} classes; ci-ml supports "
-            "binary classification and regression (set data.task: regression if numeric)."
-        )
+        if config.positive_class is not None:
+            raise DataError(
+                f"data.positive_class {config.positive_class!r} is for a binary target, but "
+                f"'{config.target}' has {len(counts)} classes ({_listed(classes)}); remove "
+                "it: a multiclass model is judged on every class (see docs/multiclass.md)."
+            )
+        return None, classes
     if config.positive_class is None:
-        return counts.index[-1]  # the rarer class: what one usually wants to catch
+        return counts.index[-1], classes  # the rarer class: what one usually wants to catch
     labels = {str(v): v for v in counts.index}
     if str(config.positive_class) not in labels:
         raise DataError(
             f"data.positive_class {config.positive_class!r} is not a value of "
             f"'{config.target}' (found {sorted(labels)})."
         )
-    return labels[str(config.positive_class)]
+    return labels[str(config.positive_class)], classes
+
+
+def _series(values: list[Any], name: str) -> pd.Series:
+    import pandas as pd
+
+    return pd.Series(values, name=name).dropna()
+
+
+def _listed(classes: tuple[str, ...], most: int = 8) -> str:
+    shown = ", ".join(classes[:most])
+    return shown + (f", … ({len(classes) - most} more)" if len(classes) > most else "")
 
 
 # --- split -------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from typing import Any
 from ci_ml import gates, rundir
 from ci_ml.config import Config, gate_lines
 from ci_ml.errors import ConfigError, RunDirError
-from ci_ml.evaluation.metrics import METRICS
 from ci_ml.export.parity import parity_gate
 from ci_ml.gates import GateResult
 from ci_ml.modelio import sha256_file
@@ -46,7 +45,7 @@ def judge(project: Any, run_dir: Path) -> Judgement:
     evaluation = None
     if data_report.success or (run_dir / rundir.EVALUATION).is_file():
         evaluation = read_record(run_dir / rundir.EVALUATION, Evaluation)
-        gates.check_gate_metrics(project.config, evaluation.task)
+        project.check_metrics(evaluation.task, evaluation.classes or ())
         results += model_gates(project, evaluation)
         if project.config.export is not None:
             results.append(parity_gate_for(run_dir, evaluation))
@@ -113,7 +112,7 @@ def model_gates(project: Any, evaluation: Evaluation) -> list[GateResult]:
                 policy = config.comparison.fork_pull_request
             results.append(gates.policy_gate(gate_cfg, policy, baseline.problem, line))
             continue
-        higher = METRICS[gate_cfg.metric].higher_is_better
+        higher = gates.higher_is_better(gate_cfg.metric, evaluation.classes)
         found = evaluation.comparisons.get(gate_cfg.metric)
         results.append(gates.change_gate(gate_cfg, found, higher, line))
         if gate_cfg.slices:

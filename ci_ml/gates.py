@@ -7,12 +7,14 @@ unknown metric or a metric that was not computed is an error, never a pass.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ci_ml.config import CONFIG_FILE, Config, GateConfig
 from ci_ml.errors import ConfigError
 from ci_ml.evaluation.metrics import METRICS, OPERATIONAL
+from ci_ml.evaluation.multiclass import MULTICLASS_HINT, is_multiclass_name, multiclass_spec
 from ci_ml.records import Comparison, DataReport
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
@@ -33,12 +35,54 @@ class GateResult:
     short: str = ""
 
 
-def check_gate_metrics(config: Config, task: str | None, source: str = CONFIG_FILE) -> None:
+def check_gate_metrics(
+    config: Config, task: str | None, classes: Sequence[str] = (), source: str = CONFIG_FILE
+) -> None:
     """Refuse metrics and gates that cannot be computed for this task (fail closed).
 
-    ``task`` None (no ``data.task`` and no data yet): every name must be a known metric, and
-    all of them of one task. Messages name ``source`` (the config file) and the field.
+    ``classes``: the target's classes once the data is known; with three or more the names
+    are the multiclass metrics (per-class ones naming one of them). ``task`` None (no
+    ``data.task`` and no data yet): every name must be a known metric, and all of them of
+    one task; before the data, a classification name may be a binary or a multiclass one.
+    Messages name ``source`` (the config file) and the field.
     """
+    named = _named(config, source)
+    if len(classes) > 2:
+        for field, name in named:
+            try:
+                multiclass_spec(name, list(classes))
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: field '{field}': {exc}") from None
+        return
+    binary_only = task is not None and len(classes) == 2
+    kind = f"{task} metric" if task else "metric"
+    for field, name in named:
+        if name not in METRICS and (binary_only or not is_multiclass_name(name)):
+            raise ConfigError(
+                f"{source}: field '{field}': unknown {kind} {name!r}; "
+                f"allowed: {_allowed(task, field)}"
+                + ("" if binary_only else f"; for three classes or more: {MULTICLASS_HINT}")
+                + "."
+            )
+    known = [(field, name) for field, name in named if name in METRICS]
+    if not known:
+        return
+    # without a task, the first name decides it: the others must be of the same task
+    first_field, first = known[0]
+    wanted = task or METRICS[first].task
+    why = "the task is" if task else f"{first_field} ({first!r}) makes the task"
+    for field, name in named:
+        found = METRICS[name].task if name in METRICS else "classification"
+        if found != wanted:
+            raise ConfigError(
+                f"{source}: field '{field}': {name!r} is a {found} metric, but "
+                f"{why} {wanted}; allowed: {_allowed(wanted, field)}."
+            )
+
+
+def _named(config: Config, source: str) -> list[tuple[str, str]]:
+    """(field, metric) of every statistical metric the config names; operational ones
+    may only be bounded."""
     named = [(f"metrics.{i}", name) for i, name in enumerate(config.metrics)]
     for i, gate in enumerate(config.gates):
         field = f"gates.{i}.metric"
@@ -50,25 +94,7 @@ def check_gate_metrics(config: Config, task: str | None, source: str = CONFIG_FI
                 )
             continue
         named.append((field, gate.metric))
-    kind = f"{task} metric" if task else "metric"
-    for field, name in named:
-        if name not in METRICS:
-            raise ConfigError(
-                f"{source}: field '{field}': unknown {kind} {name!r}; "
-                f"allowed: {_allowed(task, field)}."
-            )
-    if not named:
-        return
-    # without a task, the first name decides it: the others must be of the same task
-    first_field, first = named[0]
-    wanted = task or METRICS[first].task
-    why = "the task is" if task else f"{first_field} ({first!r}) makes the task"
-    for field, name in named:
-        if METRICS[name].task != wanted:
-            raise ConfigError(
-                f"{source}: field '{field}': {name!r} is a {METRICS[name].task} metric, but "
-                f"{why} {wanted}; allowed: {_allowed(wanted, field)}."
-            )
+    return named
 
 
 def _allowed(task: str | None, field: str) -> str:
@@ -76,6 +102,13 @@ def _allowed(task: str | None, field: str) -> str:
     if field.startswith("gates."):
         names += list(OPERATIONAL)
     return ", ".join(names)
+
+
+def higher_is_better(metric: str, classes: Sequence[str] | None = None) -> bool:
+    """The direction of ``metric``: of a multiclass metric when there are 3+ classes."""
+    if classes is not None and len(classes) > 2:
+        return multiclass_spec(metric, list(classes)).higher_is_better
+    return METRICS[metric].higher_is_better
 
 
 def threshold_gate(gate: GateConfig, metrics: dict[str, Any], line: int | None) -> GateResult:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +46,11 @@ class Project:
             return open_registry(url, root=Path.cwd())
         return open_registry(self.config.registry.url, root=self.root)
 
+    def check_metrics(self, task: str, classes: Sequence[str] = ()) -> None:
+        """The metrics and gates can be computed for this task and these classes (the data's);
+        ConfigError naming the config file and the field otherwise."""
+        gates.check_gate_metrics(self.config, task, classes, source=_shown(self.config_path))
+
     def run_dir(self, given: Path | None, *, new: bool = False) -> Path:
         """The run directory a command works in: ``given``, else a new run (``new``: pull and
         run) or the latest one. Only a new run's directory is created; any other must exist,
@@ -79,7 +85,7 @@ def check_project(project: Project) -> None:
     ConfigError, BadInputError or MissingExtra."""
     config = project.config
     source = _shown(project.config_path)
-    gates.check_gate_metrics(config, config.data.task, source)
+    gates.check_gate_metrics(config, config.data.task, source=source)
     try:
         project.registry()  # the URL's scheme and its backend's extra; nothing is opened yet
     except MissingExtra:

@@ -58,6 +58,7 @@ def builtin_checks(dataset: Dataset, config: DataConfig) -> list[Check]:
         _target_valid(dataset),
         _train_classes(dataset),
         _holdout_classes(dataset),
+        _holdout_class_counts(dataset, config.holdout.min_class_count),
         _overlap(dataset, config.max_overlap_percent),
     ]
 
@@ -106,6 +107,28 @@ def _classes_on(dataset: Dataset, part: str, why: str) -> Check:
         observed=sorted(map(str, seen)),
         sample=missing,
         details=f"the {part} rows must contain every class {why}",
+    )
+
+
+def _holdout_class_counts(dataset: Dataset, minimum: int) -> Check:
+    """Every class has at least ``minimum`` holdout rows: fewer judge it on noise alone."""
+    name = "holdout_class_counts"
+    if dataset.task != "classification":
+        return Check(name, True, details="regression: not applicable")
+    counts = dataset.y("holdout").dropna().astype(str).value_counts()
+    every = {label: int(counts.get(label, 0)) for label in dataset.classes}
+    few = sorted((n, label) for label, n in every.items() if n < minimum)
+    return Check(
+        name,
+        not few,
+        column=dataset.target,
+        observed=every,
+        sample=[f"{label}: {n}" for n, label in few[:SAMPLE_SIZE]],
+        details=(
+            f"every class needs at least data.holdout.min_class_count ({minimum}) holdout rows "
+            "for its metrics to mean anything; add rows of the rare classes or a larger "
+            "data.holdout.fraction"
+        ),
     )
 
 

@@ -44,6 +44,8 @@ PR_FILE = "github-pr.json"  # publish leaves it for a fork's pull request
 MONITOR_REPORT = "monitor-report.json"  # the monitor writes it into its --out folder
 
 Task = Literal["classification", "regression"]
+# fields of evaluation.json and smoke-sample.json that only a multiclass model fills
+MULTICLASS_FIELDS = ("classes", "confusion", "per_class", "expected_probabilities")
 Label = str | int | float | bool  # a class label as the data file holds it
 RowLabel = int | str  # a holdout row's label in the data file (its row number)
 Verdict = Literal["pass", "fail", "inconclusive"]
@@ -57,6 +59,19 @@ def _require_version(schema: dict[str, Any]) -> None:
 
 class _Shape(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class _Multiclass(_Shape):
+    """A record with fields only a multiclass model fills: left out of the file (not null)
+    when absent, so a binary or regression record keeps its keys."""
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_multiclass(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in MULTICLASS_FIELDS:
+            if name in data and data[name] is None:
+                data.pop(name)
+        return data
 
 
 class Record(_Shape):
@@ -234,14 +249,38 @@ class SliceEntry(_Shape):  # one value of a sliced column; Bonferroni-corrected 
     reason: str
 
 
+class Confusion(_Shape):  # multiclass: counts[truth][predicted] of each model, same rows
+    classes: list[str]
+    rows: int
+    candidate: list[list[int]]
+    production: list[list[int]] | None
+
+
+class ClassMetrics(_Shape):
+    precision: float
+    recall: float
+    f1: float
+
+
+class PerClass(_Shape):  # multiclass: one class, both models, Bonferroni over the K classes
+    label: str
+    support: int
+    candidate: ClassMetrics
+    production: ClassMetrics | None
+    comparisons: dict[str, Comparison]
+
+
 class ModelSummary(_Shape):
     estimator: str
     params: dict[str, JsonValue]
     size_bytes: int
 
 
-class Evaluation(Record):
-    """evaluation.json (evaluate): candidate and production on the same holdout rows."""
+class Evaluation(_Multiclass, Record):
+    """evaluation.json (evaluate): candidate and production on the same holdout rows.
+
+    A multiclass model adds ``classes`` (the fixed class order), ``confusion`` and
+    ``per_class``."""
 
     task: Task
     data_version: str
@@ -253,6 +292,13 @@ class Evaluation(Record):
     slices: list[SliceEntry]
     model: ModelSummary
     created_at: str
+    classes: list[str] | None = None
+    confusion: Confusion | None = None
+    per_class: list[PerClass] | None = None
+
+    @property
+    def multiclass(self) -> bool:
+        return self.classes is not None and len(self.classes) > 2
 
 
 # --- gate-report.json --------------------------------------------------------------
@@ -347,12 +393,16 @@ class ParityRecord(Record):
     created_at: str
 
 
-class SmokeSample(Record):
-    """smoke-sample.json (evaluate): holdout rows and the candidate's own answers."""
+class SmokeSample(_Multiclass, Record):
+    """smoke-sample.json (evaluate): holdout rows and the candidate's own answers
+    (the probability of the positive class, the most probable class's for multiclass, or
+    the value); a multiclass model adds every class's probability, columns in ``classes``."""
 
     task: Task
     records: list[dict[str, JsonValue]]
     expected: list[float]
+    classes: list[str] | None = None
+    expected_probabilities: list[list[float]] | None = None
 
 
 class PullRequestHandoff(Record):

@@ -10,19 +10,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ci_ml.charts import metrics_chart
-from ci_ml.evaluation.metrics import METRICS
+from ci_ml.charts import metrics_chart, per_class_chart
+from ci_ml.errors import ConfigError
+from ci_ml.gates import higher_is_better
 from ci_ml.records import (
     Comparison,
+    Confusion,
     DataCheck,
     DataReport,
     Evaluation,
     GateEntry,
     GateReport,
+    PerClass,
     SliceEntry,
 )
 
 ICONS = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
+SLICE_MARK = " ["  # a slice gate is named "<metric> change [column=value]"
+SHOWN_CLASSES = 5  # per-class rows and changed confusion cells shown before "the rest"
 
 
 def _text(value: Any) -> str:
@@ -70,6 +75,8 @@ def render(
     if evaluation:
         lines += _metrics(evaluation, gate_report)
         lines += [*metrics_chart(evaluation), ""]
+        lines += _per_class(evaluation)
+        lines += _confusion(evaluation)
         lines += _slices(evaluation, gate_report)
     if data_report:
         lines += _data(data_report)
@@ -124,7 +131,7 @@ def _metrics(evaluation: Evaluation, gate_report: GateReport) -> list[str]:
     rows = []
     for name, value in metrics.items():
         comp = comparisons.get(name)
-        higher = METRICS[name].higher_is_better if name in METRICS else False
+        higher = _higher(name, evaluation, default=False)
         gates = by_metric.get(name, [])
         rule = " · ".join(f"{ICONS.get(g.verdict, '')} {g.short}" for g in gates)
         rows.append(
@@ -138,6 +145,14 @@ def _metrics(evaluation: Evaluation, gate_report: GateReport) -> list[str]:
             ]
         )
     return [f"### Metrics ({rows_text}, same rows for both models)", "", *table(header, rows), ""]
+
+
+def _higher(metric: str | None, evaluation: Evaluation, default: bool) -> bool:
+    """Whether ``metric`` is better higher (``default`` for operational or unknown names)."""
+    try:
+        return higher_is_better(metric or "", evaluation.classes)
+    except (KeyError, ConfigError):
+        return default
 
 
 def _delta(delta: float, higher: bool) -> str:
@@ -160,7 +175,7 @@ def _interval(comp: Comparison | None) -> str | None:
 def _gates_by_metric(gate_report: GateReport) -> dict[str, list[GateEntry]]:
     out: dict[str, list[GateEntry]] = {}
     for g in gate_report.gates:
-        if g.metric and "[" not in g.name:
+        if g.metric and SLICE_MARK not in g.name:
             out.setdefault(g.metric, []).append(g)
     return out
 
@@ -170,14 +185,17 @@ def _slices(evaluation: Evaluation, gate_report: GateReport) -> list[str]:
     if not slices:
         return []
     gated = [g.metric for g in gate_report.gates if g.metric]
-    sliced = [g.metric for g in gate_report.gates if g.metric and "[" in g.name]
+    sliced = [g.metric for g in gate_report.gates if g.metric and SLICE_MARK in g.name]
     computed = [m for e in slices for m in e.metrics]
     metric = next(iter(sliced + [m for m in gated if m in computed] + computed), None)
     verdicts = {
-        g.name.split("[", 1)[1].rstrip("]"): g.verdict for g in gate_report.gates if "[" in g.name
+        g.name.split(SLICE_MARK, 1)[1].rstrip("]"): g.verdict
+        for g in gate_report.gates
+        if SLICE_MARK in g.name
     }
     rows = []
-    for entry in sorted(slices, key=lambda e: _slice_order(e, metric)):
+    higher = _higher(metric, evaluation, default=True)
+    for entry in sorted(slices, key=lambda e: _slice_order(e, metric, higher)):
         comp = entry.comparisons.get(metric or "")
         key = f"{entry.column}={entry.value}"
         counts = entry.class_counts
@@ -185,29 +203,153 @@ def _slices(evaluation: Evaluation, gate_report: GateReport) -> list[str]:
             [
                 key,
                 entry.n,
-                f"{counts['positive']} / {counts['negative']}" if counts else None,
+                _class_counts(counts),
                 entry.metrics.get(metric or ""),
                 f"{comp.delta:+.4f}" if comp else None,
                 _interval(comp),
                 ICONS.get(verdicts.get(key, ""), "") or (entry.reason or None),
             ]
         )
-    header = ["slice", "rows", "pos / neg", metric or "metric", "Δ", "CI (Bonferroni)", "verdict"]
+    counted = "fewest of a class" if evaluation.multiclass else "pos / neg"
+    header = ["slice", "rows", counted, metric or "metric", "Δ", "CI (Bonferroni)", "verdict"]
     keep = [i for i in range(len(header)) if any(r[i] is not None for r in rows)]
     rows = [[r[i] for i in keep] for r in rows]
     header = [header[i] for i in keep]
     return [f"### Slices, worst first ({metric})", "", *table(header, rows), ""]
 
 
-def _slice_order(entry: SliceEntry, metric: str | None) -> tuple[int, float]:
+def _class_counts(counts: dict[str, int] | None) -> str | None:
+    """A slice's rows by class: positive / negative, or (multiclass) its rarest class."""
+    if not counts:
+        return None
+    if set(counts) == {"positive", "negative"}:
+        return f"{counts['positive']} / {counts['negative']}"
+    label = min(counts, key=lambda c: counts[c])
+    return f"{counts[label]} ({label})"
+
+
+def _slice_order(entry: SliceEntry, metric: str | None, higher: bool) -> tuple[int, float]:
     """Judged slices first, the largest drop first; then by the metric, lowest first."""
     comp = entry.comparisons.get(metric or "")
-    higher = METRICS[metric].higher_is_better if metric in METRICS else True
     sign = 1 if higher else -1
     if comp:
         return (0, sign * comp.delta)
     value = entry.metrics.get(metric or "")
     return (1 if entry.judged else 2, sign * value if value is not None else 0.0)
+
+
+def _per_class(evaluation: Evaluation) -> list[str]:
+    """Multiclass: precision, recall and F1 of every class, worst first (the largest drop in
+    recall against production, else the lowest recall); the first few in the open."""
+    entries = evaluation.per_class
+    if not entries:
+        return []
+    with_production = any(e.production is not None for e in entries)
+    ordered = sorted(entries, key=_class_order)
+    rows = [_class_row(e, with_production) for e in ordered]
+    header = ["class", "rows", "recall", "precision", "f1"]
+    if with_production:
+        first = next((c for e in entries for c in e.comparisons.values()), None)
+        level = f"{first.confidence:.2%}" if first else ""
+        header = [
+            "class",
+            "rows",
+            "recall prod → cand",
+            "Δ recall",
+            f"CI ({level}, Bonferroni)",
+            "precision prod → cand",
+            "f1 prod → cand",
+        ]
+    title = f"### Per class, worst first ({len(entries)} classes)"
+    lines = [title, "", *table(header, rows[:SHOWN_CLASSES]), ""]
+    if len(rows) > SHOWN_CLASSES:
+        lines += _folded(
+            f"The other {len(rows) - SHOWN_CLASSES} classes", table(header, rows[SHOWN_CLASSES:])
+        )
+    chart = per_class_chart(evaluation)
+    if chart:
+        lines += _folded("Recall per class (chart)", chart)
+    return lines
+
+
+def _class_order(entry: PerClass) -> tuple[float, float]:
+    comp = entry.comparisons.get(f"recall[{entry.label}]")
+    if comp is not None:
+        return (comp.delta, entry.candidate.recall)
+    return (entry.candidate.recall, 0.0)
+
+
+def _class_row(entry: PerClass, with_production: bool) -> list[Any]:
+    ours = entry.candidate
+    if not with_production:
+        return [entry.label, entry.support, ours.recall, ours.precision, ours.f1]
+    theirs = entry.production
+    comp = entry.comparisons.get(f"recall[{entry.label}]")
+
+    def pair(name: str) -> str | None:
+        if theirs is None:
+            return _text(getattr(ours, name))
+        return f"{getattr(theirs, name):.3f} → {getattr(ours, name):.3f}"
+
+    return [
+        entry.label,
+        entry.support,
+        pair("recall"),
+        _delta(comp.delta, True) if comp else None,
+        _interval(comp),
+        pair("precision"),
+        pair("f1"),
+    ]
+
+
+def _confusion(evaluation: Evaluation) -> list[str]:
+    """Multiclass: the confusion matrix's cells that changed most (candidate vs production,
+    same rows), then the whole matrix folded."""
+    confusion = evaluation.confusion
+    if confusion is None:
+        return []
+    classes, ours, theirs = confusion.classes, confusion.candidate, confusion.production
+    lines = [f"### Confusion matrix ({confusion.rows} rows; row = true class)", ""]
+    if theirs is not None:
+        cells = [
+            (t, p, theirs[i][j], ours[i][j])
+            for i, t in enumerate(classes)
+            for j, p in enumerate(classes)
+            if theirs[i][j] != ours[i][j]
+        ]
+        cells.sort(key=lambda c: (-abs(c[3] - c[2]), c[0] != c[1]))
+        rows = [
+            [f"{t} → {p}" + (" ✓" if t == p else ""), a, b, f"{b - a:+d}"] for t, p, a, b in cells
+        ]
+        header = ["true → predicted", "production", "candidate", "Δ rows"]
+        if rows:
+            lines += ["Changed cells, largest change first (✓ = correct):", ""]
+            lines += [*table(header, rows[: 2 * SHOWN_CLASSES]), ""]
+            if len(rows) > 2 * SHOWN_CLASSES:
+                rest = table(header, rows[2 * SHOWN_CLASSES :])
+                lines += _folded(f"The other {len(rows) - 2 * SHOWN_CLASSES} changed cells", rest)
+        else:
+            lines += ["No cell changed: both models label every row alike.", ""]
+    lines += _folded("The whole matrix (candidate, Δ vs production)", _matrix(confusion))
+    return lines
+
+
+def _matrix(confusion: Confusion) -> list[str]:
+    ours, theirs = confusion.candidate, confusion.production
+    rows = []
+    for i, label in enumerate(confusion.classes):
+        cells = []
+        for j in range(len(confusion.classes)):
+            cell = str(ours[i][j])
+            if theirs is not None and theirs[i][j] != ours[i][j]:
+                cell += f" ({ours[i][j] - theirs[i][j]:+d})"
+            cells.append(cell)
+        rows.append([label, *cells])
+    return table(["true ↓ predicted →", *confusion.classes], rows)
+
+
+def _folded(summary: str, body: list[str]) -> list[str]:
+    return [f"<details><summary>{summary}</summary>", "", *body, "", "</details>", ""]
 
 
 def _data(data_report: DataReport) -> list[str]:

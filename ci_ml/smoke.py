@@ -54,14 +54,48 @@ def check_predictions(service_url: str, sample: SmokeSample, tolerance: float) -
         raise ServiceError(f"{url} did not answer ({type(exc).__name__}).") from None
     if not answer.ok:
         raise ServiceError(f"{url} answered {answer.status_code}: {detail_of(answer)}")
+    predictions = answer.json()["predictions"]
+    if len(predictions) != len(sample.records):
+        raise ServiceError(
+            f"{url} answered {len(predictions)} predictions for {len(sample.records)} rows."
+        )
+    if sample.expected_probabilities is not None and sample.classes is not None:
+        _check_every_class(
+            url, predictions, sample.classes, sample.expected_probabilities, tolerance
+        )
+        return
     key = "probability" if sample.task == "classification" else "value"
-    got = [p[key] for p in answer.json()["predictions"]]
+    got = [p[key] for p in predictions]
     worst = max((abs(a - b), i) for i, (a, b) in enumerate(zip(got, sample.expected, strict=True)))
     if worst[0] > tolerance:
         raise ServiceError(
             f"{url} row {worst[1]}: {key} {got[worst[1]]:.6g} differs from the candidate's "
             f"{sample.expected[worst[1]]:.6g} by {worst[0]:.3g} (> tolerance {tolerance:g})."
         )
+
+
+def _check_every_class(
+    url: str,
+    predictions: list[dict[str, Any]],
+    classes: list[str],
+    expected: list[list[float]],
+    tolerance: float,
+) -> None:
+    """A multiclass answer: every class's probability within ``tolerance`` of the candidate's."""
+    for row, (answer, wanted) in enumerate(zip(predictions, expected, strict=True)):
+        got = answer.get("probabilities")
+        if not isinstance(got, dict) or sorted(got) != sorted(classes):
+            raise ServiceError(
+                f"{url} row {row}: the answer has probabilities for {sorted(got or {})}, not "
+                f"the candidate's classes {classes}; is it serving another model?"
+            )
+        for label, value in zip(classes, wanted, strict=True):
+            if abs(got[label] - value) > tolerance:
+                raise ServiceError(
+                    f"{url} row {row}: probability of class {label!r} {got[label]:.6g} differs "
+                    f"from the candidate's {value:.6g} by {abs(got[label] - value):.3g} "
+                    f"(> tolerance {tolerance:g})."
+                )
 
 
 def smoke(config: DeployConfig, digest: str, sample: SmokeSample | None) -> list[str]:

@@ -174,8 +174,13 @@ def build_pipeline(
             ("onehot", OneHotEncoder(handle_unknown="ignore")),
         ]
     )
+    # a branch without columns is left out: the ONNX converter has no graph for an empty one
+    branches = [
+        ("numeric", numeric_steps, numeric),
+        ("categorical", categorical_steps, categorical),
+    ]
     prepare = ColumnTransformer(
-        [("numeric", numeric_steps, numeric), ("categorical", categorical_steps, categorical)],
+        [branch for branch in branches if branch[2]],
         sparse_threshold=SPARSE_THRESHOLD if accepts_sparse(estimator) else 0.0,
     )
     return Pipeline([("prepare", prepare), ("model", estimator)])

@@ -77,7 +77,12 @@ def test_config_check_prints_the_effective_config(tmp_path: Path) -> None:
     shown = yaml.safe_load(done.stdout)
     # what the user wrote, and the defaults filled in
     assert shown["data"]["target"] == "label"
-    assert shown["data"]["holdout"] == {"fraction": 0.2, "seed": 42, "file": None}
+    assert shown["data"]["holdout"] == {
+        "fraction": 0.2,
+        "seed": 42,
+        "file": None,
+        "min_class_count": 10,
+    }
     assert shown["model"]["threshold"] == 0.5
     assert shown["registry"] == {"url": ".ci-ml/registry"}
     (gate,) = shown["gates"]

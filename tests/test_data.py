@@ -219,11 +219,19 @@ def test_a_single_class_target(tmp_path: Path) -> None:
         load(tmp_path, frame)
 
 
-def test_three_classes_are_refused(tmp_path: Path) -> None:
+def test_three_classes_are_every_class_in_sorted_order(tmp_path: Path) -> None:
     frame = labelled_frame(n=90)
-    frame["label"] = ["a", "b", "c"] * 30
-    with pytest.raises(DataError, match=r"'label' has 3 classes; ci-ml supports binary"):
-        load(tmp_path, frame)
+    frame["label"] = ["c", "a", "b"] * 30
+    dataset = load(tmp_path, frame)
+    assert dataset.multiclass and dataset.classes == ("a", "b", "c")
+    assert dataset.positive_class is None
+    assert sorted(dataset.y("holdout").value_counts().tolist()) == [6, 6, 6]  # stratified
+
+
+def test_integer_classes_keep_their_numeric_order(tmp_path: Path) -> None:
+    frame = labelled_frame(n=90)
+    frame["label"] = [10, 2, 1] * 30
+    assert load(tmp_path, frame).classes == ("1", "2", "10")
 
 
 # --- unreadable files ----------------------------------------------------------------

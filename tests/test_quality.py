@@ -54,6 +54,7 @@ def test_clean_data_passes_every_builtin_check(tmp_path: Path) -> None:
         "target_valid",
         "train_has_every_class",
         "holdout_has_every_class",
+        "holdout_class_counts",
         "train_holdout_overlap",
     }
     assert all(c.success for c in checks), [c for c in checks if not c.success]

@@ -161,7 +161,29 @@ def schema_problem(baseline: Baseline, dataset: Dataset) -> str | None:
             f"production model {baseline.version} predicts '{baseline.card['target']}', "
             f"not '{dataset.target}'"
         )
-    return None
+    return class_problem(baseline, dataset)
+
+
+def class_problem(baseline: Baseline, dataset: Dataset) -> str | None:
+    """Why production's classes cannot be compared with the data's (a class added or gone:
+    the target means something else now), or None."""
+    known = [str(c) for c in baseline.card.get("classes") or []]
+    if dataset.task != "classification" or not known:
+        return None
+    new = [c for c in dataset.classes if c not in known]
+    gone = [c for c in known if c not in dataset.classes]
+    if not new and not gone:
+        return None
+    what = []
+    if new:
+        what.append(f"class(es) {', '.join(map(repr, new))} that production never saw")
+    if gone:
+        what.append(f"no row of its class(es) {', '.join(map(repr, gone))}")
+    return (
+        f"production model {baseline.version} was trained on classes "
+        f"{', '.join(map(repr, known))}; the data now has {' and '.join(what)}, so the "
+        "two models do not predict the same set of labels"
+    )
 
 
 def predict_baseline(baseline: Baseline, dataset: Dataset) -> tuple[Any, Baseline]:

@@ -7,7 +7,10 @@ measures the operational numbers (latency, size, churn).
 Slices are tested many at once, so their intervals are widened with the
 Bonferroni correction: with k judged slices each interval has confidence
 ``1 - (1 - confidence) / k``, which keeps the chance of any false verdict
-among them at most ``1 - confidence``.
+among them at most ``1 - confidence``. A multiclass model's per-class metrics
+(``recall[L]``) are corrected the same way: the change gates on k per-class
+metrics each judge an interval at ``1 - (1 - confidence) / k``, and the report's
+per-class table (precision, recall and F1 of all K classes) at ``1 - (1 - c) / K``.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from ci_ml.config import Config
 from ci_ml.data import Dataset
 from ci_ml.errors import ConfigError
 from ci_ml.evaluation.metrics import evaluate_metrics
+from ci_ml.evaluation.multiclass import compare_multiclass, evaluate_multiclass, is_per_class
 from ci_ml.evaluation.predict import Predictions
-from ci_ml.evaluation.stats import compare
+from ci_ml.evaluation.stats import Comparison, compare
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,22 +36,72 @@ LATENCY_BUDGET_S = 2.0
 NUMERIC_SLICE_BINS = 4
 
 
-def compare_overall(
-    config: Config, dataset: Dataset, names: list[str], cand: Predictions, prod: Predictions
-) -> dict[str, dict[str, Any]]:
-    """Paired comparison of every statistical metric on the whole holdout."""
-    comparisons = compare(
+def metric_values(
+    config: Config, dataset: Dataset, names: list[str], preds: Predictions
+) -> dict[str, float]:
+    """One model's metric values, keyed by name (binary, multiclass or regression)."""
+    if dataset.multiclass:
+        return evaluate_multiclass(names, preds.y_true, preds.score, list(dataset.classes))
+    return evaluate_metrics(
+        dataset.task, names, preds.y_true, preds.score, threshold=config.model.threshold
+    )
+
+
+def paired(
+    config: Config,
+    dataset: Dataset,
+    names: list[str],
+    cand: Predictions,
+    prod: Predictions,
+    confidence: float,
+) -> dict[str, Comparison]:
+    """Candidate vs production on the same rows at ``confidence``, one comparison per name."""
+    if not names:
+        return {}
+    if dataset.multiclass:
+        return compare_multiclass(
+            names,
+            cand.y_true,
+            cand.score,
+            prod.score,
+            list(dataset.classes),
+            confidence=confidence,
+            n_resamples=config.comparison.resamples,
+            seed=config.comparison.seed,
+        )
+    return compare(
         dataset.task,
         names,
         cand.y_true,
         cand.score,
         prod.score,
-        confidence=config.comparison.confidence,
+        confidence=confidence,
         n_resamples=config.comparison.resamples,
         seed=config.comparison.seed,
         threshold=config.model.threshold,
     )
-    return {name: asdict(c) for name, c in comparisons.items()}
+
+
+def compare_overall(
+    config: Config, dataset: Dataset, names: list[str], cand: Predictions, prod: Predictions
+) -> dict[str, dict[str, Any]]:
+    """Paired comparison of every statistical metric on the whole holdout; the per-class
+    metrics of change gates Bonferroni-corrected among themselves."""
+    confidence = config.comparison.confidence
+    per_class = [n for n in names if is_per_class(n)] if dataset.multiclass else []
+    gated = {g.metric for g in config.gates if g.change is not None}
+    corrected = [n for n in per_class if n in gated]
+    plain = [n for n in names if n not in corrected]
+    found = paired(config, dataset, plain, cand, prod, confidence)
+    found.update(
+        paired(config, dataset, corrected, cand, prod, corrected_confidence(config, corrected))
+    )
+    return {name: asdict(found[name]) for name in names}
+
+
+def corrected_confidence(config: Config, judged: list[Any]) -> float:
+    """Bonferroni: each of ``len(judged)`` intervals at ``1 - (1 - confidence) / k``."""
+    return 1 - (1 - config.comparison.confidence) / max(1, len(judged))
 
 
 def slice_masks(config: Config, holdout: pd.DataFrame) -> list[tuple[str, str, Any]]:
@@ -84,8 +138,8 @@ def compare_slices(
     if not masks:
         return []
     gated = [g.metric for g in config.gates if g.slices]
-    judged = [m for m in masks if _too_small(config, dataset.task, cand, m[2]) is None]
-    confidence = 1 - (1 - config.comparison.confidence) / max(1, len(judged))
+    judged = [m for m in masks if _too_small(config, dataset, cand, m[2]) is None]
+    confidence = corrected_confidence(config, judged)
     results = []
     for column, label, mask in masks:
         n = int(mask.sum())
@@ -93,34 +147,22 @@ def compare_slices(
             "column": column,
             "value": label,
             "n": n,
-            "class_counts": _class_counts(dataset.task, cand, mask),
+            "class_counts": class_counts(dataset, cand, mask),
             "metrics": {},
             "comparisons": {},
             "judged": False,
             "reason": "",
         }
-        small = _too_small(config, dataset.task, cand, mask)
+        small = _too_small(config, dataset, cand, mask)
         if small is not None:
             entry["reason"] = small
             results.append(entry)
             continue
-        y, score = cand.y_true[mask], cand.score[mask]
+        part = cand.subset(mask)
         try:
-            entry["metrics"] = evaluate_metrics(
-                dataset.task, names, y, score, threshold=config.model.threshold
-            )
+            entry["metrics"] = metric_values(config, dataset, names, part)
             if prod is not None and gated:
-                found = compare(
-                    dataset.task,
-                    gated,
-                    y,
-                    score,
-                    prod.score[mask],
-                    confidence=confidence,
-                    n_resamples=config.comparison.resamples,
-                    seed=config.comparison.seed,
-                    threshold=config.model.threshold,
-                )
+                found = paired(config, dataset, gated, part, prod.subset(mask), confidence)
                 entry["comparisons"] = {k: asdict(v) for k, v in found.items()}
             entry["judged"] = True
         except ValueError as exc:
@@ -129,28 +171,39 @@ def compare_slices(
     return results
 
 
-def _class_counts(task: str, cand: Predictions, mask: Any) -> dict[str, int] | None:
-    """Positive and negative rows of a slice (classification)."""
-    if task != "classification":
+def class_counts(dataset: Dataset, cand: Predictions, mask: Any) -> dict[str, int] | None:
+    """Rows of each class in a slice: positive and negative (binary), or by class."""
+    import numpy as np
+
+    if dataset.task != "classification":
         return None
+    if dataset.multiclass:
+        found = np.bincount(cand.y_true[mask].astype(np.intp), minlength=len(dataset.classes))
+        return {label: int(n) for label, n in zip(dataset.classes, found, strict=True)}
     positives = int(cand.y_true[mask].sum())
     return {"positive": positives, "negative": int(mask.sum()) - positives}
 
 
-def _too_small(config: Config, task: str, cand: Predictions, mask: Any) -> str | None:
+def _too_small(config: Config, dataset: Dataset, cand: Predictions, mask: Any) -> str | None:
     """Why a slice is too small to judge (rows, or rows of a class), or None."""
     min_size = config.slices.min_size if config.slices else 30
     min_class = config.slices.min_class_count if config.slices else 20
     n = int(mask.sum())
     if n < min_size:
         return f"{n} rows, fewer than slices.min_size ({min_size}); not judged"
-    counts = _class_counts(task, cand, mask)
-    if counts is not None and min(counts.values()) < min_class:
+    counts = class_counts(dataset, cand, mask)
+    if counts is None or min(counts.values()) >= min_class:
+        return None
+    if dataset.multiclass:
+        few = [f"{n} of class {label!r}" for label, n in counts.items() if n < min_class]
         return (
-            f"{counts['positive']} positive and {counts['negative']} negative rows, fewer "
-            f"than slices.min_class_count ({min_class}) of a class; not judged"
+            f"{', '.join(few[:3])}{' …' if len(few) > 3 else ''} rows, fewer than "
+            f"slices.min_class_count ({min_class}) of a class; not judged"
         )
-    return None
+    return (
+        f"{counts['positive']} positive and {counts['negative']} negative rows, fewer "
+        f"than slices.min_class_count ({min_class}) of a class; not judged"
+    )
 
 
 def latency_ms(model: Any, x: pd.DataFrame, task: str) -> dict[str, float]:
@@ -188,4 +241,4 @@ def churn(cand: Predictions, prod: Predictions, task: str, threshold: float) -> 
 
     if task != "classification":
         return None
-    return float(np.mean((cand.score >= threshold) != (prod.score >= threshold)))
+    return float(np.mean(cand.labels(threshold) != prod.labels(threshold)))

@@ -1,8 +1,10 @@
 """Evaluation: the candidate's predictions and metrics on the holdout rows.
 
-For classification ci-ml works with the probability of the positive class
+For binary classification ci-ml works with the probability of the positive class
 (``data.positive_class``, by default the rarer class) and labels it with
-``model.threshold``; for regression with the predicted values.
+``model.threshold``; for a multiclass target with the K class probabilities, columns in the
+data's class order (``Dataset.classes``), and the label is the most probable class; for
+regression with the predicted values.
 """
 
 from __future__ import annotations
@@ -13,20 +15,26 @@ from typing import TYPE_CHECKING, Any
 from ci_ml.config import Config
 from ci_ml.data import Dataset
 from ci_ml.errors import ModelFileError
-from ci_ml.evaluation.metrics import OPERATIONAL, evaluate_metrics
+from ci_ml.evaluation.metrics import OPERATIONAL
 
 if TYPE_CHECKING:
     import numpy as np
 
 DEFAULT_METRICS = {
     "classification": ["roc_auc", "accuracy", "f1", "precision", "recall", "log_loss"],
+    "multiclass": ["accuracy", "balanced_accuracy", "f1_macro", "log_loss", "roc_auc_ovr"],
     "regression": ["rmse", "mae", "r2"],
 }
 
 
 @dataclass(frozen=True)
 class Predictions:
-    """One model's predictions on the holdout: probabilities (or values), and truth."""
+    """One model's predictions on the holdout, and the truth.
+
+    Binary: ``y_true`` 0/1 and ``score`` the probability of the positive class; multiclass:
+    ``y_true`` the class index and ``score`` an (n, K) matrix of class probabilities;
+    regression: values.
+    """
 
     y_true: np.ndarray
     score: np.ndarray
@@ -35,10 +43,17 @@ class Predictions:
         """The predictions of the ``rows`` (a boolean mask) only."""
         return Predictions(self.y_true[rows], self.score[rows])
 
+    def labels(self, threshold: float) -> np.ndarray:
+        """The predicted class: its index (multiclass, the most probable) or 0/1 (binary)."""
+        if self.score.ndim == 2:
+            return self.score.argmax(axis=1)
+        return (self.score >= threshold).astype(int)
 
-def metric_names(config: Config, task: str) -> list[str]:
+
+def metric_names(config: Config, task: str, multiclass: bool = False) -> list[str]:
     """The configured metrics (or the task's defaults) plus every gated statistical metric."""
-    names = list(config.metrics) or list(DEFAULT_METRICS[task])
+    default = DEFAULT_METRICS["multiclass" if multiclass else task]
+    names = list(config.metrics) or list(default)
     for gate in config.gates:
         if gate.metric not in names and gate.metric not in OPERATIONAL:
             names.append(gate.metric)
@@ -51,6 +66,8 @@ def predict(model: Any, dataset: Dataset, features: list[str] | None = None) -> 
 
     x = dataset.holdout[features] if features else dataset.x("holdout")
     try:
+        if dataset.multiclass:
+            return _multiclass(model, dataset, x)
         if dataset.task == "classification":
             classes = [str(c) for c in getattr(model, "classes_", [])]
             if str(dataset.positive_class) not in classes:
@@ -71,12 +88,21 @@ def predict(model: Any, dataset: Dataset, features: list[str] | None = None) -> 
         raise ModelFileError(f"the model cannot predict the holdout rows ({first}).") from None
 
 
-def candidate_metrics(config: Config, dataset: Dataset, preds: Predictions) -> dict[str, float]:
-    """The candidate's metric values, keyed by name."""
-    return evaluate_metrics(
-        dataset.task,
-        metric_names(config, dataset.task),
-        preds.y_true,
-        preds.score,
-        threshold=config.model.threshold,
-    )
+def _multiclass(model: Any, dataset: Dataset, x: Any) -> Predictions:
+    """The K class probabilities in the data's class order; a class the model never saw
+    gets probability 0, a class the data no longer has is refused."""
+    import numpy as np
+
+    known = [str(c) for c in getattr(model, "classes_", [])]
+    unknown = [c for c in known if c not in dataset.classes]
+    if unknown or not known:
+        raise ModelFileError(
+            f"the model knows classes {known}, which the data's target '{dataset.target}' "
+            f"({list(dataset.classes)}) does not all have; it was trained on another target."
+        )
+    proba = np.asarray(model.predict_proba(x), dtype=np.float64)
+    score = np.zeros((proba.shape[0], len(dataset.classes)))
+    score[:, [dataset.classes.index(c) for c in known]] = proba
+    index = {c: i for i, c in enumerate(dataset.classes)}
+    truth = dataset.y("holdout").astype(str).map(index).to_numpy(dtype=np.int64)
+    return Predictions(truth, score)

@@ -7,7 +7,7 @@ production and writes the files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -16,9 +16,12 @@ from ci_ml.config import Config
 from ci_ml.data import Dataset
 from ci_ml.evaluation import compare
 from ci_ml.evaluation.baseline import Baseline, fresh_rows, predict_baseline
-from ci_ml.evaluation.predict import Predictions, candidate_metrics, metric_names, predict
+from ci_ml.evaluation.multiclass import confusion_matrix
+from ci_ml.evaluation.predict import Predictions, metric_names, predict
 from ci_ml.quality import jsonable
 from ci_ml.records import Evaluation, ModelCard, SmokeSample
+
+PER_CLASS = ("precision", "recall", "f1")
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,9 @@ def evaluate(
 ) -> Evaluated:
     """Candidate and production (``baseline``) on the same holdout rows, leaving out the rows
     production trained on (:func:`~ci_ml.evaluation.baseline.fresh_rows`)."""
-    names = metric_names(config, dataset.task)
+    names = metric_names(config, dataset.task, dataset.multiclass)
     cand = predict(model, dataset)
-    metrics = candidate_metrics(config, dataset, cand)
+    metrics = compare.metric_values(config, dataset, names, cand)
     ops: dict[str, Any] = compare.latency_ms(model, dataset.x("holdout"), dataset.task)
     ops["size_mb"] = card.size_bytes / 1e6
     prod, compared, rows, cand_rows = None, {}, dataset, cand
@@ -73,10 +76,52 @@ def evaluate(
             "slices": compare.compare_slices(config, rows, names, cand_rows, prod),
             "model": card.model_dump(mode="json", include={"estimator", "params", "size_bytes"}),
             "created_at": created_at,
+            **(_multiclass(config, rows, cand_rows, prod) if dataset.multiclass else {}),
         }
     )
     smoke = smoke_sample(config, dataset, cand)
     return Evaluated(record, {**metrics, **_present(ops)}, smoke, cand)
+
+
+def _multiclass(
+    config: Config, dataset: Dataset, cand: Predictions, prod: Predictions | None
+) -> dict[str, Any]:
+    """The class order, both models' confusion matrices and the per-class table (precision,
+    recall and F1 of every class, paired intervals Bonferroni-corrected over the K classes)."""
+    classes = list(dataset.classes)
+    names = [f"{metric}[{label}]" for label in classes for metric in PER_CLASS]
+    ours = compare.metric_values(config, dataset, names, cand)
+    theirs = compare.metric_values(config, dataset, names, prod) if prod is not None else None
+    found: dict[str, Any] = {}
+    if prod is not None:
+        confidence = compare.corrected_confidence(config, classes)
+        found = compare.paired(config, dataset, names, cand, prod, confidence)
+    support = np.bincount(cand.y_true.astype(np.intp), minlength=len(classes))
+    per_class = [
+        {
+            "label": label,
+            "support": int(support[k]),
+            "candidate": {m: ours[f"{m}[{label}]"] for m in PER_CLASS},
+            "production": None
+            if theirs is None
+            else {m: theirs[f"{m}[{label}]"] for m in PER_CLASS},
+            "comparisons": {
+                f"{m}[{label}]": asdict(found[f"{m}[{label}]"]) for m in PER_CLASS if found
+            },
+        }
+        for k, label in enumerate(classes)
+    ]
+    confusion = {
+        "classes": classes,
+        "rows": int(cand.y_true.size),
+        "candidate": confusion_matrix(
+            cand.y_true, cand.score.argmax(axis=1), len(classes)
+        ).tolist(),
+        "production": None
+        if prod is None
+        else confusion_matrix(prod.y_true, prod.score.argmax(axis=1), len(classes)).tolist(),
+    }
+    return {"classes": classes, "confusion": confusion, "per_class": per_class}
 
 
 def only(dataset: Dataset, rows: np.ndarray) -> Dataset:
@@ -90,6 +135,15 @@ def smoke_sample(config: Config, dataset: Dataset, cand: Predictions) -> SmokeSa
     """Holdout rows and the candidate's own answers: deploy checks the service gives them."""
     n = min(config.deploy.smoke_rows, len(dataset.holdout))
     rows = dataset.x("holdout").head(n).to_dict(orient="records")
+    if dataset.multiclass:
+        proba = cand.score[:n]
+        return SmokeSample(
+            task=dataset.task,
+            records=jsonable(rows),
+            expected=[float(v) for v in proba.max(axis=1)],
+            classes=list(dataset.classes),
+            expected_probabilities=proba.tolist(),
+        )
     return SmokeSample(
         task=dataset.task,
         records=jsonable(rows),

@@ -1,7 +1,8 @@
 """The parity gate: an export's answers against the original model's, on every holdout row.
 
-:func:`parity` compares them (probability of the positive class, or the predicted value,
-within a tolerance; classes that change across the threshold counted apart) and returns a
+:func:`parity` compares them (probability of the positive class — of every class for a
+multiclass model — or the predicted value, within a tolerance; classes that change
+(across the threshold, or another most probable class) counted apart) and returns a
 JSON-able record with the largest difference and where; :func:`parity_gate` turns the record
 into a gate for ``gate-report.json``; :func:`parity_reason` says it in one sentence.
 """
@@ -38,10 +39,12 @@ def parity(
     predictor = OnnxPredictor(
         onnx_path, task=task, positive_class=positive_class, threshold=threshold
     )
-    if task == "classification" and (len(model.classes_) != 2 or positive_class is None):
+    if task == "classification" and len(model.classes_) > 2:
+        return _multiclass(model, predictor, frame, tolerance)
+    if task == "classification" and positive_class is None:
         raise ModelFileError(
-            f"ONNX parity judges binary classifiers (a positive class) and regressors; this model "
-            f"has classes {[str(c) for c in model.classes_]} — drop 'export' from ci-ml.yaml."
+            f"ONNX parity of a binary classifier needs its positive class; model.json has "
+            f"none for classes {[str(c) for c in model.classes_]} — train it again."
         )
     exported = predictor.scores(frame)
     if task == "classification":
@@ -70,6 +73,61 @@ def parity(
             f" and no row changes class (except rows within {tolerance:g} of the threshold)"
             if task == "classification"
             else ""
+        ),
+    )
+    record["success"] = bool(
+        record["max_abs_diff"] is not None
+        and not record["rows_over_tolerance"]
+        and not record["class_flips"]
+    )
+    return record
+
+
+def _multiclass(
+    model: Any, predictor: Any, frame: pd.DataFrame, tolerance: float
+) -> dict[str, Any]:
+    """Every class probability of every row within ``tolerance``; a row whose most probable
+    class changes is a flip, unless its two most probable classes are within ``tolerance``."""
+    import numpy as np
+
+    classes = [str(c) for c in model.classes_]
+    exported_classes = [str(c) for c in predictor.classes]
+    if exported_classes != classes:
+        raise ModelFileError(
+            f"the export's classes {exported_classes} are not the model's {classes} in order."
+        )
+    original = np.asarray(model.predict_proba(frame), dtype=np.float64)
+    exported = predictor.probabilities(frame)
+    diff = np.abs(original - exported)
+    per_row = diff.max(axis=1) if diff.size else np.zeros(0)
+    worst_class = diff.argmax(axis=1) if diff.size else np.zeros(0, dtype=int)
+    rows = np.arange(len(per_row))
+    record = _differences(
+        frame,
+        original[rows, worst_class],
+        exported[rows, worst_class],
+        np.full(len(per_row), tolerance),
+    )
+    changed = original.argmax(axis=1) != exported.argmax(axis=1)
+    top_two = np.sort(original, axis=1)[:, -2:] if len(original) else np.zeros((0, 2))
+    borderline = changed & (top_two[:, 1] - top_two[:, 0] <= 2 * tolerance)
+    flips = np.flatnonzero(changed & ~borderline)
+    best = original.argmax(axis=1)
+    record.update(
+        class_flips=len(flips),
+        first_flipped_rows=_rows(frame, flips, original[rows, best], exported[rows, best]),
+        borderline_flips=int(borderline.sum()),
+        kind="parity",
+        format="onnx",
+        task="classification",
+        rows=len(frame),
+        compared=f"probability of each of the {len(classes)} classes",
+        tolerance=tolerance,
+        threshold=None,
+        rule=(
+            f"pass if |Δ probability| ≤ {tolerance:g} for every class on every holdout row and "
+            f"no row changes its most probable class (except rows whose two most probable "
+            f"classes are within {2 * tolerance:g})"
         ),
     )
     record["success"] = bool(

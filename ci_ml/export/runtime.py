@@ -123,6 +123,14 @@ class OnnxPredictor:
             :, self.positive_index
         ]
 
+    def probabilities(self, rows: Rows) -> np.ndarray:
+        """Every class's probability per row, columns in ``classes`` order (classification)."""
+        import numpy as np
+
+        if self.task != "classification":
+            raise BadInputError("probabilities() needs a classifier")
+        return np.asarray(self._run(rows)[self._probability_output], dtype=np.float64)
+
     def predict(self, rows: Rows) -> list[dict[str, Any]]:
         """One answer per row: ``{"label", "probability"}`` or ``{"value"}``."""
         import numpy as np
@@ -132,19 +140,7 @@ class OnnxPredictor:
             values = np.asarray(outputs[0], dtype=np.float64).reshape(-1)
             return [{"value": v} for v in values.tolist()]
         proba = np.asarray(outputs[self._probability_output], dtype=np.float64)
-        if self.positive_index is None:
-            best = proba.argmax(axis=1)
-            picked = proba[np.arange(len(best)), best].tolist()
-            return [
-                {"label": self.classes[b], "probability": p}
-                for b, p in zip(best.tolist(), picked, strict=True)
-            ]
-        positive = self.classes[self.positive_index]
-        negative = self.classes[1 - self.positive_index]
-        return [
-            {"label": positive if p >= self.threshold else negative, "probability": p}
-            for p in proba[:, self.positive_index].tolist()
-        ]
+        return labelled(proba, self.classes, self.positive_index, self.threshold)
 
     def as_estimator(self) -> OnnxEstimator:
         """This export behind scikit-learn's ``classes_`` / ``predict_proba`` / ``predict``."""
@@ -198,6 +194,32 @@ def _metadata(session: Any) -> dict[str, Any]:
             except ValueError:
                 continue
     return meta
+
+
+def labelled(
+    proba: np.ndarray, classes: Sequence[Any], positive_index: int | None, threshold: float
+) -> list[dict[str, Any]]:
+    """The answers of a classifier from its class probabilities (columns in ``classes``
+    order): ``{"label", "probability"}`` of the positive class, labelled at ``threshold``
+    (binary); for a multiclass model the most probable class, its probability and
+    ``"probabilities"``, every class's (a label's first maximum wins, as ``argmax``)."""
+    if positive_index is None:
+        best = proba.argmax(axis=1).tolist()
+        names = [str(c) for c in classes]
+        return [
+            {
+                "label": classes[b],
+                "probability": row[b],
+                "probabilities": dict(zip(names, row, strict=True)),
+            }
+            for b, row in zip(best, proba.tolist(), strict=True)
+        ]
+    positive = classes[positive_index]
+    negative = classes[1 - positive_index]
+    return [
+        {"label": positive if p >= threshold else negative, "probability": p}
+        for p in proba[:, positive_index].tolist()
+    ]
 
 
 def _positive_index(classes: Sequence[Any], positive: Any, task: str) -> int | None:

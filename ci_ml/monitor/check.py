@@ -123,6 +123,19 @@ def prediction_drift(
     th = settings.drift
     if production.task != "classification":
         return [numeric_drift("prediction", np.sort(ref), np.sort(cur), th)]
+    if production.multiclass:
+        classes = production.classes
+
+        def class_mix(scores: np.ndarray) -> pd.Series:
+            found = np.bincount(scores.argmax(axis=1), minlength=len(classes))
+            return pd.Series(dict(zip(classes, found.tolist(), strict=True)))
+
+        return [
+            categorical_drift("predicted class", class_mix(ref), class_mix(cur), th),
+            numeric_drift(
+                "P(predicted class)", np.sort(ref.max(axis=1)), np.sort(cur.max(axis=1)), th
+            ),
+        ]
     positive = str(production.card.get("positive_class"))
     cut = settings.decay.threshold
 
@@ -150,7 +163,9 @@ def decay_check(
     rows = frame[frame[target].notna()]
     if len(rows) < settings.min_labelled:
         return [], len(rows), f"{len(rows)} labelled rows; at least {settings.min_labelled} needed"
-    names = judged_metrics(production.task, production.metrics, settings.metrics)
+    names = judged_metrics(
+        production.task, production.metrics, settings.metrics, production.classes
+    )
     if not names:
         return [], len(rows), "no metric was recorded at the production model's gate"
     y = truth(rows[target], production, target)  # first: a foreign encoding is bad input
@@ -158,7 +173,8 @@ def decay_check(
     scores = predict_scores(production, x)
     if production.task == "classification" and y.min() == y.max():
         only = rows[target].astype(str).iloc[0]
-        return [], len(rows), f"the labelled rows hold only the class '{only}'; decay needs both"
+        need = "at least two" if production.multiclass else "both"
+        return [], len(rows), f"the labelled rows hold only the class '{only}'; decay needs {need}"
     try:
         found = decay(
             production.task,
@@ -168,6 +184,7 @@ def decay_check(
             names,
             settings.decay,
             production.holdout,
+            production.classes if production.multiclass else (),
         )
     except ValueError as exc:
         return [], len(rows), str(exc).rstrip(".")
@@ -213,7 +230,7 @@ def check(
         "reference": {
             "rows": len(ref),
             "predictions": whose,
-            "prediction_rows": int(reference_scores.size),
+            "prediction_rows": int(reference_scores.shape[0]),
         },
         "recent": {"rows": len(cur), "source": dict(recent.source)},
         "labelled": {

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from ci_ml.errors import BadInputError
+from numpy.typing import NDArray
+
+from ci_ml.errors import BadInputError, ConfigError
 from ci_ml.evaluation.metrics import (
     METRICS,
     FloatArray,
@@ -32,7 +34,15 @@ from ci_ml.evaluation.metrics import (
     check_inputs,
     resolve_metrics,
 )
-from ci_ml.monitor.intervals import Interval, difference, estimate, interval
+from ci_ml.evaluation.multiclass import MulticlassSpec, check_multiclass, multiclass_spec
+from ci_ml.monitor.intervals import (
+    Estimate,
+    Interval,
+    difference,
+    estimate,
+    estimate_multiclass,
+    interval,
+)
 
 Verdict = Literal["decayed", "fine", "inconclusive"]
 DECAYED: Verdict = "decayed"
@@ -96,7 +106,8 @@ class Decay:
 
 @dataclass(frozen=True)
 class Labelled:
-    """Labelled predictions of one sample: 0/1 truth and probabilities, or values."""
+    """Labelled predictions of one sample: 0/1 truth and probabilities, class places and
+    (n, K) class probabilities (multiclass), or values."""
 
     truth: FloatArray
     score: FloatArray
@@ -133,21 +144,49 @@ def decay(
     metrics: Sequence[str],
     settings: DecaySettings,
     gate: Labelled | None = None,
+    classes: Sequence[str] = (),
 ) -> list[Decay]:
     """Each metric's decay since the gate: against the holdout predictions ``gate`` when
-    given, else against the ``recorded`` value; ValueError for unusable rows (one class)."""
-    specs = resolve_metrics(task, metrics)
-    y, p = check_inputs(task, y_true, pred)
+    given, else against the ``recorded`` value; ValueError for unusable rows (one class).
+    ``classes`` (three or more): a multiclass model, ``pred`` its (n, K) probabilities."""
+    many = list(classes) if len(classes) > 2 else None
+    specs: Sequence[MetricSpec | MulticlassSpec]
+    if many is not None:
+        specs = [multiclass_spec(name, many) for name in dict.fromkeys(metrics)]
+    else:
+        specs = resolve_metrics(task, metrics)
+
+    def checked(truth: FloatArray, scores: FloatArray) -> tuple[NDArray[Any], FloatArray]:
+        if many is not None:
+            return check_multiclass(truth, scores, many)
+        found = check_inputs(task, truth, scores)
+        return found[0], found[1]
+
+    y, p = checked(y_true, pred)
     if y.size < 2:
         raise ValueError("a decay check needs at least 2 labelled rows")
     holdout = None
     if gate is not None:
         try:
-            holdout = check_inputs(task, gate.truth, gate.score)
+            holdout = checked(gate.truth, gate.score)
         except ValueError as exc:
             raise ValueError(f"the registered holdout predictions are unusable: {exc}") from None
     confidence = judged_confidence(settings.confidence, len(specs))
-    return [_one(spec, recorded, y, p, holdout, settings, confidence) for spec in specs]
+    return [_one(spec, recorded, y, p, holdout, settings, confidence, many) for spec in specs]
+
+
+def _estimate(
+    spec: MetricSpec | MulticlassSpec,
+    y: NDArray[Any],
+    p: FloatArray,
+    s: DecaySettings,
+    seed: int,
+    classes: list[str] | None,
+) -> Estimate:
+    if isinstance(spec, MulticlassSpec):
+        assert classes is not None
+        return estimate_multiclass(spec, y, p, classes, s.resamples, seed)
+    return estimate(spec, y, p, s.threshold, s.resamples, seed)
 
 
 def judged_confidence(confidence: float, metrics: int) -> float:
@@ -162,19 +201,20 @@ def judged_confidence(confidence: float, metrics: int) -> float:
 
 
 def _one(
-    spec: MetricSpec,
+    spec: MetricSpec | MulticlassSpec,
     recorded: Mapping[str, float],
     y: FloatArray,
     p: FloatArray,
-    holdout: list[FloatArray] | None,
+    holdout: tuple[NDArray[Any], FloatArray] | None,
     s: DecaySettings,
     confidence: float,
+    classes: list[str] | None,
 ) -> Decay:
-    recent = estimate(spec, y, p, s.threshold, s.resamples, s.seed)
+    recent = _estimate(spec, y, p, s, s.seed, classes)
     own = interval(spec, recent, confidence)
     if holdout is not None:
         gate_y, gate_p = holdout
-        at_gate = estimate(spec, gate_y, gate_p, s.threshold, s.resamples, s.seed + 1)
+        at_gate = _estimate(spec, gate_y, gate_p, s, s.seed + 1, classes)
         value, gate_rows = at_gate.value, at_gate.rows
         change = difference(spec, recent, at_gate, confidence)
     else:
@@ -205,12 +245,15 @@ def _one(
     )
 
 
-def judged_metrics(task: str, recorded: Mapping[str, object], wanted: Sequence[str]) -> list[str]:
-    """The metrics to judge: ``wanted`` (each must be recorded), else every recorded metric."""
+def judged_metrics(
+    task: str, recorded: Mapping[str, object], wanted: Sequence[str], classes: Sequence[str] = ()
+) -> list[str]:
+    """The metrics to judge: ``wanted`` (each must be recorded), else every recorded metric
+    (of a multiclass model when there are three ``classes`` or more)."""
     usable = [
         name
         for name, value in recorded.items()
-        if name in METRICS and METRICS[name].task == task and isinstance(value, int | float)
+        if isinstance(value, int | float) and _of_task(name, task, classes)
     ]
     if not wanted:
         return usable
@@ -221,3 +264,13 @@ def judged_metrics(task: str, recorded: Mapping[str, object], wanted: Sequence[s
             f"(recorded: {', '.join(usable) or 'none'}); choose among those."
         )
     return list(dict.fromkeys(wanted))
+
+
+def _of_task(name: str, task: str, classes: Sequence[str]) -> bool:
+    if task == "classification" and len(classes) > 2:
+        try:
+            multiclass_spec(name, list(classes))
+        except ConfigError:
+            return False
+        return True
+    return name in METRICS and METRICS[name].task == task

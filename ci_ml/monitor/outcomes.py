@@ -127,7 +127,8 @@ def _one_row_each(logged: pd.DataFrame, wanted: pd.DataFrame, labels: Recent) ->
 
 
 def truth(values: pd.Series, production: Production, target: str) -> np.ndarray:
-    """Outcomes as 0/1 (the positive class) or numbers; DataError for another encoding."""
+    """Outcomes as 0/1 (the positive class), the class's place in the model's classes
+    (multiclass) or numbers; DataError for another encoding."""
     import pandas as pd
 
     if production.task != "classification":
@@ -143,6 +144,8 @@ def truth(values: pd.Series, production: Production, target: str) -> np.ndarray:
                 f"classes are {_shown(classes)}: {_shown(unknown)} is none of them; write the "
                 "outcomes as the model's classes (or name the outcome column with --target)."
             )
+    if production.multiclass:
+        return text.map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64)
     positive = str(production.card.get("positive_class"))
     return (text == positive).to_numpy(dtype=np.float64)
 

@@ -281,6 +281,10 @@ class Production:
         found = self.card.get("classes") or getattr(self.model, "classes_", [])
         return [str(c) for c in found]
 
+    @property
+    def multiclass(self) -> bool:
+        return self.task == "classification" and len(self.classes) > 2
+
 
 def load_production(
     registry: Registry, dest: Path, trusted: Sequence[str] = (), reference: Path | None = None
@@ -311,7 +315,8 @@ def load_production(
             "so there is nothing to compare with; register it again with this ci-ml or pass "
             "--reference with its training data."
         )
-    holdout = _holdout(fetched / HOLDOUT) if HOLDOUT in current.files else None
+    classes = [str(c) for c in baseline.card.get("classes") or []]
+    holdout = _holdout(fetched / HOLDOUT, classes) if HOLDOUT in current.files else None
     metrics = current.metadata.get("metrics") or {}
     frame = read_table(reference or fetched / REFERENCE)
     return Production(
@@ -319,11 +324,23 @@ def load_production(
     )
 
 
-def _holdout(path: Path) -> Labelled:
-    """Truth and score of the holdout rows, as the evaluate step wrote them."""
+def _holdout(path: Path, classes: Sequence[str] = ()) -> Labelled:
+    """Truth and score of the holdout rows, as the evaluate step wrote them (multiclass:
+    the class's place and one ``score[<class>]`` column per class)."""
     import numpy as np
 
     frame = read_table(path)
+    if len(classes) > 2:
+        wanted = ["truth", *(f"score[{c}]" for c in classes)]
+        missing = [name for name in wanted if name not in frame.columns]
+        if missing:
+            raise DataError(
+                f"{path} lacks the column(s) {', '.join(missing[:4])} of the model's classes; "
+                "register the version again with this ci-ml."
+            )
+        return Labelled(
+            frame["truth"].to_numpy(dtype=np.int64), frame[wanted[1:]].to_numpy(dtype=np.float64)
+        )
     missing = [name for name in ("truth", "score") if name not in frame.columns]
     if missing:
         raise DataError(
@@ -336,11 +353,16 @@ def _holdout(path: Path) -> Labelled:
 
 
 def predict_scores(production: Production, frame: pd.DataFrame) -> np.ndarray:
-    """Probability of the positive class (classification) or the predicted value."""
+    """Probability of the positive class (binary), every class's in the card's class order
+    (multiclass, an (n, K) matrix), or the predicted value."""
     import numpy as np
 
     model = production.model
     try:
+        if production.multiclass:
+            known = [str(c) for c in getattr(model, "classes_", [])]
+            columns = [known.index(c) for c in production.classes]
+            return np.asarray(model.predict_proba(frame), dtype=np.float64)[:, columns]
         if production.task == "classification":
             classes = [str(c) for c in getattr(model, "classes_", [])]
             column = classes.index(str(production.card.get("positive_class")))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ci_ml.errors import CiMlError, ConflictError, ModelFileError
-from ci_ml.export.runtime import OnnxPredictor
+from ci_ml.export.runtime import OnnxPredictor, labelled
 from ci_ml.modelio import load_model
 from ci_ml.registry.records import ModelVersion, utc_now
 from ci_ml.serve.input import (
@@ -74,7 +74,8 @@ class LoadedModel:
     runtime: str = "scikit-learn"
 
     def predict(self, frame: pd.DataFrame) -> list[dict[str, Any]]:
-        """One answer per row: ``{"label", "probability"}`` or ``{"value"}``."""
+        """One answer per row: ``{"label", "probability"}`` (multiclass: and
+        ``"probabilities"``) or ``{"value"}``."""
         return self._answer(frame, len(frame))
 
     def predict_columns(self, parts: Sequence[Columns], rows: int) -> list[dict[str, Any]]:
@@ -99,23 +100,7 @@ class LoadedModel:
         except (ValueError, TypeError, KeyError) as err:
             raise InvalidRequest(f"the model cannot predict these rows ({_first(err)})") from None
         _check_finite(proba, rows)
-        return self._labelled(proba)
-
-    def _labelled(self, proba: Any) -> list[dict[str, Any]]:
-        if self.positive_index is None:  # multiclass: the most probable class
-            best = proba.argmax(axis=1)
-            picked = proba[range(len(best)), best].tolist()
-            return [
-                {"label": self.classes[b], "probability": p}
-                for b, p in zip(best.tolist(), picked, strict=True)
-            ]
-        positive = self.classes[self.positive_index]
-        negative = self.classes[1 - self.positive_index]
-        scores = proba[:, self.positive_index].tolist()
-        return [
-            {"label": positive if p >= self.threshold else negative, "probability": p}
-            for p in scores
-        ]
+        return labelled(proba, self.classes, self.positive_index, self.threshold)
 
 
 def _check_finite(values: Any, rows: int) -> None:
@@ -290,4 +275,9 @@ def _same_answer(a: dict[str, Any], b: dict[str, Any]) -> bool:
     if a.keys() != b.keys() or a.get("label") != b.get("label"):
         return False
     key = "value" if "value" in a else "probability"
-    return math.isclose(a[key], b[key], rel_tol=TOLERANCE, abs_tol=TOLERANCE)
+    if not math.isclose(a[key], b[key], rel_tol=TOLERANCE, abs_tol=TOLERANCE):
+        return False
+    every_a, every_b = a.get("probabilities") or {}, b.get("probabilities") or {}
+    return every_a.keys() == every_b.keys() and all(
+        math.isclose(every_a[c], every_b[c], rel_tol=TOLERANCE, abs_tol=TOLERANCE) for c in every_a
+    )

@@ -57,10 +57,12 @@ _SANE_ID = re.compile(r"[A-Za-z0-9][\w.:-]{0,127}", re.ASCII)
 
 
 class Prediction(BaseModel):
-    """One row's answer: label and probability of the positive class, or a value."""
+    """One row's answer: label and probability of the positive class (multiclass: of the
+    most probable class, and every class's probability), or a value."""
 
     label: str | int | float | bool | None = None
     probability: float | None = None
+    probabilities: dict[str, float] | None = None
     value: float | None = None
 
 
