@@ -81,7 +81,7 @@ def fitted_model(frame: pd.DataFrame, y: np.ndarray) -> Any:
 
 def make_registry(directory: Path, frame: pd.DataFrame, model: Any) -> str:
     """A registry with ``model`` in production; returns its path."""
-    from ci_ml.modelio import save_model
+    from ci_ml.models import save_model
     from ci_ml.registry.local import LocalRegistry
     from ci_ml.training import feature_schema
 

@@ -84,7 +84,7 @@ def free_port() -> int:
 def make_registry(directory: Path, frame: Any, model: Any, onnx: bool) -> str:
     """A LocalRegistry with ``model`` in production (plus model.onnx when ``onnx``)."""
     from ci_ml.export.convert import export_onnx
-    from ci_ml.modelio import save_model
+    from ci_ml.models import save_model
     from ci_ml.registry.local import LocalRegistry
     from ci_ml.training import feature_schema
 

@@ -21,7 +21,7 @@ from ci_ml.evaluation.predict import Predictions
 from ci_ml.export.convert import export_onnx
 from ci_ml.export.parity import DEFAULT_TOLERANCE, parity
 from ci_ml.github.actions import read_context
-from ci_ml.modelio import sha256_file
+from ci_ml.models import sha256_file
 from ci_ml.project import Project, actor, load_candidate, load_data, now
 from ci_ml.records import (
     BaselineRef,
@@ -110,7 +110,7 @@ def train(project: Project, run_dir: Path) -> ModelCard:
     dataset, version = load_data(project, run_dir)
     project.check_metrics(dataset.task, dataset.classes)  # before fitting: the names it needs
     model_cfg = project.config.model
-    model_path = run_dir / rundir.MODEL
+    model_path = run_dir / training.model_file_name(model_cfg)
     if model_cfg.command:
         model, digest = training.train_command(
             model_cfg, dataset, project.root, run_dir, model_path
@@ -122,6 +122,7 @@ def train(project: Project, run_dir: Path) -> ModelCard:
         "git_sha": training.git_sha(project.root),
         "size_bytes": model_path.stat().st_size,
         "row_identity": list(dataset.identity),
+        "model_file": model_path.name,
     }
     card = ModelCard.model_validate(training.model_card(model_cfg, dataset, model, digest, extra))
     write_record(run_dir, rundir.MODEL_CARD, card)
@@ -258,13 +259,13 @@ def register(project: Project, run_dir: Path, registry: Any = None) -> Any:
         raise GateBlocked("the candidate's verdict is fail; not registering.")
     card = read_record(run_dir / rundir.MODEL_CARD, ModelCard)
     names = [
-        rundir.MODEL,
+        card.model_file,
         rundir.MODEL_CARD,
         rundir.GATE_REPORT,
         rundir.REFERENCE,
         rundir.TRAINING_IDS,
     ]
-    if project.config.export is not None:
+    if project.config.export is not None and card.model_file != rundir.ONNX:
         names += [rundir.ONNX, rundir.PARITY]  # required when configured: fail closed
     files = {name: rundir.require(run_dir, name) for name in names}
     if (run_dir / rundir.HOLDOUT_PREDICTIONS).is_file():  # absent in runs of an older ci-ml
@@ -277,7 +278,7 @@ def register(project: Project, run_dir: Path, registry: Any = None) -> Any:
     }
     if registry is None:
         registry = project.registry()
-    return registry.register(files, metadata, by=actor())
+    return registry.register(files, metadata, by=actor(), model_file=card.model_file)
 
 
 # what the registry keeps of model.json beside the files

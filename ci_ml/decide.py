@@ -20,7 +20,7 @@ from ci_ml.config import Config, gate_lines
 from ci_ml.errors import ConfigError, RunDirError
 from ci_ml.export.parity import parity_gate
 from ci_ml.gates import GateResult
-from ci_ml.modelio import sha256_file
+from ci_ml.models import sha256_file
 from ci_ml.records import DataReport, Evaluation, ParityRecord, read_record
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ci_ml import decide, rundir
 from ci_ml.config import Config, DeployConfig, TargetConfig
 from ci_ml.errors import BadInputError, CiMlError, GateBlocked, ModelFileError, ServiceError
-from ci_ml.modelio import sha256_file
+from ci_ml.models import sha256_file
 from ci_ml.records import GateReport, ModelCard, SmokeSample, read_optional, read_record
 from ci_ml.smoke import detail_of, smoke
 
@@ -45,11 +45,11 @@ def verify(project: Project, run_dir: Path, approvals: list[str]) -> tuple[GateR
     that nothing the gate judged changed since, and that the gates judged again agree."""
     gate_report = read_record(run_dir / rundir.GATE_REPORT, GateReport)
     card = read_record(run_dir / rundir.MODEL_CARD, ModelCard)
-    digest = sha256_file(rundir.require(run_dir, rundir.MODEL))
+    digest = sha256_file(rundir.require(run_dir, card.model_file))
     judged = gate_report.candidate.digest
     if digest != judged or digest != card.digest:
         raise ModelFileError(
-            f"{run_dir / rundir.MODEL} has digest {digest[:12]} but the decision record "
+            f"{run_dir / card.model_file} has digest {digest[:12]} but the decision record "
             f"judged {str(judged)[:12]}; refusing to deploy a model the gates did not see."
         )
     _same_inputs(project, run_dir, gate_report)

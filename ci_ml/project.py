@@ -21,7 +21,7 @@ from ci_ml.config import CONFIG_FILE, Config, load_config
 from ci_ml.data import Dataset, data_version, load_dataset
 from ci_ml.errors import BadInputError, ConfigError, MissingExtra, ModelFileError, RunDirError
 from ci_ml.export.convert import SUPPORTED_ESTIMATORS, require_onnx
-from ci_ml.modelio import load_model, sha256_file
+from ci_ml.models import load_model, sha256_file
 from ci_ml.records import ModelCard, PullRecord, read_record
 from ci_ml.registry import Registry, open_registry
 
@@ -166,7 +166,7 @@ def load_data(project: Project, run_dir: Path) -> tuple[Dataset, str]:
 def load_candidate(project: Project, run_dir: Path) -> tuple[Any, ModelCard]:
     """The trained model and its card, after checking its digest against model.json."""
     card = read_record(run_dir / rundir.MODEL_CARD, ModelCard)
-    path = rundir.require(run_dir, rundir.MODEL)
+    path = rundir.require(run_dir, card.model_file)
     if sha256_file(path) != card.digest:
         raise ModelFileError(
             f"{path} does not match the digest in model.json; it was changed after "

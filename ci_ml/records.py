@@ -174,6 +174,7 @@ class ModelCard(Record):
     git_sha: str | None
     size_bytes: int
     row_identity: list[str]  # the columns a row's identity is made of (docs/data.md)
+    model_file: Literal["model.skops", "model.bundle", "model.onnx"] = "model.skops"
 
 
 # --- evaluation.json ---------------------------------------------------------------

@@ -23,7 +23,9 @@ from ci_ml.errors import RunDirError
 
 PULL = "pull.json"
 DATA_REPORT = "data-report.json"
-MODEL = "model.skops"
+MODEL = "model.skops"  # a scikit-learn model; model.json's model_file names the run's model
+BUNDLE = "model.bundle"  # a booster (XGBoost, LightGBM, CatBoost) and its scikit-learn steps
+MODEL_FILES = (MODEL, BUNDLE, "model.onnx")  # the files a model may be (model.onnx: your own)
 MODEL_CARD = "model.json"
 METRICS = "metrics.json"
 EVALUATION = "evaluation.json"
@@ -41,6 +43,7 @@ WRITTEN_BY = {
     PULL: "pull",
     DATA_REPORT: "validate",
     MODEL: "train",
+    BUNDLE: "train",
     MODEL_CARD: "train",
     METRICS: "evaluate",
     EVALUATION: "evaluate",

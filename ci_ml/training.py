@@ -10,6 +10,7 @@ skops file it writes.
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import shutil
 import subprocess
@@ -21,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 from ci_ml import __version__
 from ci_ml.config import ModelConfig
 from ci_ml.data import Dataset
-from ci_ml.errors import ConfigError, DataError, ModelFileError
-from ci_ml.modelio import load_model, save_model, sha256_file
+from ci_ml.errors import ConfigError, DataError, MissingExtra, ModelFileError
+from ci_ml.models import load_model, save_model, sha256_file
+from ci_ml.models.bundle import framework_named, framework_of, save_bundle
+from ci_ml.rundir import BUNDLE, MODEL, ONNX
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,7 +60,17 @@ def import_estimator(path: str) -> type:
         )
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError):
+    except ImportError as exc:
+        framework = framework_named(path)
+        if framework is not None and exc.name == module_name.split(".")[0]:
+            raise MissingExtra(
+                f"model.estimator {path}", framework.extra, missing=framework.name
+            ) from None
+        raise ConfigError(
+            f"model.estimator: {path!r} cannot be imported; check the spelling "
+            "or install the package that provides it."
+        ) from None
+    except AttributeError:
         raise ConfigError(
             f"model.estimator: {path!r} cannot be imported; check the spelling "
             "or install the package that provides it."
@@ -82,7 +95,7 @@ def make_estimator(config: ModelConfig, task: str | None = None) -> Any:
     known): a classifier with predict_proba for classification, no classifier for regression."""
     assert config.estimator is not None
     cls = import_estimator(config.estimator)
-    params = dict(config.params)
+    params = {**_quiet_defaults(config), **config.params}
     try:
         estimator = cls(**params)
         known = estimator.get_params() if hasattr(estimator, "get_params") else {}
@@ -96,6 +109,30 @@ def make_estimator(config: ModelConfig, task: str | None = None) -> Any:
     if task is not None:
         _suits(config.estimator, estimator, task)
     return estimator
+
+
+def _quiet_defaults(config: ModelConfig) -> dict[str, Any]:
+    """What a boosting library needs to run quietly, leave no files behind and be seeded,
+    unless model.params says otherwise: LightGBM and CatBoost log every iteration, CatBoost
+    writes catboost_info/ into the current directory and takes its seed as random_seed."""
+    framework = framework_named(config.estimator or "")
+    if framework is None:
+        return {}
+    if framework.name == "lightgbm":
+        return {"verbose": -1}
+    if framework.name == "catboost":
+        seeded = {"random_seed", "random_state"} & set(config.params)
+        seed = {} if seeded else {"random_seed": config.seed}
+        return {"verbose": False, "allow_writing_files": False, **seed}
+    return {}
+
+
+def model_file_name(config: ModelConfig) -> str:
+    """The run's model file: ``model.bundle`` for a booster, ``model.onnx`` for a training
+    command whose ``model.output`` is an ONNX file, else ``model.skops``."""
+    if config.command is not None:
+        return ONNX if config.output.endswith(".onnx") else MODEL
+    return BUNDLE if framework_named(config.estimator or "") else MODEL
 
 
 def _check_params(path: str, estimator: Any) -> None:
@@ -186,16 +223,19 @@ def build_pipeline(
     return Pipeline([("prepare", prepare), ("model", estimator)])
 
 
-def fit(pipeline: Any, dataset: Dataset, estimator: str) -> Any:
-    """Fit the pipeline; a failure is a ConfigError naming the estimator, not a traceback."""
+def fit(pipeline: Any, dataset: Dataset, estimator: str, y: Any = None) -> Any:
+    """Fit the pipeline (on ``y``, else the target); a failure is a ConfigError naming the
+    estimator, not a traceback."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
 
+    target = dataset.y("train") if y is None else y
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            return pipeline.fit(dataset.x("train"), dataset.y("train"))
+            warnings.filterwarnings("ignore", message=".*feature names.*")
+            return pipeline.fit(dataset.x("train"), target)
     except (ValueError, TypeError) as exc:
         first = _first_line(exc)
         if _is_bad_param(exc):
@@ -227,8 +267,30 @@ def train_builtin(config: ModelConfig, dataset: Dataset, model_path: Path) -> tu
     schema = feature_schema(dataset.train, dataset.features)
     pipeline = build_pipeline(config, schema, dataset.task)
     _categoricals_are_text(dataset, schema)
+    if framework_of(pipeline.steps[-1][1]) is not None:
+        return _train_booster(config, dataset, pipeline, model_path)
     model = fit(pipeline, dataset, str(config.estimator))
     return model, save_model(model, model_path)
+
+
+def _train_booster(
+    config: ModelConfig, dataset: Dataset, pipeline: Any, model_path: Path
+) -> tuple[Any, str]:
+    """Fit a booster (a classifier on the place of each row's class among the sorted
+    classes) and save it as a model bundle; returns the bundle as loaded, and its sha256."""
+    import numpy as np
+
+    classes = None
+    y = dataset.y("train")
+    if dataset.task == "classification":
+        values = np.unique(y.to_numpy())
+        classes = [_plain(v.item() if hasattr(v, "item") else v) for v in values]
+        y = np.searchsorted(values, y.to_numpy())
+    fitted = fit(pipeline, dataset, str(config.estimator), y)
+    (_, prepare), (_, booster) = fitted.steps
+    params = _plain(booster.get_params(deep=False))
+    digest = save_bundle(prepare, booster, dataset.task, classes, params, model_path)
+    return load_model(model_path, config.trusted_types), digest
 
 
 def _categoricals_are_text(dataset: Dataset, schema: list[dict[str, Any]]) -> None:
@@ -321,13 +383,16 @@ def model_card(
 
 
 def _plain(value: Any) -> Any:
-    """JSON-safe copy of params: numbers, strings, lists; other objects by repr."""
+    """JSON-safe copy of params: numbers, strings, lists; other objects (and NaN or
+    infinite numbers, e.g. XGBoost's ``missing=nan``) by repr."""
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if hasattr(value, "item"):
-        return value.item()
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return repr(value)

@@ -333,7 +333,7 @@ def test_a_candidate_that_answers_constants_in_service_is_rolled_back_under_load
     import pandas as pd
     from sklearn.dummy import DummyClassifier
 
-    from ci_ml.modelio import load_model, save_model
+    from ci_ml.models import load_model, save_model
 
     configure_deploy(project, service)
     assert deploy(project, "first").returncode == 0

@@ -1,4 +1,4 @@
-"""Tests for ci_ml.modelio: skops round trips (the built-in pipeline of every supported
+"""Tests for ci_ml.models: skops round trips (the built-in pipeline of every supported
 estimator), refusing pickles and untrusted types (eval, os.system...), the trust list kept
 exact, and the digest check of load_candidate."""
 
@@ -26,7 +26,7 @@ from ci_ml.config import ModelConfig, Task
 from ci_ml.data import Dataset
 from ci_ml.errors import ModelFileError, RunDirError
 from ci_ml.export.convert import SUPPORTED_ESTIMATORS
-from ci_ml.modelio import TRUSTED_TYPES, load_model, save_model, sha256_file
+from ci_ml.models import TRUSTED_TYPES, load_model, save_model, sha256_file
 from ci_ml.project import load_candidate, open_project
 from ci_ml.records import ModelCard, write_record
 from ci_ml.training import train_builtin

@@ -18,7 +18,7 @@ from sklearn.metrics import roc_auc_score
 from ci_ml.config import DataConfig, ModelConfig
 from ci_ml.data import Dataset, load_dataset
 from ci_ml.errors import ConfigError, DataError, ModelFileError
-from ci_ml.modelio import load_model, sha256_file
+from ci_ml.models import load_model, sha256_file
 from ci_ml.training import (
     feature_schema,
     import_estimator,

@@ -23,7 +23,7 @@ import numpy as np
 from ci_ml.data import Dataset, row_ids
 from ci_ml.errors import CiMlError, ModelFileError
 from ci_ml.evaluation.predict import predict
-from ci_ml.modelio import load_model
+from ci_ml.models import load_model
 from ci_ml.rundir import REFERENCE, TRAINING_IDS
 
 BASELINE_DIR = "baseline"
@@ -64,9 +64,11 @@ def fetch_production(registry: Any, run_dir: Path, trusted: list[str]) -> Baseli
     try:
         files = registry.fetch(production.version, dest)
         card = _card(files)
-        model_path = files.get("model.skops")
+        model_path = files.get(production.model_file)
         if model_path is None:
-            raise ModelFileError(f"production version {production.version} has no model.skops")
+            raise ModelFileError(
+                f"production version {production.version} has no {production.model_file}"
+            )
         model = load_model(model_path, trusted)
         trained = _trained_rows(files, card, production.version)
     except ModelFileError as exc:

@@ -60,20 +60,35 @@ def parity(
     record.update(_flips(frame, task, original, exported, threshold, tolerance))
     what = "probability of the positive class" if task == "classification" else "predicted value"
     scale = "" if task == "classification" else " × max(1, |value|)"
+    rule = f"pass if |Δ {what}| ≤ {tolerance:g}{scale} on every holdout row" + (
+        f" and no row changes class (except rows within {tolerance:g} of the threshold)"
+        if task == "classification"
+        else ""
+    )
+    threshold_used = threshold if task == "classification" else None
+    return _judged(record, task, len(frame), what, tolerance, threshold_used, rule)
+
+
+def _judged(
+    record: dict[str, Any],
+    task: str,
+    rows: int,
+    compared: str,
+    tolerance: float,
+    threshold: float | None,
+    rule: str,
+) -> dict[str, Any]:
+    """The record with what was compared, the rule, and ``success``: every row within the
+    tolerance and no row changing class."""
     record.update(
         kind="parity",
         format="onnx",
         task=task,
-        rows=len(frame),
-        compared=what,
+        rows=rows,
+        compared=compared,
         tolerance=tolerance,
-        threshold=threshold if task == "classification" else None,
-        rule=f"pass if |Δ {what}| ≤ {tolerance:g}{scale} on every holdout row"
-        + (
-            f" and no row changes class (except rows within {tolerance:g} of the threshold)"
-            if task == "classification"
-            else ""
-        ),
+        threshold=threshold,
+        rule=rule,
     )
     record["success"] = bool(
         record["max_abs_diff"] is not None
@@ -87,7 +102,7 @@ def _multiclass(
     model: Any, predictor: Any, frame: pd.DataFrame, tolerance: float
 ) -> dict[str, Any]:
     """Every class probability of every row within ``tolerance``; a row whose most probable
-    class changes is a flip, unless its two most probable classes are within ``tolerance``."""
+    class changes is a flip, unless its two most probable classes are within twice it."""
     import numpy as np
 
     classes = [str(c) for c in model.classes_]
@@ -117,25 +132,14 @@ def _multiclass(
         class_flips=len(flips),
         first_flipped_rows=_rows(frame, flips, original[rows, best], exported[rows, best]),
         borderline_flips=int(borderline.sum()),
-        kind="parity",
-        format="onnx",
-        task="classification",
-        rows=len(frame),
-        compared=f"probability of each of the {len(classes)} classes",
-        tolerance=tolerance,
-        threshold=None,
-        rule=(
-            f"pass if |Δ probability| ≤ {tolerance:g} for every class on every holdout row and "
-            f"no row changes its most probable class (except rows whose two most probable "
-            f"classes are within {2 * tolerance:g})"
-        ),
     )
-    record["success"] = bool(
-        record["max_abs_diff"] is not None
-        and not record["rows_over_tolerance"]
-        and not record["class_flips"]
+    rule = (
+        f"pass if |Δ probability| ≤ {tolerance:g} for every class on every holdout row and "
+        f"no row changes its most probable class (except rows whose two most probable "
+        f"classes are within {2 * tolerance:g})"
     )
-    return record
+    compared = f"probability of each of the {len(classes)} classes"
+    return _judged(record, "classification", len(frame), compared, tolerance, None, rule)
 
 
 def _differences(frame: pd.DataFrame, original: Any, exported: Any, allowed: Any) -> dict[str, Any]:

@@ -226,7 +226,7 @@ class Registry(ABC):
 
     def _build(self, kind: type[_Value], key: str, body: dict[str, Any]) -> _Value:
         """A ModelVersion or PromotionEvent from a stored record (extra fields are ignored)."""
-        names = [f.name for f in dataclasses.fields(kind)]
+        names = [f.name for f in dataclasses.fields(kind) if f.name in body or _required(f)]
         missing = [n for n in names if n not in body]
         if missing:
             raise ServiceError(
@@ -292,6 +292,10 @@ def _check_expected(head: PromotionEvent | None, expected: str | None, target: s
         f"{expected or 'an empty production'} was expected; run the gates again against the "
         "model in production"
     )
+
+
+def _required(field: dataclasses.Field[Any]) -> bool:
+    return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
 
 
 def _same(event: PromotionEvent, ref: str) -> bool:

@@ -32,6 +32,7 @@ class ModelVersion:
     registered_by: str
     metadata: dict[str, Any]
     files: tuple[str, ...]
+    model_file: str = "model.skops"  # which of the files is the model (its digest names it)
 
 
 @dataclass(frozen=True)

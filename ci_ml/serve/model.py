@@ -1,7 +1,7 @@
 """The model the service answers with: a registry version, loaded, checked and ready to predict.
 
 :func:`load_version` fetches a version into a temporary directory, loads it with
-:func:`ci_ml.modelio.load_model` (skops, trusted types only), and smoke-predicts a few rows (from
+:func:`ci_ml.models.load_model` (skops, trusted types only), and smoke-predicts a few rows (from
 the version's ``reference.parquet`` when it has one, plus one built from the feature schema):
 the batch must be answered, every answer must be well formed, and a row alone must get the same
 answer as in the batch. A version that fails any of that is refused with :class:`ModelRefused`.
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ci_ml.errors import CiMlError, ConflictError, ModelFileError
 from ci_ml.export.runtime import OnnxPredictor, labelled
-from ci_ml.modelio import load_model
+from ci_ml.models import load_model
 from ci_ml.registry.records import ModelVersion, utc_now
 from ci_ml.serve.input import (
     Columns,
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
     from ci_ml.registry import Registry
 
-MODEL_FILE = "model.skops"
 CARD_FILE = "model.json"
 REFERENCE_FILE = "reference.parquet"
 DEFAULT_THRESHOLD = 0.5
@@ -147,11 +146,11 @@ def _load_files(
     files: dict[str, Path], version: ModelVersion, trusted: Sequence[str]
 ) -> tuple[LoadedModel, list[dict[str, Any]]]:
     """The model, its answer settings, and sample rows from the fetched files."""
-    if MODEL_FILE not in files:
-        raise ModelFileError(f"it has no {MODEL_FILE}")
+    if version.model_file not in files:
+        raise ModelFileError(f"it has no {version.model_file}")
     card = {**version.metadata, **_read_card(files.get(CARD_FILE))}
     schema = FeatureSchema.from_card(card.get("feature_schema"))
-    model = load_model(files[MODEL_FILE], trusted)
+    model = load_model(files[version.model_file], trusted)
     task = card.get("task") or ("classification" if hasattr(model, "classes_") else "regression")
     classification = task == "classification"
     model, runtime = _prefer_onnx(model, files, card, task)

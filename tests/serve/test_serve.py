@@ -28,7 +28,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from ci_ml.config import ModelConfig
-from ci_ml.modelio import save_model
+from ci_ml.models import save_model
 from ci_ml.registry import ModelVersion, Registry
 from ci_ml.registry.local import LocalRegistry
 from ci_ml.serve.batch import Batcher

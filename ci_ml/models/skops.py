@@ -1,4 +1,4 @@
-"""Saving and loading models in a safe format (skops), never plain pickles.
+"""scikit-learn models in skops: saved byte for byte reproducibly, loaded under a trust list.
 
 A skops file lists the types it would build. ci-ml builds only:
 
@@ -106,11 +106,9 @@ def _renumber(node: Any, ids: dict[int, int], files: dict[str, str]) -> None:
             _renumber(value, ids, files)
 
 
-def load_model(path: Path, trusted: Iterable[str] = ()) -> Any:
-    """Load a skops file, building only trusted types; anything else is ModelFileError.
-
-    ``trusted`` adds exact type names (``model.trusted_types``) to :data:`TRUSTED_TYPES`.
-    """
+def load_skops(path: Path, allowed: Iterable[str] = TRUSTED_TYPES) -> Any:
+    """Load a skops file, building only the ``allowed`` types (exact names) besides those
+    skops trusts itself; anything else is ModelFileError."""
     import skops.io as sio
 
     if not path.is_file():
@@ -124,7 +122,7 @@ def load_model(path: Path, trusted: Iterable[str] = ()) -> Any:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:
         raise ModelFileError(f"{path}: broken skops file ({_first_line(exc)}).") from None
-    allowed = TRUSTED_TYPES | set(trusted)
+    allowed = set(allowed)
     refused = sorted(t for t in untrusted if t not in allowed)
     if refused:
         raise ModelFileError(
