@@ -39,6 +39,8 @@ from ci_ml.models.booster import BoosterModel
 from ci_ml.models.skops import ZIP_EPOCH, _reproducible, load_skops, sha256_file
 from ci_ml.rundir import atomic_path
 
+# CatBoost stamps each fit with its finishing time and a random id
+UNREPRODUCIBLE_CATBOOST_METADATA = ("train_finish_time", "model_guid")
 BUNDLE_FORMAT = "ci-ml-bundle"
 BUNDLE_VERSION = 1
 MANIFEST = "bundle.json"
@@ -86,6 +88,10 @@ def booster_bytes(framework: Framework, estimator: Any) -> bytes:
         return bytes(estimator.get_booster().save_raw("ubj"))
     if framework.name == "lightgbm":
         return str(estimator.booster_.model_to_string()).encode("utf-8")
+    metadata = estimator.get_metadata()
+    for stamp in UNREPRODUCIBLE_CATBOOST_METADATA:  # the same fit, the same bytes
+        if stamp in metadata:
+            del metadata[stamp]
     with tempfile.TemporaryDirectory(prefix="ci-ml-cbm-") as scratch:
         path = Path(scratch) / framework.member
         estimator.save_model(str(path), format="cbm")
