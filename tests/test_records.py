@@ -153,6 +153,7 @@ def samples() -> dict[str, dict[str, Any]]:
             "git_sha": "4d68b08f919d1beb18ef714ca750ef5852f788db",
             "size_bytes": 1572104,
             "row_identity": ["Age", "Home", "Income"],
+            "model_file": "model.skops",
         },
         rundir.EVALUATION: {
             "schema_version": 1,
@@ -698,3 +699,12 @@ def test_the_files_of_a_real_run_are_their_records(
     record = load_record(_written(tmp_path, name, data), name)
     assert write_record(tmp_path, name, record).read_text(encoding="utf-8") == as_file(data)
     assert as_file(data) == real_run[file]
+
+
+def test_a_model_card_from_before_model_file_means_a_skops_model(tmp_path: Path) -> None:
+    sample = {k: v for k, v in samples()[rundir.MODEL_CARD].items() if k != "model_file"}
+    card = load_record(_written(tmp_path, rundir.MODEL_CARD, sample), rundir.MODEL_CARD)
+    assert card.model_file == "model.skops"
+    wrong = {**sample, "model_file": "model.pkl"}
+    with pytest.raises(RunDirError, match=r"model_file"):
+        load_record(_written(tmp_path, rundir.MODEL_CARD, wrong), rundir.MODEL_CARD)
