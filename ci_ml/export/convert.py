@@ -57,6 +57,7 @@ SUPPORTED_ESTIMATORS = frozenset(
     }
 )
 NumericDtype = Literal["float64", "float32"]
+_ONNX_FLOATS = {"float32": 1, "float64": 11}  # onnx.TensorProto.FLOAT, DOUBLE
 
 
 def export_onnx(
@@ -169,8 +170,8 @@ def _with_string_markers(prepare: Any) -> tuple[Any, dict[str, str]]:
 def _convert(
     prepare: Any, estimator: Any, schema: list[dict[str, Any]], task: str, numeric: str
 ) -> Any:
-    """Preprocessing graph (float64 or float32 numerics) -> Cast(the estimator's float type,
-    :func:`_estimator_dtype`) -> estimator graph."""
+    """Preprocessing graph (float64 or float32 numerics) -> Cast to the estimator's float
+    type(s) (:func:`_estimator_casts`) -> estimator graph."""
     import onnx
     from onnx import TensorProto, helper
     from skl2onnx import convert_sklearn
@@ -186,9 +187,8 @@ def _convert(
         (f["name"], number([None, 1]) if f["kind"] == "numeric" else StringTensorType([None, 1]))
         for f in schema
     ]
-    double = _estimator_dtype(estimator) == "float64"
-    at_estimator = DoubleTensorType if double else FloatTensorType
-    cast_to = TensorProto.DOUBLE if double else TensorProto.FLOAT
+    casts = [_ONNX_FLOATS[t] for t in _estimator_casts(estimator)]
+    at_estimator = DoubleTensorType if casts[-1] == TensorProto.DOUBLE else FloatTensorType
     width = int(sum(_width(b, c) for n, b, c in prepare.transformers_ if n != "remainder"))
     options = _options(prepare, estimator, task)
     try:
@@ -208,10 +208,13 @@ def _convert(
     except (RuntimeError, NotImplementedError, ValueError, TypeError) as exc:
         raise ModelFileError(f"skl2onnx cannot convert this pipeline ({_first(exc)}).") from None
     out = front.graph.output[0].name
-    front.graph.node.append(helper.make_node("Cast", [out], ["features_cast"], to=cast_to))
+    for i, cast in enumerate(casts):
+        name = "features_cast" if i == len(casts) - 1 else f"features_cast{i}"
+        front.graph.node.append(helper.make_node("Cast", [out], [name], to=cast))
+        out = name
     front.graph.output.pop()
     front.graph.output.append(
-        helper.make_tensor_value_info("features_cast", cast_to, [None, width])
+        helper.make_tensor_value_info("features_cast", casts[-1], [None, width])
     )
     _same_opsets(front, back)
     merged = onnx.compose.merge_models(
@@ -221,10 +224,10 @@ def _convert(
     return merged
 
 
-def _estimator_dtype(estimator: Any) -> str:
-    """The float type of the estimator's input: float32 (scikit-learn's trees compare in it),
-    or the type a booster compares in (:func:`ci_ml.export.boosters.input_dtype`)."""
-    return boosters.input_dtype(estimator) if _is_booster(estimator) else "float32"
+def _estimator_casts(estimator: Any) -> tuple[str, ...]:
+    """The float types the features are cast to before the estimator: float32 (scikit-learn's
+    trees compare in it), or a booster's (:func:`ci_ml.export.boosters.casts`)."""
+    return boosters.casts(estimator) if _is_booster(estimator) else ("float32",)
 
 
 def _is_booster(estimator: Any) -> bool:

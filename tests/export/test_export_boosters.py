@@ -110,6 +110,18 @@ def test_a_booster_classifier_passes_parity_with_the_datas_labels(
     assert meta["ci_ml.classes"] == ["bad", "good"]
     assert meta["ci_ml.estimator"].startswith(f"{framework}.")
     assert meta["ci_ml.null_markers"] == {"home": "missing"}
+    # the trees read and add in the library's float types (see ci_ml.export.boosters.casts)
+    casts = [
+        attribute.i
+        for node in graph.graph.node
+        if node.op_type == "Cast" and node.output[0].startswith("features_cast")
+        for attribute in node.attribute
+    ]
+    float32, float64 = onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE
+    assert (
+        casts
+        == {"xgboost": [float32], "lightgbm": [float64], "catboost": [float32, float64]}[framework]
+    )
     # the graph's own label output names the data's classes, not the places 0/1
     predictor = OnnxPredictor(exported.onnx, exported.schema, "classification", "bad")
     rows = small.x("holdout")
