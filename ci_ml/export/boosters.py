@@ -76,48 +76,81 @@ def options(model: BoosterModel, sparse: bool) -> dict[str, Any]:
     return {ZEROS_AS_MISSING: sparse and model.framework == "xgboost"}
 
 
-def check(model: BoosterModel) -> None:
-    """MissingExtra unless the converter of ``model``'s library imports; ModelFileError for
-    a kind of booster the converters would get wrong or cannot take, before anything runs."""
-    _require(model.framework)
-    param, value, allowed = _KINDS[model.framework](model.booster)
-    if value not in allowed:
-        title = LIBRARIES[model.framework].title
-        raise ModelFileError(
-            f"cannot export to ONNX: {title} trained with {param}={value!r} is not "
-            f"supported (allowed: {', '.join(map(repr, allowed))}); set model.params.{param} "
-            "to one of those or drop 'export' from ci-ml.yaml (docs/frameworks.md)."
-        )
+@dataclass(frozen=True)
+class Rule:
+    """A param of a booster whose values outside ``allowed`` the converters get wrong or
+    cannot take (``aliases``: the library's other names for it)."""
+
+    param: str
+    default: Any
+    allowed: tuple[Any, ...]
+    aliases: tuple[str, ...] = ()
 
 
-def _xgboost_kind(booster: Any) -> tuple[str, Any, tuple[Any, ...]]:
+RULES = {
     # dart's tree weights and gblinear's coefficients are not in the trees onnxmltools reads
-    name = json.loads(booster.save_config())["learner"]["gradient_booster"]["name"]
-    return "booster", name, ("gbtree",)
-
-
-def _lightgbm_kind(booster: Any) -> tuple[str, Any, tuple[Any, ...]]:
+    "xgboost": (Rule("booster", "gbtree", ("gbtree",)),),
     # onnxmltools sums the trees (rf averages them) and leaves out linear leaves
-    params = booster.params
-    if str(params.get("linear_tree", False)).lower() in ("true", "1"):
-        return "linear_tree", True, (False,)
-    return "boosting_type", params.get("boosting", "gbdt"), ("gbdt", "dart", "goss")
-
-
-def _catboost_kind(booster: Any) -> tuple[str, Any, tuple[Any, ...]]:
+    "lightgbm": (
+        Rule("boosting_type", "gbdt", ("gbdt", "dart", "goss"), ("boosting", "boost")),
+        Rule("linear_tree", False, (False,), ("linear_trees",)),
+    ),
     # CatBoost exports only oblivious (symmetric) trees to ONNX
-    policy = booster.get_all_params().get("grow_policy", "SymmetricTree")
-    return "grow_policy", policy, ("SymmetricTree",)
-
-
-_KINDS: dict[str, Callable[[Any], tuple[str, Any, tuple[Any, ...]]]] = {
-    "xgboost": _xgboost_kind,
-    "lightgbm": _lightgbm_kind,
-    "catboost": _catboost_kind,
+    "catboost": (Rule("grow_policy", "SymmetricTree", ("SymmetricTree",)),),
 }
 
 
-def _require(framework: str) -> None:
+def unsupported(framework: str, params: dict[str, Any]) -> str | None:
+    """What the converters cannot take among a booster's ``params`` (an absent one has its
+    default), as ``XGBoost with booster='dart' is not supported (…); set model.params.booster
+    to one of those``; None when they take them all."""
+    for rule in RULES[framework]:
+        found = [params[n] for n in (rule.param, *rule.aliases) if params.get(n) is not None]
+        value = found[0] if found else rule.default
+        if value not in rule.allowed:
+            return (
+                f"{LIBRARIES[framework].title} with {rule.param}={value!r} is not supported "
+                f"(allowed: {', '.join(map(repr, rule.allowed))}); set "
+                f"model.params.{rule.param} to one of those"
+            )
+    return None
+
+
+def check(model: BoosterModel) -> None:
+    """MissingExtra unless the converter of ``model``'s library imports; ModelFileError for
+    a kind of booster the converters would get wrong or cannot take, before anything runs."""
+    require(model.framework)
+    problem = unsupported(model.framework, _TRAINED[model.framework](model.booster))
+    if problem is not None:
+        raise ModelFileError(
+            f"cannot export to ONNX: {problem} or drop 'export' from ci-ml.yaml "
+            "(docs/frameworks.md)."
+        )
+
+
+def _xgboost_trained(booster: Any) -> dict[str, Any]:
+    return {"booster": json.loads(booster.save_config())["learner"]["gradient_booster"]["name"]}
+
+
+def _lightgbm_trained(booster: Any) -> dict[str, Any]:
+    params = booster.params  # as the model text records them
+    linear = str(params.get("linear_tree", False)).lower() in ("true", "1")
+    return {"boosting_type": params.get("boosting"), "linear_tree": linear}
+
+
+def _catboost_trained(booster: Any) -> dict[str, Any]:
+    return {"grow_policy": booster.get_all_params().get("grow_policy")}
+
+
+# the params of RULES as a fitted booster records them
+_TRAINED: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "xgboost": _xgboost_trained,
+    "lightgbm": _lightgbm_trained,
+    "catboost": _catboost_trained,
+}
+
+
+def require(framework: str) -> None:
     """MissingExtra naming the ``onnx`` extra unless ``framework``'s converter imports."""
     library = LIBRARIES[framework]
     try:

@@ -19,18 +19,20 @@ import pandas as pd
 import pytest
 import yaml
 
+from ci_ml import api, rundir
 from ci_ml.config import DataConfig, ModelConfig, load_config
 from ci_ml.data import Dataset, load_dataset
 from ci_ml.errors import MissingExtra, ModelFileError
 from ci_ml.export.convert import export_onnx
 from ci_ml.export.parity import parity
 from ci_ml.export.runtime import OnnxPredictor
+from ci_ml.project import open_project
 from ci_ml.registry import open_registry
 from ci_ml.serve.input import FeatureSchema, to_frame
 from ci_ml.serve.model import LoadedModel, load_version
 from ci_ml.training import feature_schema, train_builtin
 from tests.cli.test_cli import assert_says_install, without
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, as_files, run_cli
 from tests.hpc import HPC_CONFIG, hpc_project
 from tests.test_training import credit_like, many_valued
 
@@ -346,3 +348,23 @@ def test_export_command_on_a_booster_regression_project(
     record = json.loads((root / ".ci-ml/runs/latest/parity.json").read_text())
     assert record["success"] and record["tolerance"] == TOLERANCE
     assert record["compared"] == "predicted value" and record["rows"] > 800
+
+
+@pytest.mark.slow
+def test_run_exports_a_booster_gates_on_parity_and_serves_the_onnx(project: Path) -> None:
+    # the example project with a LightGBM estimator: `ci-ml run` checks the config, trains a
+    # bundle, exports it, gates on parity and registers both files
+    path = project / "ci-ml.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["model"] = {"estimator": "lightgbm.LGBMClassifier", "params": {"n_estimators": 100}}
+    config["export"] = {"format": "onnx", "tolerance": TOLERANCE}
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    proj = open_project(path)
+    results = as_files(api.run(proj, rundir.new_run_dir(proj.runs_dir)))
+    gate = next(g for g in results["gate"]["gates"] if g["kind"] == "parity")
+    assert gate["verdict"] == "pass", gate["reason"]
+    version = results["register"]
+    assert {"model.bundle", "model.onnx"} <= set(version.files)
+    registry = open_registry(".ci-ml/registry", root=project)
+    loaded = load_version(registry, registry.get(version.version), [])
+    assert loaded.runtime == "onnx"
