@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from ci_ml import gates, quality, rundir, training
-from ci_ml.config import CONFIG_FILE, Config, load_config
+from ci_ml.config import CONFIG_FILE, Config, ModelConfig, load_config
 from ci_ml.data import Dataset, data_version, load_dataset
 from ci_ml.errors import BadInputError, ConfigError, MissingExtra, ModelFileError, RunDirError
+from ci_ml.export import boosters
 from ci_ml.export.convert import SUPPORTED_ESTIMATORS, require_onnx
 from ci_ml.models import load_model, sha256_file
+from ci_ml.models.bundle import framework_of
 from ci_ml.records import ModelCard, PullRecord, read_record
 from ci_ml.registry import Registry, open_registry
 
@@ -102,12 +104,27 @@ def check_project(project: Project) -> None:
         quality.read_suite(project.root / config.expectations.suite)
     if config.export is not None:
         require_onnx()
-        if estimator is not None and type(estimator).__name__ not in SUPPORTED_ESTIMATORS:
+        if estimator is not None:
+            _check_exportable(estimator, config.model, source)
+
+
+def _check_exportable(estimator: Any, model: ModelConfig, source: str) -> None:
+    """ConfigError unless ONNX export converts the estimator (with these params)."""
+    framework = framework_of(estimator)
+    if framework is not None:
+        boosters.require(framework.name)
+        problem = boosters.unsupported(framework.name, model.params)
+        if problem is not None:
             raise ConfigError(
                 f"{source}: 'export' is set, but ONNX export cannot convert model.estimator "
-                f"{config.model.estimator} (it converts {', '.join(sorted(SUPPORTED_ESTIMATORS))}"
-                "); choose one of them or remove 'export'."
+                f"{model.estimator}: {problem} or remove 'export' (docs/frameworks.md)."
             )
+    elif type(estimator).__name__ not in SUPPORTED_ESTIMATORS:
+        raise ConfigError(
+            f"{source}: 'export' is set, but ONNX export cannot convert model.estimator "
+            f"{model.estimator} (it converts {', '.join(sorted(SUPPORTED_ESTIMATORS))}, and "
+            "XGBoost, LightGBM and CatBoost estimators); choose one of them or remove 'export'."
+        )
 
 
 def _shown(path: Path) -> str:

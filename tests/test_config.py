@@ -233,6 +233,19 @@ NEEDS_NO_DATA = {
         + "export: {}\n",
         ["'export' is set", "cannot convert model.estimator", "KNeighborsClassifier"],
     ),
+    "export of a booster the converters cannot take": (
+        replace(
+            "sklearn.linear_model.LogisticRegression\n",
+            "lightgbm.LGBMClassifier\n  params: {boosting: rf}\n",
+        )
+        + "export: {}\n",
+        [
+            "'export' is set",
+            "cannot convert model.estimator lightgbm.LGBMClassifier",
+            "LightGBM with boosting_type='rf' is not supported (allowed: 'gbdt', 'dart', 'goss')",
+            "docs/frameworks.md",
+        ],
+    ),
     "a suite that does not exist": (
         MINIMAL + "expectations: {suite: nowhere.json}\n",
         ["nowhere.json", "expectation suite not found"],
@@ -290,6 +303,16 @@ def test_config_check_needs_no_data(tmp_path: Path) -> None:
     done = cli("config", "check", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    "estimator", ["xgboost.XGBClassifier", "lightgbm.LGBMClassifier", "catboost.CatBoostClassifier"]
+)
+def test_config_check_takes_the_export_of_a_booster(tmp_path: Path, estimator: str) -> None:
+    text = replace("sklearn.linear_model.LogisticRegression", estimator) + "export: {}\n"
+    write(tmp_path, text)
+    done = cli("config", "check", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
 
 
 def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:

@@ -2,11 +2,13 @@
 
 :func:`export_onnx` converts the Pipeline that :func:`ci_ml.training.build_pipeline` makes
 (numeric: median imputer + scaler; categorical: constant imputer + one-hot; then one of
-:data:`SUPPORTED_ESTIMATORS`) with skl2onnx; anything else is a ModelFileError naming the step.
-Two conversion choices keep the export faithful to scikit-learn:
+:data:`SUPPORTED_ESTIMATORS`, or the XGBoost, LightGBM or CatBoost booster of a model bundle,
+converted by :mod:`ci_ml.export.boosters`) with skl2onnx; anything else is a ModelFileError
+naming the step. Two conversion choices keep the export faithful to scikit-learn:
 
 * The numeric preprocessing runs in float64, with scikit-learn's own arithmetic (``x - mean``
-  then ``/ scale``), and the result is cast to float32 only at the estimator. Tree thresholds
+  then ``/ scale``), and the result is cast only at the estimator, to the float type it
+  compares in (float32; float64 for LightGBM, which compares in double). Tree thresholds
   often sit exactly on a training value; a float32 scaler lands one ulp beside them and sends
   the row down the other branch (on the example data: 32 flipped classes, |Δp| up to 0.24).
   ONNX Runtime has no float64 ``Imputer`` kernel, so the numeric imputer becomes
@@ -27,6 +29,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ci_ml.errors import MissingExtra, ModelFileError
+from ci_ml.export import boosters
+from ci_ml.models.booster import BoosterModel
+from ci_ml.models.bundle import FRAMEWORKS
 from ci_ml.rundir import atomic_path
 
 OPSET = {"": 17, "ai.onnx.ml": 3}
@@ -52,6 +57,7 @@ SUPPORTED_ESTIMATORS = frozenset(
     }
 )
 NumericDtype = Literal["float64", "float32"]
+_ONNX_FLOATS = {"float32": 1, "float64": 11}  # onnx.TensorProto.FLOAT, DOUBLE
 
 
 def export_onnx(
@@ -71,7 +77,7 @@ def export_onnx(
         "null_markers": markers,
         "numeric_dtype": numeric_dtype,
         "classes": _plain_list(getattr(estimator, "classes_", [])),
-        "estimator": type(estimator).__name__,
+        "estimator": _estimator_name(estimator),
     }
     for key, value in meta.items():
         entry = graph.metadata_props.add()
@@ -104,10 +110,13 @@ def _check_pipeline(model: Any, schema: list[dict[str, Any]]) -> tuple[Any, Any]
     (_, prepare), (_, estimator) = steps
     if not isinstance(prepare, ColumnTransformer):
         raise _unsupported(f"step '{steps[0][0]}' ({type(prepare).__name__})", "ColumnTransformer")
-    if type(estimator).__name__ not in SUPPORTED_ESTIMATORS:
+    if _is_booster(estimator):
+        boosters.check(estimator)
+    elif type(estimator).__name__ not in SUPPORTED_ESTIMATORS:
         raise _unsupported(
             f"step '{steps[1][0]}' ({type(estimator).__module__}.{type(estimator).__name__})",
-            "one of " + ", ".join(sorted(SUPPORTED_ESTIMATORS)),
+            "one of " + ", ".join(sorted(SUPPORTED_ESTIMATORS)) + ", or the booster of a "
+            "model.bundle (XGBoost, LightGBM, CatBoost)",
         )
     kinds = {f["name"]: f["kind"] for f in schema}
     for name, branch, columns in prepare.transformers_:
@@ -161,7 +170,8 @@ def _with_string_markers(prepare: Any) -> tuple[Any, dict[str, str]]:
 def _convert(
     prepare: Any, estimator: Any, schema: list[dict[str, Any]], task: str, numeric: str
 ) -> Any:
-    """Preprocessing graph (float64 or float32 numerics) -> Cast(float32) -> estimator graph."""
+    """Preprocessing graph (float64 or float32 numerics) -> Cast to the estimator's float
+    type(s) (:func:`_estimator_casts`) -> estimator graph."""
     import onnx
     from onnx import TensorProto, helper
     from skl2onnx import convert_sklearn
@@ -177,8 +187,10 @@ def _convert(
         (f["name"], number([None, 1]) if f["kind"] == "numeric" else StringTensorType([None, 1]))
         for f in schema
     ]
+    casts = [_ONNX_FLOATS[t] for t in _estimator_casts(estimator)]
+    at_estimator = DoubleTensorType if casts[-1] == TensorProto.DOUBLE else FloatTensorType
     width = int(sum(_width(b, c) for n, b, c in prepare.transformers_ if n != "remainder"))
-    options = {id(estimator): {"zipmap": False}} if task == "classification" else {}
+    options = _options(prepare, estimator, task)
     try:
         front = convert_sklearn(
             prepare,
@@ -188,7 +200,7 @@ def _convert(
         )
         back = convert_sklearn(
             estimator,
-            initial_types=[("features", FloatTensorType([None, width]))],
+            initial_types=[("features", at_estimator([None, width]))],
             target_opset=OPSET,
             options=options,
             custom_conversion_functions={type(estimator): _without_bools(estimator)},
@@ -196,17 +208,40 @@ def _convert(
     except (RuntimeError, NotImplementedError, ValueError, TypeError) as exc:
         raise ModelFileError(f"skl2onnx cannot convert this pipeline ({_first(exc)}).") from None
     out = front.graph.output[0].name
-    front.graph.node.append(helper.make_node("Cast", [out], ["features_f32"], to=TensorProto.FLOAT))
+    for i, cast in enumerate(casts):
+        name = "features_cast" if i == len(casts) - 1 else f"features_cast{i}"
+        front.graph.node.append(helper.make_node("Cast", [out], [name], to=cast))
+        out = name
     front.graph.output.pop()
     front.graph.output.append(
-        helper.make_tensor_value_info("features_f32", TensorProto.FLOAT, [None, width])
+        helper.make_tensor_value_info("features_cast", casts[-1], [None, width])
     )
     _same_opsets(front, back)
     merged = onnx.compose.merge_models(
-        front, back, io_map=[("features_f32", "features")], prefix2="est_"
+        front, back, io_map=[("features_cast", "features")], prefix2="est_"
     )
     onnx.checker.check_model(merged)
     return merged
+
+
+def _estimator_casts(estimator: Any) -> tuple[str, ...]:
+    """The float types the features are cast to before the estimator: float32 (scikit-learn's
+    trees compare in it), or a booster's (:func:`ci_ml.export.boosters.casts`)."""
+    return boosters.casts(estimator) if _is_booster(estimator) else ("float32",)
+
+
+def _is_booster(estimator: Any) -> bool:
+    return isinstance(estimator, BoosterModel)
+
+
+def _options(prepare: Any, estimator: Any, task: str) -> dict[int, dict[str, Any]]:
+    """skl2onnx's options of the estimator: a classifier without ZipMap; a booster (its
+    converter registered with skl2onnx) told whether it reads a sparse matrix."""
+    if _is_booster(estimator):
+        boosters.register()
+        sparse = bool(getattr(prepare, "sparse_output_", False))
+        return {id(estimator): boosters.options(estimator, sparse)}
+    return {id(estimator): {"zipmap": False}} if task == "classification" else {}
 
 
 def _without_bools(estimator: Any) -> Any:
@@ -284,6 +319,13 @@ def _imputer_converter(scope: Any, operator: Any, container: Any) -> None:
         output_names=[operator.outputs[0].full_name],
     )
     where.add_to(scope, container)
+
+
+def _estimator_name(estimator: Any) -> str:
+    """The estimator's class, or a booster's library type (``xgboost.core.Booster``)."""
+    if _is_booster(estimator):
+        return FRAMEWORKS[estimator.framework].booster_type
+    return type(estimator).__name__
 
 
 def _plain_list(values: Any) -> list[Any]:
