@@ -2,6 +2,8 @@
 is checked against the contract, evaluated and gated against the HistGradientBoosting model in
 production on the same holdout rows, registered, served and monitored; a file that breaks the
 contract is refused with one sentence naming what is wrong; ``export`` is refused for it.
+
+The PyTorch example (``scripts/train_torch_mlp.py``) runs the same way when torch is installed.
 """
 
 from __future__ import annotations
@@ -287,3 +289,35 @@ def test_the_command_is_told_the_features_task_and_classes(
     assert env["CI_ML_TASK"] == "classification"
     assert json.loads(env["CI_ML_CLASSES"]) == ["bad", "good"]
     assert env["CI_ML_TARGET"] == "Status"
+
+
+# --- the PyTorch example ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_pytorch_example_runs_end_to_end(project: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")  # torch.onnx.export's exporter
+    production = hgb_in_production(project)
+    (project / "scripts").mkdir(exist_ok=True)
+    shutil.copy(REPO / "scripts" / "train_torch_mlp.py", project / "scripts")
+    command = f"{shlex.quote(sys.executable)} scripts/train_torch_mlp.py"
+    edit(project, own_onnx(command, output="model.onnx"))
+
+    done, run_dir = run(project, "torch")
+    assert done.returncode == 0, done.stderr
+    card = read_record(run_dir / "model.json", ModelCard)
+    assert card.model_file == "model.onnx" and card.estimator == "onnx:pytorch"
+    assert f"trained an MLP on {card.training_rows} rows" in done.stderr
+    evaluation = compared_on_the_same_rows(run_dir, production)
+    assert 0.8 < evaluation.candidate.metrics["roc_auc"] < 0.9
+    assert registry_of(project).get(card.digest).model_file == "model.onnx"
+
+    # the same seed gives the same model, byte for byte
+    first = (project / "model.onnx").read_bytes()
+    done, _again = run(project, "torch-again")
+    assert done.returncode == 0, done.stderr
+    assert (project / "model.onnx").read_bytes() == first
+
+    version = promote(project, run_dir)
+    served_like_evaluated(project, run_dir, version)
