@@ -14,7 +14,7 @@ from typing import Any
 from ci_ml import decide, gates, quality, rundir, training
 from ci_ml import report as render
 from ci_ml.data import Dataset, data_version, dvc_pull, dvc_targets
-from ci_ml.errors import CiMlError, CredentialsMissing, GateBlocked
+from ci_ml.errors import BadInputError, CiMlError, CredentialsMissing, GateBlocked
 from ci_ml.evaluation import record as evaluation_record
 from ci_ml.evaluation.baseline import Baseline, fetch_production
 from ci_ml.evaluation.predict import Predictions
@@ -204,6 +204,12 @@ def export(
     1e-4 and float64); ``ci-ml export`` works without one.
     """
     settings = project.config.export
+    card = read_record(run_dir / rundir.MODEL_CARD, ModelCard)
+    if card.model_file == rundir.ONNX:  # exporting would overwrite the model with itself
+        raise BadInputError(
+            f"the model of {run_dir} is model.onnx, your training command's own ONNX model, "
+            "which ci-ml evaluates and serves as it is; there is nothing to export."
+        )
     model, card = load_candidate(project, run_dir)
     dataset, _version = load_data(project, run_dir)
     if tolerance is None:
@@ -265,7 +271,7 @@ def register(project: Project, run_dir: Path, registry: Any = None) -> Any:
         rundir.REFERENCE,
         rundir.TRAINING_IDS,
     ]
-    if project.config.export is not None and card.model_file != rundir.ONNX:
+    if project.config.export is not None:  # never with a model.onnx of your own (config.py)
         names += [rundir.ONNX, rundir.PARITY]  # required when configured: fail closed
     files = {name: rundir.require(run_dir, name) for name in names}
     if (run_dir / rundir.HOLDOUT_PREDICTIONS).is_file():  # absent in runs of an older ci-ml

@@ -96,6 +96,11 @@ class ModelConfig(_Strict):
             raise ValueError("set exactly one of 'estimator' (built-in trainer) or 'command'")
         return self
 
+    @property
+    def writes_onnx(self) -> bool:
+        """A training command that writes its own ONNX model (``output`` ends in ``.onnx``)."""
+        return self.command is not None and self.output.endswith(".onnx")
+
 
 Policy = Literal["fail", "approve"]
 
@@ -216,6 +221,18 @@ class Config(_Strict):
         return gates
 
     @model_validator(mode="after")
+    def _nothing_to_export(self) -> Config:
+        # an ONNX model is evaluated, gated and served as it is: an export would be itself
+        if self.export is not None and self.model.writes_onnx:
+            raise ValueError(
+                f"'export' converts a scikit-learn model to ONNX, but model.output "
+                f"'{self.model.output}' is an ONNX model already, which ci-ml evaluates and "
+                "serves as it is (nothing to convert, no parity to check); remove the "
+                "'export' section"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _slice_gates_have_slices(self) -> Config:
         sliced = [g.metric for g in self.gates if g.slices]
         if sliced and self.slices is None:
@@ -288,7 +305,9 @@ def _describe(path: Path, exc: ValidationError) -> str:
         field = ".".join(str(p) for p in err["loc"]) or "(top level)"
         found = err.get("input")
         message = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "missing":
+        if not err["loc"]:  # a rule across sections: its message says which
+            parts.append(message)
+        elif err["type"] == "missing":
             parts.append(f"field '{field}' is missing (required)")
         elif err["type"] == "extra_forbidden":
             parts.append(

@@ -83,8 +83,8 @@ def check_project(project: Project) -> None:
     """What ``ci-ml config check`` checks beyond the file's schema: everything that can be
     checked without the data. The metrics and gates (for ``data.task`` when it is set), the
     estimator (importable, a model, of the task, taking its params), the expectation suite,
-    and that an ONNX export can convert the estimator, and the registry URL. Raises
-    ConfigError, BadInputError or MissingExtra."""
+    that an ONNX export can convert the estimator (or that ONNX Runtime is there to run your
+    own ONNX model), and the registry URL. Raises ConfigError, BadInputError or MissingExtra."""
     config = project.config
     source = _shown(project.config_path)
     gates.check_gate_metrics(config, config.data.task, source=source)
@@ -102,6 +102,8 @@ def check_project(project: Project) -> None:
             raise ConfigError(f"{source}: {exc}") from None
     if config.expectations is not None:
         quality.read_suite(project.root / config.expectations.suite)
+    if config.model.writes_onnx:
+        _require_onnxruntime()
     if config.export is not None:
         require_onnx()
         if estimator is not None:
@@ -125,6 +127,13 @@ def _check_exportable(estimator: Any, model: ModelConfig, source: str) -> None:
             f"{model.estimator} (it converts {', '.join(sorted(SUPPORTED_ESTIMATORS))}, and "
             "XGBoost, LightGBM and CatBoost estimators); choose one of them or remove 'export'."
         )
+
+
+def _require_onnxruntime() -> None:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise MissingExtra("running your own ONNX model (model.output)", "onnx") from None
 
 
 def _shown(path: Path) -> str:

@@ -4,12 +4,14 @@ The built-in trainer imputes and scales numeric columns, imputes and one-hot
 encodes categorical ones, then fits the configured estimator (any import path,
 e.g. ``sklearn.ensemble.HistGradientBoostingClassifier``) with its params and a
 seed. The user-command mode runs e.g. ``dvc repro train`` and picks up the
-skops file it writes.
+skops file it writes, or the ONNX model (``model.output`` ending in ``.onnx``), which must
+declare what ci-ml needs (:mod:`ci_ml.models.onnx`).
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import os
 import shutil
@@ -23,8 +25,10 @@ from ci_ml import __version__
 from ci_ml.config import ModelConfig
 from ci_ml.data import Dataset
 from ci_ml.errors import ConfigError, DataError, MissingExtra, ModelFileError
+from ci_ml.export.runtime import OnnxEstimator
 from ci_ml.models import load_model, save_model, sha256_file
 from ci_ml.models.bundle import framework_named, framework_of, save_bundle
+from ci_ml.models.onnx import check_own_onnx
 from ci_ml.rundir import BUNDLE, MODEL, ONNX
 
 if TYPE_CHECKING:
@@ -131,7 +135,7 @@ def model_file_name(config: ModelConfig) -> str:
     """The run's model file: ``model.bundle`` for a booster, ``model.onnx`` for a training
     command whose ``model.output`` is an ONNX file, else ``model.skops``."""
     if config.command is not None:
-        return ONNX if config.output.endswith(".onnx") else MODEL
+        return ONNX if config.writes_onnx else MODEL
     return BUNDLE if framework_named(config.estimator or "") else MODEL
 
 
@@ -321,20 +325,14 @@ def _categoricals_are_text(dataset: Dataset, schema: list[dict[str, Any]]) -> No
 def train_command(
     config: ModelConfig, dataset: Dataset, root: Path, run_dir: Path, model_path: Path
 ) -> tuple[Any, str]:
-    """Run the user's training command and take the skops file it writes."""
+    """Run the user's training command and take the skops file (or ONNX model) it writes."""
     assert config.command is not None
     output = (root / config.output).resolve()
     # the training rows go to a scratch dir, not the run dir: run dirs become CI artifacts
     with tempfile.TemporaryDirectory(prefix="ci-ml-train-") as scratch:
         train_file = Path(scratch) / "train.parquet"
         dataset.train.to_parquet(train_file, index=False)
-        env = {
-            **os.environ,
-            "CI_ML_TRAIN_DATA": str(train_file),
-            "CI_ML_MODEL_PATH": str(output),
-            "CI_ML_TARGET": dataset.target,
-            "CI_ML_SEED": str(config.seed),
-        }
+        env = {**os.environ, **command_env(config, dataset, train_file, output)}
         # the command's chatter goes to stderr: stdout carries `ci-ml train --json` output
         done = subprocess.run(
             config.command, shell=True, cwd=root, env=env, check=False, stdout=STDERR_FD
@@ -344,15 +342,35 @@ def train_command(
             f"the training command {config.command!r} exited with {done.returncode}; "
             "run it by hand to see why."
         )
+    kind = "an ONNX model" if config.writes_onnx else "a skops file"
     if not output.is_file():
         raise ModelFileError(
             f"the training command finished but wrote no model at {output} "
-            "(model.output); it must save a skops file there ($CI_ML_MODEL_PATH)."
+            f"(model.output); it must save {kind} there ($CI_ML_MODEL_PATH)."
         )
-    model = load_model(output, config.trusted_types)
+    if config.writes_onnx:
+        model = check_own_onnx(output, dataset, feature_schema(dataset.train, dataset.features))
+    else:
+        model = load_model(output, config.trusted_types)
     shutil.copyfile(output, model_path)
 
     return model, sha256_file(model_path)
+
+
+def command_env(
+    config: ModelConfig, dataset: Dataset, train_file: Path, output: Path
+) -> dict[str, str]:
+    """What the training command is told: where the rows are and the model goes, and what the
+    model must know (its feature columns, the task, the classes)."""
+    return {
+        "CI_ML_TRAIN_DATA": str(train_file),
+        "CI_ML_MODEL_PATH": str(output),
+        "CI_ML_TARGET": dataset.target,
+        "CI_ML_SEED": str(config.seed),
+        "CI_ML_FEATURES": json.dumps(list(dataset.features)),
+        "CI_ML_TASK": dataset.task,
+        "CI_ML_CLASSES": json.dumps(list(dataset.classes)),
+    }
 
 
 def model_card(
@@ -361,7 +379,7 @@ def model_card(
     """The ``model.json`` record that goes with the model file."""
     estimator = model.steps[-1][1] if hasattr(model, "steps") else model
     return {
-        "estimator": config.estimator or f"{type(estimator).__module__}.{type(estimator).__name__}",
+        "estimator": config.estimator or _described(estimator),
         "params": _plain(estimator.get_params(deep=False))
         if hasattr(estimator, "get_params")
         else {},
@@ -380,6 +398,14 @@ def model_card(
         "ci_ml_version": __version__,
         **extra,
     }
+
+
+def _described(estimator: Any) -> str:
+    """The import path of a model's class; an ONNX model's producer (``onnx:skl2onnx``)."""
+    if isinstance(estimator, OnnxEstimator):
+        producer = estimator.predictor.session.get_modelmeta().producer_name
+        return f"onnx:{producer}" if producer else "onnx"
+    return f"{type(estimator).__module__}.{type(estimator).__name__}"
 
 
 def _plain(value: Any) -> Any:

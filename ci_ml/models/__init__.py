@@ -7,7 +7,7 @@ A run's model is one file, named in its ``model.json`` (``model_file``):
 * ``model.bundle`` — a booster of XGBoost, LightGBM or CatBoost in its library's own data
   format, beside its scikit-learn preprocessing in skops (:mod:`ci_ml.models.bundle`);
 * ``model.onnx`` — a model a training command exported to ONNX itself, run by ONNX Runtime
-  (:mod:`ci_ml.export.runtime`).
+  (:mod:`ci_ml.models.onnx`, which also holds what such a file must declare).
 
 :func:`load_model` picks the loader by the file's name. The file's sha256 is the model's
 digest, which the decision record, the registry and deploy check.
@@ -19,9 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ci_ml.errors import MissingExtra, ModelFileError
-from ci_ml.export.runtime import OnnxPredictor
 from ci_ml.models.bundle import BOOSTER_TYPES, load_bundle
+from ci_ml.models.onnx import load_onnx
 from ci_ml.models.skops import TRUSTED_TYPES, load_skops, save_model, sha256_file
 
 __all__ = ["BOOSTER_TYPES", "TRUSTED_TYPES", "load_model", "save_model", "sha256_file"]
@@ -41,14 +40,5 @@ def load_model(
     if path.suffix == ".bundle":
         return load_bundle(path, names)
     if path.suffix == ".onnx":
-        return _load_onnx(path)
+        return load_onnx(path)
     return load_skops(path, names)
-
-
-def _load_onnx(path: Path) -> Any:
-    if not path.is_file():
-        raise ModelFileError(f"{path}: model file not found; run 'ci-ml train' first.")
-    try:
-        return OnnxPredictor(path).as_estimator()
-    except ImportError:
-        raise MissingExtra("running an ONNX model", "onnx") from None
