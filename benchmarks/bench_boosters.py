@@ -105,7 +105,7 @@ def in_process(
     directory: Path, data: Any, record: dict[str, Any], repeat: int
 ) -> tuple[float, float]:
     """Median and p99 ms of 1-row ``OnnxPredictor.predict`` on the checked columns."""
-    from ci_ml.export.runtime import OnnxPredictor
+    from ci_ml.models.runtime import OnnxPredictor
     from ci_ml.serve.input import FeatureSchema, to_columns
     from ci_ml.training import feature_schema
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from ci_ml.config import load_config
 from ci_ml.data import load_dataset
 from ci_ml.export.convert import export_onnx
-from ci_ml.export.runtime import OnnxPredictor
+from ci_ml.models.runtime import OnnxPredictor
 from ci_ml.serve.input import FeatureSchema, to_columns, to_frame
 from ci_ml.serve.model import LoadedModel, limit_threads
 from ci_ml.training import build_pipeline, feature_schema, fit

@@ -25,10 +25,10 @@ from ci_ml import __version__
 from ci_ml.config import ModelConfig
 from ci_ml.data import Dataset
 from ci_ml.errors import ConfigError, DataError, MissingExtra, ModelFileError
-from ci_ml.export.runtime import OnnxEstimator
 from ci_ml.models import load_model, save_model, sha256_file
 from ci_ml.models.bundle import framework_named, framework_of, save_bundle
 from ci_ml.models.onnx import check_own_onnx
+from ci_ml.models.runtime import OnnxEstimator
 from ci_ml.rundir import BUNDLE, MODEL, ONNX
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ naming the step. Two conversion choices keep the export faithful to scikit-learn
   ``Where(IsNaN(x), median, x)``.
 * skl2onnx refuses a string imputer whose missing marker is NaN, so the exported graph's
   categorical imputer takes its own fill value as the marker, and the input adapter
-  (:mod:`ci_ml.export.runtime`) maps nulls to it. The markers are stored in the ONNX metadata.
+  (:mod:`ci_ml.models.runtime`) maps nulls to it. The markers are stored in the ONNX metadata.
 
 :func:`ci_ml.api.export` is the step: it exports the run's model and judges it with
 :func:`ci_ml.export.parity.parity` on the whole holdout.

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ci_ml.errors import ModelFileError
-from ci_ml.export.runtime import OnnxPredictor
 from ci_ml.gates import FAIL, PASS, GateResult
+from ci_ml.models.runtime import OnnxPredictor
 
 if TYPE_CHECKING:
     import pandas as pd

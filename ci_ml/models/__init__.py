@@ -7,7 +7,8 @@ A run's model is one file, named in its ``model.json`` (``model_file``):
 * ``model.bundle`` — a booster of XGBoost, LightGBM or CatBoost in its library's own data
   format, beside its scikit-learn preprocessing in skops (:mod:`ci_ml.models.bundle`);
 * ``model.onnx`` — a model a training command exported to ONNX itself, run by ONNX Runtime
-  (:mod:`ci_ml.models.onnx`, which also holds what such a file must declare).
+  (:mod:`ci_ml.models.onnx`, which also holds what such a file must declare; the predictor
+  itself, which also answers for ci-ml's own exports, is :mod:`ci_ml.models.runtime`).
 
 :func:`load_model` picks the loader by the file's name. The file's sha256 is the model's
 digest, which the decision record, the registry and deploy check.

@@ -1,7 +1,7 @@
 """Your own model as ONNX: the ``model.onnx`` a training command writes, and what it must declare.
 
 ci-ml evaluates, serves and monitors such a file through the adapter of its own export
-(:class:`ci_ml.export.runtime.OnnxPredictor`), so the file must say what that adapter needs
+(:class:`ci_ml.models.runtime.OnnxPredictor`), so the file must say what that adapter needs
 (docs/frameworks.md, "Your own model as ONNX"):
 
 * one input per feature column, named like the column, shaped ``[n, 1]``: ``float`` or
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ci_ml.errors import MissingExtra, ModelFileError
-from ci_ml.export.runtime import META_PREFIX, OnnxEstimator, OnnxPredictor
+from ci_ml.models.runtime import META_PREFIX, OnnxEstimator, OnnxPredictor
 
 if TYPE_CHECKING:
     from ci_ml.data import Dataset

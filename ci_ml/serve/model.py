@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ci_ml.errors import CiMlError, ConflictError, ModelFileError
-from ci_ml.export.runtime import OnnxPredictor, labelled
 from ci_ml.models import load_model
+from ci_ml.models.runtime import OnnxPredictor, labelled
 from ci_ml.registry.records import ModelVersion, utc_now
 from ci_ml.serve.input import (
     Columns,

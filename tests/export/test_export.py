@@ -19,7 +19,7 @@ from ci_ml.data import Dataset, load_dataset
 from ci_ml.errors import ModelFileError
 from ci_ml.export.convert import export_onnx
 from ci_ml.export.parity import parity, parity_gate
-from ci_ml.export.runtime import OnnxPredictor
+from ci_ml.models.runtime import OnnxPredictor
 from ci_ml.serve.input import FeatureSchema, to_frame
 from ci_ml.serve.model import LoadedModel
 from ci_ml.training import build_pipeline, feature_schema, fit

@@ -25,7 +25,7 @@ from ci_ml.data import Dataset, load_dataset
 from ci_ml.errors import MissingExtra, ModelFileError
 from ci_ml.export.convert import export_onnx
 from ci_ml.export.parity import parity
-from ci_ml.export.runtime import OnnxPredictor
+from ci_ml.models.runtime import OnnxPredictor
 from ci_ml.project import open_project
 from ci_ml.registry import open_registry
 from ci_ml.serve.input import FeatureSchema, to_frame

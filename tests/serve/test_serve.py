@@ -265,7 +265,7 @@ def test_the_onnx_model_takes_checked_columns_as_it_takes_a_frame(
 ) -> None:
     # the service feeds ONNX Runtime the checked values column by column, without a DataFrame
     from ci_ml.export.convert import export_onnx
-    from ci_ml.export.runtime import OnnxPredictor
+    from ci_ml.models.runtime import OnnxPredictor
     from ci_ml.serve.input import frame_of
 
     schema = feature_schema(data[0], list(data[0].columns))
