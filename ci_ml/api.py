@@ -17,6 +17,7 @@ from ci_ml.data import Dataset, data_version, dvc_pull, dvc_targets
 from ci_ml.errors import BadInputError, CiMlError, CredentialsMissing, GateBlocked
 from ci_ml.evaluation import record as evaluation_record
 from ci_ml.evaluation.baseline import Baseline, fetch_production
+from ci_ml.evaluation.curves import CURVE_NAMES, dvc_rows
 from ci_ml.evaluation.predict import Predictions
 from ci_ml.export.convert import export_onnx
 from ci_ml.export.parity import DEFAULT_TOLERANCE, parity
@@ -25,6 +26,7 @@ from ci_ml.models import sha256_file
 from ci_ml.project import Project, actor, load_candidate, load_data, now
 from ci_ml.records import (
     BaselineRef,
+    Curve,
     DataReport,
     Evaluation,
     GateReport,
@@ -145,8 +147,22 @@ def evaluate(project: Project, run_dir: Path) -> Evaluation:
     write_training_ids(dataset, run_dir)
     write_holdout_predictions(found.holdout, run_dir, dataset.classes)
     rundir.write_json(run_dir, rundir.METRICS, found.metrics)
+    write_plots(found.evaluation.curves or [], run_dir)
     write_record(run_dir, rundir.EVALUATION, found.evaluation)
     return found.evaluation
+
+
+def write_plots(curves: list[Curve], run_dir: Path) -> list[Path]:
+    """Each curve as a DVC plot file, ``plots/<curve>.json``; a curve this run has not (the
+    file of an earlier evaluate of another task) is removed."""
+    drawn = {curve.name: curve for curve in curves}
+    for name in CURVE_NAMES:
+        if name not in drawn:
+            (run_dir / rundir.PLOTS / f"{name}.json").unlink(missing_ok=True)
+    return [
+        rundir.write_json(run_dir, f"{rundir.PLOTS}/{name}.json", dvc_rows(curve))
+        for name, curve in drawn.items()
+    ]
 
 
 def unread_in_fork(error: CredentialsMissing) -> Baseline:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ci_ml.records import Evaluation
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ci_ml.records import Curve, Evaluation
 
 # metrics on a 0..1 scale share one chart; others (log_loss, latency) would squash it
 UNIT_SCALE = (
@@ -78,3 +81,104 @@ def _label(text: str) -> str:
     """A class name as a quoted Mermaid axis label (quotes and brackets taken out)."""
     cleaned = "".join(c for c in text if c not in '"[]')
     return f'"{cleaned[:24]}"'
+
+
+# --- curves: candidate and production as lines on the curve's fixed grid --------------------
+
+CANDIDATE, PRODUCTION, REFERENCE = "#1f77b4", "#ff7f0e", "#8c959f"  # blue, orange, grey
+
+
+@dataclass(frozen=True)
+class CurveLook:
+    """How a curve is drawn: its title, axes and the grey reference line (None: no line)."""
+
+    title: str
+    x_axis: str
+    y_axis: str
+    unit_y: bool  # y runs from 0 to 1
+    reference: str | None
+    numeric_x: bool = True  # the grid is evenly spaced; else it labels the points
+
+
+CURVE_LOOKS = {
+    "roc": CurveLook("ROC", "false positive rate", "true positive rate", True, "chance"),
+    "precision_recall": CurveLook("Precision-recall", "recall", "precision", True, None),
+    "calibration": CurveLook(
+        "Calibration", "predicted probability (bin centre)", "observed rate", True, "perfect"
+    ),
+    "predicted_vs_actual": CurveLook(
+        "Predicted vs actual",
+        "mean actual value, 10 equal-count bins",
+        "mean predicted",
+        False,
+        "actual",
+        numeric_x=False,
+    ),
+    "residuals": CurveLook("Residual quantiles", "quantile", "actual - predicted", False, "zero"),
+}
+
+
+def curve_chart(curve: Curve) -> list[str]:
+    """A Mermaid ``xychart-beta`` line chart of ``curve``: the reference line in grey, then
+    production in orange and the candidate in blue on top; the title says which is which
+    (xychart-beta has no legend) and the colours are set by an init directive."""
+    look = CURVE_LOOKS[curve.name]
+    grid = curve.grid
+    lines = [_filled(curve.candidate.y)]
+    colours, names = [CANDIDATE], ["candidate blue"]
+    if curve.production is not None:
+        lines.insert(0, _filled(curve.production.y))
+        colours.insert(0, PRODUCTION)
+        names.append("production orange")
+    if look.reference is not None:
+        lines.insert(0, _reference(curve.name, grid))
+        colours.insert(0, REFERENCE)
+        names.append(f"{look.reference} grey")
+    title = f"{look.title}{' (' + curve.average + ')' if curve.average else ''}: "
+    palette = ", ".join(colours)
+    x_axis = (
+        f"{_number(grid[0])} --> {_number(grid[-1])}"
+        if look.numeric_x
+        else "[" + ", ".join(f'"{_number(v, 3)}"' for v in grid) + "]"
+    )
+    return [
+        "```mermaid",
+        '%%{init: {"themeVariables": {"xyChart": {"plotColorPalette": "' + palette + '"}}}}%%',
+        "xychart-beta",
+        f'    title "{title}{", ".join(names)}"',
+        f'    x-axis "{look.x_axis}" {x_axis}',
+        f'    y-axis "{look.y_axis}"' + (" 0 --> 1" if look.unit_y else ""),
+        *("    line [" + ", ".join(_number(v) for v in values) + "]" for values in lines),
+        "```",
+    ]
+
+
+def _reference(name: str, grid: list[float]) -> list[float]:
+    """The grey line: chance (ROC), perfect calibration, the actual value, zero residual."""
+    return [0.0] * len(grid) if name == "residuals" else list(grid)
+
+
+def _filled(values: list[float | None]) -> list[float]:
+    """A line through every grid point: an empty bin (None) drawn straight between its
+    neighbours, or level with the nearest one at an end."""
+    known = [(i, v) for i, v in enumerate(values) if v is not None]
+    if not known:
+        return [0.0] * len(values)
+    shown = []
+    for i, value in enumerate(values):
+        if value is not None:
+            shown.append(value)
+            continue
+        before = [(j, v) for j, v in known if j < i]
+        after = [(j, v) for j, v in known if j > i]
+        if not before or not after:
+            shown.append((before or after)[-1 if before else 0][1])
+            continue
+        (j0, v0), (j1, v1) = before[-1], after[0]
+        shown.append(v0 + (v1 - v0) * (i - j0) / (j1 - j0))
+    return shown
+
+
+def _number(value: float, digits: int = 4) -> str:
+    """``value`` to ``digits`` significant digits as Mermaid reads numbers (no exponent)."""
+    return format(Decimal(f"{value:.{digits}g}"), "f")

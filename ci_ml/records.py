@@ -44,8 +44,9 @@ PR_FILE = "github-pr.json"  # publish leaves it for a fork's pull request
 MONITOR_REPORT = "monitor-report.json"  # the monitor writes it into its --out folder
 
 Task = Literal["classification", "regression"]
-# fields of evaluation.json and smoke-sample.json that only a multiclass model fills
-MULTICLASS_FIELDS = ("classes", "confusion", "per_class", "expected_probabilities")
+# fields of evaluation.json and smoke-sample.json that only a multiclass model fills, and the
+# curves, which a ci-ml from before them did not write
+OPTIONAL_FIELDS = ("classes", "confusion", "per_class", "expected_probabilities", "curves")
 Label = str | int | float | bool  # a class label as the data file holds it
 RowLabel = int | str  # a holdout row's label in the data file (its row number)
 Verdict = Literal["pass", "fail", "inconclusive"]
@@ -61,14 +62,14 @@ class _Shape(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class _Multiclass(_Shape):
-    """A record with fields only a multiclass model fills: left out of the file (not null)
-    when absent, so a binary or regression record keeps its keys."""
+class _Optional(_Shape):
+    """A record with fields only some runs fill (a multiclass model's, the curves): left out
+    of the file (not null) when absent, so a binary record, or an older one, keeps its keys."""
 
     @model_serializer(mode="wrap")
-    def _omit_absent_multiclass(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _omit_absent_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)
-        for name in MULTICLASS_FIELDS:
+        for name in OPTIONAL_FIELDS:
             if name in data and data[name] is None:
                 data.pop(name)
         return data
@@ -271,17 +272,37 @@ class PerClass(_Shape):  # multiclass: one class, both models, Bonferroni over t
     comparisons: dict[str, Comparison]
 
 
+CurveName = Literal["roc", "precision_recall", "calibration", "predicted_vs_actual", "residuals"]
+
+
+class CurveLine(_Shape):  # one model's curve: its y at each grid point
+    y: list[float | None]  # null: the model put none of the rows in this bin
+    rows: list[int] | None = None  # binned curves: the rows in each bin
+    mean_x: list[float | None] | None = None  # calibration: the mean prediction in each bin
+
+
+class Curve(_Shape):  # both models on the same rows, on a fixed grid (docs/report.md#curves)
+    name: CurveName
+    x: str  # what the grid holds, e.g. "fpr"
+    y: str  # what each line holds, e.g. "tpr"
+    average: str | None  # multiclass: how the classes' curves were made one
+    grid: list[float]
+    candidate: CurveLine
+    production: CurveLine | None
+
+
 class ModelSummary(_Shape):
     estimator: str
     params: dict[str, JsonValue]
     size_bytes: int
 
 
-class Evaluation(_Multiclass, Record):
+class Evaluation(_Optional, Record):
     """evaluation.json (evaluate): candidate and production on the same holdout rows.
 
     A multiclass model adds ``classes`` (the fixed class order), ``confusion`` and
-    ``per_class``."""
+    ``per_class``; ``curves`` (ROC, precision-recall and calibration, or predicted vs actual
+    and residuals) is absent in the records of a ci-ml from before it."""
 
     task: Task
     data_version: str
@@ -296,6 +317,7 @@ class Evaluation(_Multiclass, Record):
     classes: list[str] | None = None
     confusion: Confusion | None = None
     per_class: list[PerClass] | None = None
+    curves: list[Curve] | None = None
 
     @property
     def multiclass(self) -> bool:
@@ -394,7 +416,7 @@ class ParityRecord(Record):
     created_at: str
 
 
-class SmokeSample(_Multiclass, Record):
+class SmokeSample(_Optional, Record):
     """smoke-sample.json (evaluate): holdout rows and the candidate's own answers
     (the probability of the positive class, the most probable class's for multiclass, or
     the value); a multiclass model adds every class's probability, columns in ``classes``."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ci_ml.charts import metrics_chart, per_class_chart
+from ci_ml.charts import CURVE_LOOKS, curve_chart, metrics_chart, per_class_chart
 from ci_ml.errors import ConfigError
 from ci_ml.gates import higher_is_better
 from ci_ml.records import (
     Comparison,
     Confusion,
+    Curve,
     DataCheck,
     DataReport,
     Evaluation,
@@ -75,6 +76,7 @@ def render(
     if evaluation:
         lines += _metrics(evaluation, gate_report)
         lines += [*metrics_chart(evaluation), ""]
+        lines += _curves(evaluation)
         lines += _per_class(evaluation)
         lines += _confusion(evaluation)
         lines += _slices(evaluation, gate_report)
@@ -236,6 +238,47 @@ def _slice_order(entry: SliceEntry, metric: str | None, higher: bool) -> tuple[i
         return (0, sign * comp.delta)
     value = entry.metrics.get(metric or "")
     return (1 if entry.judged else 2, sign * value if value is not None else 0.0)
+
+
+def _curves(evaluation: Evaluation) -> list[str]:
+    """The curves as line charts, candidate vs production on the same rows, folded."""
+    curves = evaluation.curves or []
+    if not curves:
+        return []
+    baseline = evaluation.baseline
+    rows = (baseline.rows_compared if baseline else None) or evaluation.rows.holdout
+    compared = any(c.production is not None for c in curves)
+    whose = "candidate vs production, the same" if compared else "the candidate on"
+    titles = [CURVE_LOOKS[c.name].title for c in curves]
+    names = ", ".join(t if t.isupper() else t.lower() for t in titles)
+    body: list[str] = []
+    for curve in curves:
+        body += [*curve_chart(curve), "", *_bin_notes(curve)]
+    return _folded(f"Curves: {names} ({whose} {rows} rows)", body[:-1])
+
+
+def _bin_notes(curve: Curve) -> list[str]:
+    """Rows in each calibration bin, and which empty bins the chart draws across."""
+    if curve.name != "calibration":
+        return []
+    width = 1 / len(curve.grid)
+    bins = [f"{i * width:g}-{(i + 1) * width:g}" for i in range(len(curve.grid))]
+    lines = {"candidate": curve.candidate, "production": curve.production}
+    counts = [
+        f"{model} {' · '.join(str(n) for n in line.rows)}"
+        for model, line in lines.items()
+        if line is not None and line.rows is not None
+    ]
+    empty = [
+        f"{model} {', '.join(b for b, y in zip(bins, line.y, strict=True) if y is None)}"
+        for model, line in lines.items()
+        if line is not None and None in line.y
+    ]
+    notes = [f"Rows per bin of predicted probability ({bins[0]}, …, {bins[-1]}): "]
+    notes[0] += "; ".join(counts) + "."
+    if empty:
+        notes[0] += f" Bins without rows, drawn across: {'; '.join(empty)}."
+    return [*notes, ""]
 
 
 def _per_class(evaluation: Evaluation) -> list[str]:

@@ -37,6 +37,7 @@ HOLDOUT_PREDICTIONS = "holdout-predictions.parquet"  # columns truth, score: for
 SMOKE = "smoke-sample.json"
 ONNX = "model.onnx"
 PARITY = "parity.json"
+PLOTS = "plots"  # the curves as DVC plot files, plots/<curve>.json (docs/report.md#curves)
 
 # which command writes each file: used to tell the user what to run first
 WRITTEN_BY = {
@@ -55,6 +56,7 @@ WRITTEN_BY = {
     SMOKE: "evaluate",
     ONNX: "export",
     PARITY: "export",
+    PLOTS: "evaluate",
 }
 
 

@@ -44,6 +44,9 @@ def test_fresh_clone_runs_and_registers(clone: Path) -> None:
         "evaluation.json",
         "gate-report.json",
         "report.md",
+        "plots/roc.json",
+        "plots/precision_recall.json",
+        "plots/calibration.json",
     ]:
         assert (run_dir / name).is_file(), name
     gate_report = json.loads((run_dir / "gate-report.json").read_text())
@@ -68,6 +71,19 @@ def test_fresh_clone_runs_and_registers(clone: Path) -> None:
         check=True,
     )
     assert "roc_auc" in shown.stdout
+    # and the candidate's ROC curve (a first model: no production column)
+    plot = run_dir / "plots" / "roc.json"
+    show = ["plots", "show", str(plot), "-x", "fpr", "-y", "candidate", "--show-vega"]
+    shown = subprocess.run(
+        [sys.executable, "-m", "dvc", *show],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    points = json.loads(shown.stdout)["data"]["values"]
+    assert [p["fpr"] for p in points] == pytest.approx([i / 20 for i in range(21)])
+    assert points[-1]["candidate"] == 1.0 and "production" not in points[0]
 
 
 def test_injected_nulls_and_out_of_range_values_block(clone: Path) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from ci_ml.config import GateConfig
 from ci_ml.gates import as_dicts, data_gate, threshold_gate, verdict
 from ci_ml.quality import Check
@@ -225,3 +227,91 @@ def test_model_parameters_and_links() -> None:
     penalty = next(line for line in text.splitlines() if line.startswith("| penalty |"))
     assert "l2" in [c.strip() for c in cells(penalty)]
     assert text.rstrip().endswith("[run](https://example.invalid/run/1)")
+
+
+def _with_curves(task: str, compared: bool) -> Evaluation:
+    """EVALUATION with the curves of ``task`` (production's too when ``compared``)."""
+    import numpy as np
+
+    from ci_ml.evaluation.curves import curves
+    from ci_ml.evaluation.predict import Predictions
+
+    rng = np.random.default_rng(0)
+    if task == "regression":
+        y = rng.normal(100, 20, 300)
+        ours, theirs = y + rng.normal(0, 5, 300), y + rng.normal(3, 9, 300)
+    else:
+        y = (rng.random(300) < 0.3).astype(float)
+        ours = np.clip(0.4 * y + 0.5 * rng.random(300), 0, 0.89)  # nothing above 0.9
+        theirs = rng.random(300)
+    found = curves(task, Predictions(y, ours), Predictions(y, theirs) if compared else None)
+    return EVALUATION.model_copy(update={"curves": found})
+
+
+def mermaid_blocks(markdown: str) -> list[list[str]]:
+    blocks = re.findall(r"```mermaid\n(.*?)```", markdown, flags=re.S)
+    return [block.splitlines() for block in blocks]
+
+
+def test_the_curves_are_line_charts_folded_after_the_metrics() -> None:
+    data = data_report([Check("target_valid", True)])
+    evaluation = _with_curves("classification", compared=True)
+    text = render(gate_report({"roc_auc": 0.9, "log_loss": 0.3}, data), data, evaluation)
+    assert text.startswith("## ✅ ci-ml verdict")  # the verdict stays first
+    fold = "<details><summary>Curves: ROC, precision-recall, calibration"
+    assert f"{fold} (candidate vs production, the same 20 rows)</summary>" in text
+    assert text.index("### Metrics") < text.index(fold)
+    folded = text[text.index(fold) : text.index("</details>", text.index(fold))]
+    roc, pr, calibration = mermaid_blocks(folded)
+    assert roc[1:5] == [
+        "xychart-beta",
+        '    title "ROC: candidate blue, production orange, chance grey"',
+        '    x-axis "false positive rate" 0 --> 1',
+        '    y-axis "true positive rate" 0 --> 1',
+    ]
+    assert '"plotColorPalette": "#8c959f, #ff7f0e, #1f77b4"' in roc[0]  # grey, orange, blue
+    lines = [line for line in roc if line.startswith("    line [")]
+    chance, production, candidate = ([float(v) for v in ln[10:-1].split(", ")] for ln in lines)
+    curve = evaluation.curves[0] if evaluation.curves else None
+    assert curve is not None and curve.production is not None
+    assert chance == pytest.approx([i / 20 for i in range(21)])
+    assert candidate == pytest.approx(curve.candidate.y, abs=5e-5)  # 4 significant digits
+    assert production == pytest.approx(curve.production.y, abs=5e-5)
+    assert sum(line.startswith("    line [") for line in pr) == 2  # no reference line
+    assert '    x-axis "predicted probability (bin centre)" 0.05 --> 0.95' in calibration
+    assert "Rows per bin of predicted probability (0-0.1, …, 0.9-1): candidate " in folded
+    assert "Bins without rows, drawn across: candidate 0.9-1." in folded
+
+
+def test_the_candidates_curves_alone_and_regressions_curves() -> None:
+    data = data_report([Check("target_valid", True)])
+    alone = render(
+        gate_report({"roc_auc": 0.9, "log_loss": 0.3}, data),
+        data,
+        _with_curves("classification", compared=False),
+    )
+    assert "(the candidate on 20 rows)</summary>" in alone
+    roc = mermaid_blocks(alone)[1]
+    assert roc[2] == '    title "ROC: candidate blue, chance grey"'
+    assert '"plotColorPalette": "#8c959f, #1f77b4"' in roc[0]
+
+    regression = render(
+        gate_report({"roc_auc": 0.9, "log_loss": 0.3}, data),
+        data,
+        _with_curves("regression", compared=True),
+    )
+    assert "Curves: predicted vs actual, residual quantiles" in regression
+    pva, residuals = mermaid_blocks(regression)[1:]
+    title = "Predicted vs actual: candidate blue, production orange, actual grey"
+    assert pva[2] == f'    title "{title}"'
+    labels = re.findall(r'"([-\d.]+)"', pva[3])
+    assert len(labels) == 10 and [float(v) for v in labels] == sorted(float(v) for v in labels)
+    assert '    x-axis "quantile" 0.05 --> 0.95' in residuals
+    assert residuals[5].startswith("    line [0, 0, 0")  # the zero line
+    assert "Rows per bin" not in regression
+
+
+def test_a_report_without_curves_has_no_curves_section() -> None:
+    data = data_report([Check("target_valid", True)])
+    text = render(gate_report({"roc_auc": 0.9, "log_loss": 0.3}, data), data, EVALUATION)
+    assert "Curves" not in text and "line [" not in text

@@ -29,6 +29,7 @@ from tests.render import github_page
 pytestmark = pytest.mark.slow
 
 METRICS_HEADER = ["metric", "production", "candidate", "Δ", "95% CI", "rule"]
+CANDIDATE, PRODUCTION, REFERENCE = "#1f77b4", "#ff7f0e", "#8c959f"  # charts.py's colours
 MODEL: dict[str, Any] = {
     "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
     "params": {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15},
@@ -36,7 +37,7 @@ MODEL: dict[str, Any] = {
 }
 
 # What the page shows, read from the DOM after Mermaid has finished.
-FACTS = """
+FACTS = r"""
 const body = document.querySelector("article.markdown-body");
 const first = body.firstElementChild;
 function texts(nodes) { return Array.from(nodes, function (n) { return n.textContent.trim(); }); }
@@ -54,7 +55,18 @@ return {
     const box = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
     return {kind: svg ? svg.getAttribute("aria-roledescription") : null,
             error: node.dataset.error || null, text: svg ? svg.textContent : "",
+            title: svg && svg.querySelector("g.chart-title text")
+              ? svg.querySelector("g.chart-title text").textContent : null,
             bars: svg ? svg.querySelectorAll("g[class^='bar-plot'] rect").length : 0,
+            lines: svg ? Array.from(svg.querySelectorAll("g[class^='line-plot'] path"),
+              function (path) {
+                const numbers = (path.getAttribute("d").match(/-?\d+(\.\d+)?/g) || []).map(Number);
+                const points = [];
+                for (let i = 0; i + 1 < numbers.length; i += 2) {
+                  points.push([numbers[i], numbers[i + 1]]);
+                }
+                return {stroke: path.getAttribute("stroke"), points: points};
+              }) : [],
             width: box.width, height: box.height};
   }),
   problems: window.pageProblems,
@@ -153,11 +165,63 @@ def test_report_renders_verdict_table_and_chart(
     for chart in facts["charts"]:
         assert chart["error"] is None, chart["error"]
         assert chart["kind"] == "xychart"
-        assert "roc_auc" in chart["text"] and chart["bars"] >= 2
         assert chart["width"] > 300 and chart["height"] > 200
+    metrics = facts["charts"][0]
+    assert "roc_auc" in metrics["text"] and metrics["bars"] >= 2
 
     _assert_real_image(shots["report.png"], min_height=1000)
     _assert_real_image(shots["chart.png"], min_height=200)
+
+
+def test_the_curves_show_both_models_when_unfolded(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A reviewer opens "Curves": the ROC chart has the candidate's and production's lines (and
+    chance), the calibration chart both models' and the perfect line, each in its colour."""
+    chromium = _chromium(request)
+    compared_run: Path = request.getfixturevalue("compared_run")
+    markdown = (compared_run / rundir.REPORT).read_text(encoding="utf-8")
+    assert "<details><summary>Curves: ROC, precision-recall, calibration" in markdown
+    page = github_page.to_html(markdown, title="ci-ml report")
+    chromium.show(page, "curves")
+    driver = chromium.driver
+    summary = next(
+        s for s in driver.find_elements("css selector", "summary") if s.text.startswith("Curves")
+    )
+    inside = summary.find_element("xpath", "..").find_element("css selector", "div.mermaid")
+    assert not inside.is_displayed(), "the curves are not folded"
+    summary.click()
+    assert inside.is_displayed()
+    facts: dict[str, Any] = driver.execute_script(FACTS)
+    charts = {c["title"].split(":")[0]: c for c in facts["charts"][1:]}
+    assert sorted(charts) == ["Calibration", "Precision-recall", "ROC"], list(charts)
+    roc, calibration = charts["ROC"], charts["Calibration"]
+    for chart, points in ((roc, 21), (calibration, 10)):
+        assert chart["error"] is None and chart["kind"] == "xychart", chart["error"]
+        assert [line["stroke"] for line in chart["lines"]] == [REFERENCE, PRODUCTION, CANDIDATE]
+        assert [len(line["points"]) for line in chart["lines"]] == [points] * 3
+        assert chart["width"] > 300 and chart["height"] > 200
+    chance, production, candidate = (line["points"] for line in roc["lines"])
+    # both models above chance (SVG y grows downwards), meeting it at (0, 0)..(1, 1)
+    for model in (production, candidate):
+        assert [x for x, _ in model] == pytest.approx([x for x, _ in chance])
+        assert all(y <= level + 0.5 for (_, y), (_, level) in zip(model, chance, strict=True))
+        assert model[-1] == pytest.approx(chance[-1])
+        assert any(y < level - 50 for (_, y), (_, level) in zip(model, chance, strict=True))
+    assert roc["title"] == "ROC: candidate blue, production orange, chance grey"
+    assert "false positive rate" in roc["text"] and "observed rate" in calibration["text"]
+
+    nodes = driver.find_elements("css selector", "div.mermaid")
+    shown = {c["title"].split(":")[0]: node for c, node in zip(facts["charts"], nodes, strict=True)}
+    for name in ("ROC", "Calibration"):
+        png = shown[name].screenshot_as_png
+        (tmp_path / f"{name.lower()}.png").write_bytes(png)
+        _assert_real_image(png, min_height=200)
+    if os.environ.get("CI_ML_ARTIFACTS"):
+        target = Path(os.environ["CI_ML_ARTIFACTS"]) / "report-render"
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("roc", "calibration"):
+            shutil.copy(tmp_path / f"{name}.png", target / f"{name}.png")
 
 
 def test_a_broken_diagram_and_html_that_github_strips_are_caught(

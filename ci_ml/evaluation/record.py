@@ -14,7 +14,7 @@ import numpy as np
 
 from ci_ml.config import Config
 from ci_ml.data import Dataset
-from ci_ml.evaluation import compare
+from ci_ml.evaluation import compare, curves
 from ci_ml.evaluation.baseline import Baseline, fresh_rows, predict_baseline
 from ci_ml.evaluation.multiclass import confusion_matrix
 from ci_ml.evaluation.predict import Predictions, metric_names, predict
@@ -76,6 +76,7 @@ def evaluate(
             "slices": compare.compare_slices(config, rows, names, cand_rows, prod),
             "model": card.model_dump(mode="json", include={"estimator", "params", "size_bytes"}),
             "created_at": created_at,
+            "curves": curves.curves(dataset.task, cand_rows, prod),
             **(_multiclass(config, rows, cand_rows, prod) if dataset.multiclass else {}),
         }
     )
