@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import re
 import secrets
 import time
@@ -41,6 +42,8 @@ from ci_ml.errors import CiMlError
 from ci_ml.serve.input import InvalidRequest, parse_body, to_columns
 from ci_ml.serve.model import LoadedModel, ModelRefused, NoProduction, PredictionFailed
 from ci_ml.serve.prometheus import CONTENT_TYPE
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ci_ml.serve.service import Service
@@ -306,6 +309,11 @@ def _add_admin(app: FastAPI, service: Service, token: str) -> None:
             status = {ModelRefused: 422, NoProduction: 409}.get(type(err), 503)
             serving = old.version if old else None
             return JSONResponse({"detail": str(err), "serving": serving}, status)
+        except Exception as err:  # a bug: logged whole; the old model keeps serving
+            log.exception("reload failed")
+            serving = old.version if old else None
+            detail = f"the reload failed ({type(err).__name__}: {err}); the log has the traceback"
+            return JSONResponse({"detail": detail, "serving": serving}, 500)
         return JSONResponse(
             {
                 "outcome": result.outcome,

@@ -459,6 +459,33 @@ def test_admin_reload_needs_the_token(served: tuple[str, ModelVersion]) -> None:
     assert reload(url).json()["outcome"] == "unchanged"
 
 
+def test_a_reload_that_fails_unexpectedly_says_why_and_keeps_serving(
+    served: tuple[str, ModelVersion],
+    registry: LocalRegistry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url, version = served
+    frame, y = make_data(seed=3)
+    other = register(registry, fit(frame, y), frame, tmp_path / "v2")
+    registry.promote(other.version, version.version, by="tests")
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("ci_ml.serve.reload.load_version", broken)
+    with caplog.at_level("ERROR", logger="ci_ml.serve.routes"):
+        answer = reload(url)
+    assert answer.status_code == 500
+    assert answer.json() == {
+        "detail": "the reload failed (RuntimeError: disk on fire); the log has the traceback",
+        "serving": version.version,
+    }
+    assert "disk on fire" in caplog.text and "Traceback" in caplog.text
+    assert requests.get(f"{url}/version", timeout=10).json()["model_version"] == version.version
+
+
 def test_admin_reload_is_absent_without_a_token(
     registry: LocalRegistry, model: Any, data: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
 ) -> None:
