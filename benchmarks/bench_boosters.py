@@ -18,10 +18,8 @@ in-process, the 1-row ``OnnxPredictor.predict`` time (the model's share of a req
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -32,13 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_onnx import timings
 from bench_serve import (
     HGB,
-    WRK_THREADS,
-    run_python,
-    run_wrk,
     start_service,
     synthetic,
 )
-from bench_serving_vs_mlflow import check, stop
+from bench_serving_vs_mlflow import check, chosen_client, client_options, stop
 
 CONNECTIONS = (4, 16)
 BASELINE = "HistGradientBoosting"
@@ -117,17 +112,10 @@ def in_process(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per cell")
-    parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
-    parser.add_argument("--wrk-threads", type=int, default=WRK_THREADS, help="wrk's -t")
+    client_options(parser)
     parser.add_argument("--repeat", type=int, default=2000, help="in-process calls per model")
     args = parser.parse_args()
-    client = args.client
-    if client == "auto":
-        client = "wrk" if shutil.which("wrk") else "python"
-    wrk = functools.partial(run_wrk, threads=args.wrk_threads)
-    measure = wrk if client == "wrk" else run_python
-    shown = f"wrk -t {args.wrk_threads}" if client == "wrk" else client
+    measure, shown = chosen_client(args)
 
     with tempfile.TemporaryDirectory(prefix="bench-boosters-") as tmp_name:
         tmp = Path(tmp_name)

@@ -183,19 +183,29 @@ def check(url: str, body: bytes) -> str:
     return f"{got.status_code} {got.text[:110]}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mlflow-python", required=True, help="python of a venv with mlflow")
+def client_options(parser: argparse.ArgumentParser) -> None:
+    """The load-generator options every serving benchmark takes."""
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per cell")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--wrk-threads", type=int, default=WRK_THREADS, help="wrk's -t")
-    args = parser.parse_args()
+
+
+def chosen_client(args: argparse.Namespace) -> tuple[Any, str]:
+    """The measuring function of ``--client`` (wrk when installed, for ``auto``) and its name."""
     client = args.client
     if client == "auto":
         client = "wrk" if shutil.which("wrk") else "python"
-    wrk = functools.partial(run_wrk, threads=args.wrk_threads)
-    measure = wrk if client == "wrk" else run_python
-    shown = f"wrk -t {args.wrk_threads}" if client == "wrk" else client
+    if client == "wrk":
+        return functools.partial(run_wrk, threads=args.wrk_threads), f"wrk -t {args.wrk_threads}"
+    return run_python, client
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mlflow-python", required=True, help="python of a venv with mlflow")
+    client_options(parser)
+    args = parser.parse_args()
+    measure, shown = chosen_client(args)
 
     with tempfile.TemporaryDirectory(prefix="bench-vs-mlflow-") as tmp_name:
         tmp = Path(tmp_name)

@@ -21,6 +21,7 @@ vs accuracy). :func:`dvc_rows` gives a curve as the rows of a DVC plot file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, get_args
 
 import numpy as np
@@ -106,8 +107,21 @@ def curves(task: str, cand: Predictions, prod: Predictions | None) -> list[Curve
         return _multiclass(cand, prod)
     if not 0 < cand.y_true.sum() < cand.y_true.size:
         return []
+    return _ranked(cand, prod, lambda p, at: at(p.y_true, p.score), None, (lambda p: p, None))
+
+
+def _ranked(
+    cand: Predictions,
+    prod: Predictions | None,
+    rates: Callable[[Predictions, Any], Any],
+    average: str | None,
+    calibration: tuple[Callable[[Predictions], Predictions], str | None],
+) -> list[Curve]:
+    """ROC and precision-recall (``rates(p, roc_at)``: the curve's values on its grid, made by
+    ``average``) and the calibration curve of ``calibrated(p)`` (made by its own average)."""
+    calibrated, calibration_average = calibration
     return [
-        _curve("roc", "fpr", "tpr", RATES, cand, prod, lambda p: _line(roc_at(p.y_true, p.score))),
+        _curve("roc", "fpr", "tpr", RATES, cand, prod, lambda p: _line(rates(p, roc_at)), average),
         _curve(
             "precision_recall",
             "recall",
@@ -115,9 +129,12 @@ def curves(task: str, cand: Predictions, prod: Predictions | None) -> list[Curve
             RATES,
             cand,
             prod,
-            lambda p: _line(precision_at(p.y_true, p.score)),
+            lambda p: _line(rates(p, precision_at)),
+            average,
         ),
-        _calibration(cand, prod, None),
+        _calibration(
+            calibrated(cand), calibrated(prod) if prod is not None else None, calibration_average
+        ),
     ]
 
 
@@ -149,28 +166,14 @@ def _multiclass(cand: Predictions, prod: Predictions | None) -> list[Curve]:
     if not classes:
         return []
 
-    def macro(p: Predictions, at: Any) -> dict[str, Any]:
-        found = [at((p.y_true == k).astype(np.float64), p.score[:, k]) for k in classes]
-        return _line(np.mean(found, axis=0))
+    def macro(p: Predictions, at: Any) -> Any:
+        return np.mean([at((p.y_true == k).astype(np.float64), p.score[:, k]) for k in classes], 0)
 
     def top(p: Predictions) -> Predictions:
         label = p.score.argmax(axis=1)
         return Predictions((label == p.y_true).astype(np.float64), p.score.max(axis=1))
 
-    return [
-        _curve("roc", "fpr", "tpr", RATES, cand, prod, lambda p: macro(p, roc_at), MACRO),
-        _curve(
-            "precision_recall",
-            "recall",
-            "precision",
-            RATES,
-            cand,
-            prod,
-            lambda p: macro(p, precision_at),
-            MACRO,
-        ),
-        _calibration(top(cand), top(prod) if prod is not None else None, TOP_LABEL),
-    ]
+    return _ranked(cand, prod, macro, MACRO, (top, TOP_LABEL))
 
 
 def _calibration(cand: Predictions, prod: Predictions | None, average: str | None) -> Curve:

@@ -18,7 +18,7 @@ method of their paired interval:
                                                    values, normal interval
 
 ``roc_auc`` means ``roc_auc_ovr``; plain ``f1``, ``precision`` and ``recall`` are refused
-(which average?). For the report: :func:`churn_multiclass` and :func:`confusion_matrices`.
+(which average?). The report's confusion counts: :func:`confusion_matrix`.
 The AUC averages and their variance live in :mod:`ci_ml.evaluation.ovr`. Formulas:
 docs/statistics.md, "Multiclass".
 """
@@ -314,24 +314,6 @@ def evaluate_multiclass(
         else:
             out[spec.name] = aucs[averages[spec.name]].values[0]
     return out
-
-
-def churn_multiclass(cand_proba: ArrayLike, prod_proba: ArrayLike, classes: Sequence[str]) -> float:
-    """Share of rows whose predicted class (argmax) differs between the two models."""
-    k = len(check_classes(classes))
-    a = check_proba("cand_proba", cand_proba, None, k)
-    b = check_proba("prod_proba", prod_proba, a.shape[0], k)
-    return float(np.mean(a.argmax(axis=1) != b.argmax(axis=1)))
-
-
-def confusion_matrices(
-    y: ArrayLike, cand_proba: ArrayLike, prod_proba: ArrayLike, classes: Sequence[str]
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """K×K confusion counts (truth × argmax label) of the candidate and of production."""
-    indices, probas = _check_named(y, {"cand_proba": cand_proba, "prod_proba": prod_proba}, classes)
-    k = len(classes)
-    a, b = (confusion_matrix(indices, p.argmax(axis=1), k) for p in probas)
-    return a, b
 
 
 # ---------------------------------------------------------------- paired comparison

@@ -13,18 +13,19 @@ import pytest
 from sklearn import metrics as skm
 
 from ci_ml.errors import ConfigError
-from ci_ml.evaluation import multiclass
+from ci_ml.evaluation import compare, multiclass
 from ci_ml.evaluation.multiclass import (
     MULTICLASS_HINT,
     MULTICLASS_METRICS,
     check_multiclass,
     compare_multiclass,
-    confusion_matrices,
+    confusion_matrix,
     evaluate_multiclass,
     is_multiclass_name,
     is_per_class,
     multiclass_spec,
 )
+from ci_ml.evaluation.predict import Predictions
 from ci_ml.evaluation.stats import delong_ci
 
 PER_CLASS = ("recall", "precision", "f1", "roc_auc")
@@ -148,10 +149,10 @@ def test_brier_is_the_unhalved_multiclass_score() -> None:
 
 def test_confusion_matrices_and_churn() -> None:
     y, a, b = two_models(800, 4, seed=5)
-    conf_a, conf_b = confusion_matrices(y, a, b, class_names(4))
+    conf_a, conf_b = (confusion_matrix(y, p.argmax(1), 4) for p in (a, b))
     np.testing.assert_array_equal(conf_a, skm.confusion_matrix(y, a.argmax(1), labels=range(4)))
     np.testing.assert_array_equal(conf_b, skm.confusion_matrix(y, b.argmax(1), labels=range(4)))
-    churn = multiclass.churn_multiclass(a, b, class_names(4))
+    churn = compare.churn(Predictions(y, a), Predictions(y, b), "classification", 0.5)
     assert churn == pytest.approx(np.mean(a.argmax(1) != b.argmax(1)))
     assert 0 < churn < 1
 
