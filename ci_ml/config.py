@@ -80,26 +80,44 @@ class ExpectationsConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    """The built-in trainer (estimator + params) or the user's own command."""
+    """The built-in trainer (estimator + params), the user's own command, or a dvc.yaml
+    stage (``dvc_stage``: its name, or ``path/to/dvc.yaml:name``)."""
 
     estimator: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
     command: str | None = None
+    dvc_stage: str | None = Field(None, min_length=1)
     output: str = "model.skops"
     threshold: float = Field(0.5, gt=0, lt=1)
     trusted_types: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_way_to_train(self) -> ModelConfig:
-        if (self.estimator is None) == (self.command is None):
-            raise ValueError("set exactly one of 'estimator' (built-in trainer) or 'command'")
+        ways = [self.estimator, self.command, self.dvc_stage]
+        if sum(way is not None for way in ways) != 1:
+            raise ValueError(
+                "set exactly one of 'estimator' (built-in trainer), 'command' (your own "
+                "training command) or 'dvc_stage' (a stage of your dvc.yaml)"
+            )
+        if self.dvc_stage is not None and self.params:
+            raise ValueError(
+                "'params' is for the built-in trainer; a dvc_stage reads its own params "
+                "(params.yaml, as its dvc.yaml declares them)"
+            )
         return self
 
     @property
+    def output_given(self) -> bool:
+        """Whether ``output`` was set in the config (a dvc_stage otherwise finds its model)."""
+        return "output" in self.model_fields_set
+
+    @property
     def writes_onnx(self) -> bool:
-        """A training command that writes its own ONNX model (``output`` ends in ``.onnx``)."""
-        return self.command is not None and self.output.endswith(".onnx")
+        """A training command or stage that writes its own ONNX model (``output`` ends in
+        ``.onnx``; for a stage, the model it declares)."""
+        own = self.command is not None or self.dvc_stage is not None
+        return own and self.output.endswith(".onnx")
 
 
 Policy = Literal["fail", "approve"]
@@ -229,6 +247,19 @@ class Config(_Strict):
                 f"'{self.model.output}' is an ONNX model already, which ci-ml evaluates and "
                 "serves as it is (nothing to convert, no parity to check); remove the "
                 "'export' section"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _stage_has_a_holdout_file(self) -> Config:
+        # the stage reads its training data itself: rows ci-ml held out of a split would be
+        # rows it trained on, so the holdout must be a file the stage does not train on
+        if self.model.dvc_stage is not None and self.data.holdout.file is None:
+            raise ValueError(
+                f"model.dvc_stage '{self.model.dvc_stage}' trains on the files its dvc.yaml "
+                "names, so ci-ml cannot hold rows out of them; set data.path to the training "
+                "file and data.holdout.file to the held-out rows (e.g. both outputs of a "
+                "split stage)"
             )
         return self
 

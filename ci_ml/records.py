@@ -46,7 +46,14 @@ MONITOR_REPORT = "monitor-report.json"  # the monitor writes it into its --out f
 Task = Literal["classification", "regression"]
 # fields of evaluation.json and smoke-sample.json that only a multiclass model fills, and the
 # curves, which a ci-ml from before them did not write
-OPTIONAL_FIELDS = ("classes", "confusion", "per_class", "expected_probabilities", "curves")
+OPTIONAL_FIELDS = (
+    "classes",
+    "confusion",
+    "per_class",
+    "expected_probabilities",
+    "curves",
+    "dvc",
+)
 Label = str | int | float | bool  # a class label as the data file holds it
 RowLabel = int | str  # a holdout row's label in the data file (its row number)
 Verdict = Literal["pass", "fail", "inconclusive"]
@@ -151,8 +158,22 @@ class CategoricalFeature(_Shape):  # with the categories seen in training
     categories: list[str]
 
 
-class ModelCard(Record):
-    """model.json (train): the model file's digest, params, feature schema and origin."""
+class DvcStage(_Shape):
+    """The ``dvc.yaml`` stage that trained a model (``model.dvc_stage``): what DVC recorded."""
+
+    stage: str  # the stage's name, as dvc.yaml spells it
+    dvc_file: str  # its dvc.yaml, relative to the project root
+    # the params the stage declares, by dotted key (``train.max_iter``); a file other than
+    # params.yaml prefixes its keys with the file (``train.yaml:lr``)
+    params: dict[str, JsonValue]
+    deps: dict[str, str]  # every dependency in dvc.lock: path (from the project root) -> hash
+    outs: dict[str, str]  # every output in dvc.lock: path -> hash
+    model_path: str  # the output taken as the model
+
+
+class ModelCard(_Optional, Record):
+    """model.json (train): the model file's digest, params, feature schema and origin; a
+    model trained by a dvc.yaml stage adds ``dvc`` (the stage, its params, dvc.lock's hashes)."""
 
     estimator: str
     params: dict[str, JsonValue]
@@ -176,6 +197,7 @@ class ModelCard(Record):
     size_bytes: int
     row_identity: list[str]  # the columns a row's identity is made of (docs/data.md)
     model_file: Literal["model.skops", "model.bundle", "model.onnx"] = "model.skops"
+    dvc: DvcStage | None = None
 
 
 # --- evaluation.json ---------------------------------------------------------------
