@@ -14,7 +14,14 @@ from typing import Any
 from ci_ml import decide, gates, quality, rundir, training
 from ci_ml import report as render
 from ci_ml.data import Dataset, data_version, dvc_pull, dvc_targets
-from ci_ml.errors import BadInputError, CiMlError, CredentialsMissing, GateBlocked
+from ci_ml.errors import (
+    BadInputError,
+    CiMlError,
+    ConfigError,
+    CredentialsMissing,
+    DataError,
+    GateBlocked,
+)
 from ci_ml.evaluation import record as evaluation_record
 from ci_ml.evaluation.baseline import Baseline, fetch_production
 from ci_ml.evaluation.curves import CURVE_NAMES, dvc_rows
@@ -37,6 +44,7 @@ from ci_ml.records import (
     read_record,
     write_record,
 )
+from ci_ml.training import stage
 
 StepHook = Callable[[str], None]
 
@@ -49,6 +57,9 @@ def pull(project: Project) -> PullRecord:
     targets = dvc_targets(project.config.data, project.root)
     if targets:
         dvc_pull(project.root, targets)
+    for target in stage.data_stages(project.root, project.config.data):
+        stage.reproduce(project.root, target, DataError)  # the data is a stage's output
+        targets.append(stage.shown_target(target, project.root))
     return PullRecord(
         data_path=project.config.data.path,
         dvc_targets=targets,
@@ -112,23 +123,45 @@ def train(project: Project, run_dir: Path) -> ModelCard:
     dataset, version = load_data(project, run_dir)
     project.check_metrics(dataset.task, dataset.classes)  # before fitting: the names it needs
     model_cfg = project.config.model
-    model_path = run_dir / training.model_file_name(model_cfg)
-    if model_cfg.command:
-        model, digest = training.train_command(
-            model_cfg, dataset, project.root, run_dir, model_path
-        )
+    dvc: dict[str, Any] | None = None
+    if model_cfg.dvc_stage:
+        model, model_path, dvc = train_stage(project, dataset, run_dir)
+        digest = sha256_file(model_path)
     else:
-        model, digest = training.train_builtin(model_cfg, dataset, model_path)
+        model_path = run_dir / training.model_file_name(model_cfg)
+        if model_cfg.command:
+            model, digest = training.train_command(
+                model_cfg, dataset, project.root, run_dir, model_path
+            )
+        else:
+            model, digest = training.train_builtin(model_cfg, dataset, model_path)
     extra = {
         "data_version": version,
         "git_sha": training.git_sha(project.root),
         "size_bytes": model_path.stat().st_size,
         "row_identity": list(dataset.identity),
         "model_file": model_path.name,
+        "dvc": dvc,
     }
     card = ModelCard.model_validate(training.model_card(model_cfg, dataset, model, digest, extra))
     write_record(run_dir, rundir.MODEL_CARD, card)
     return card
+
+
+def train_stage(project: Project, dataset: Dataset, run_dir: Path) -> tuple[Any, Path, Any]:
+    """The dvc_stage way to train (:mod:`ci_ml.stage`): the model, its run file, its stage."""
+    config = project.config
+    model, model_path, dvc = stage.train_stage(
+        config.model, config.data, dataset, project.root, run_dir
+    )
+    if model_path.name == rundir.ONNX and config.export is not None:
+        model_path.unlink()
+        raise ConfigError(
+            f"'export' converts a scikit-learn model to ONNX, but the stage's model "
+            f"{dvc['model_path']} is an ONNX model already, which ci-ml evaluates and serves "
+            "as it is; remove the 'export' section."
+        )
+    return model, model_path, dvc
 
 
 def evaluate(project: Project, run_dir: Path) -> Evaluation:

@@ -18,7 +18,17 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ci_ml"
-AREAS = ("cli", "evaluation", "export", "github", "models", "monitor", "registry", "serve")
+AREAS = (
+    "cli",
+    "evaluation",
+    "export",
+    "github",
+    "models",
+    "monitor",
+    "registry",
+    "serve",
+    "training",
+)
 HEAVY = ("sklearn", "pandas", "great_expectations", "dvc", "fastapi", "onnxruntime")
 
 

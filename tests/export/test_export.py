@@ -24,7 +24,7 @@ from ci_ml.serve.input import FeatureSchema, to_frame
 from ci_ml.serve.model import LoadedModel
 from ci_ml.training import build_pipeline, feature_schema, fit
 from tests.conftest import REPO, run_cli
-from tests.test_training import credit_like, many_valued
+from tests.training.test_builtin import credit_like, many_valued
 
 HGB = "sklearn.ensemble.HistGradientBoostingClassifier"
 

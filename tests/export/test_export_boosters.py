@@ -34,7 +34,7 @@ from ci_ml.training import feature_schema, train_builtin
 from tests.cli.test_cli import assert_says_install, without
 from tests.conftest import REPO, as_files, run_cli
 from tests.hpc import HPC_CONFIG, hpc_project
-from tests.test_training import credit_like, many_valued
+from tests.training.test_builtin import credit_like, many_valued
 
 TOLERANCE = 1e-5
 FRAMEWORKS = ["xgboost", "lightgbm", "catboost"]

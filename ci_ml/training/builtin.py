@@ -1,57 +1,25 @@
-"""Training: the built-in scikit-learn Pipeline, or the user's own command.
+"""The built-in trainer: a scikit-learn Pipeline around the configured estimator.
 
-The built-in trainer imputes and scales numeric columns, imputes and one-hot
-encodes categorical ones, then fits the configured estimator (any import path,
-e.g. ``sklearn.ensemble.HistGradientBoostingClassifier``) with its params and a
-seed. The user-command mode runs e.g. ``dvc repro train`` and picks up the
-skops file it writes, or the ONNX model (``model.output`` ending in ``.onnx``), which must
-declare what ci-ml needs (:mod:`ci_ml.models.onnx`).
+It imputes and scales numeric columns, imputes and one-hot encodes categorical ones, then
+fits the configured estimator (any import path, e.g.
+``sklearn.ensemble.HistGradientBoostingClassifier``, or a booster) with its params and a seed.
 """
 
 from __future__ import annotations
 
 import importlib
-import json
-import math
-import os
-import shutil
-import subprocess
-import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ci_ml import __version__
 from ci_ml.config import ModelConfig
 from ci_ml.data import Dataset
-from ci_ml.errors import ConfigError, DataError, MissingExtra, ModelFileError
-from ci_ml.models import load_model, save_model, sha256_file
+from ci_ml.errors import ConfigError, DataError, MissingExtra
+from ci_ml.models import load_model, save_model
 from ci_ml.models.bundle import framework_named, framework_of, save_bundle
-from ci_ml.models.onnx import check_own_onnx
-from ci_ml.models.runtime import OnnxEstimator
-from ci_ml.rundir import BUNDLE, MODEL, ONNX
+from ci_ml.training.card import feature_schema, json_safe
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-STDERR_FD = 2
 # scikit-learn's default: a ColumnTransformer output below this density stays sparse
 SPARSE_THRESHOLD = 0.3
-
-
-def feature_schema(frame: pd.DataFrame, features: list[str]) -> list[dict[str, Any]]:
-    """Name, kind and dtype of each feature (categories for categoricals)."""
-    schema: list[dict[str, Any]] = []
-    for name in features:
-        column = frame[name]
-        if column.dtype.kind in "biufc":
-            schema.append({"name": name, "kind": "numeric", "dtype": str(column.dtype)})
-        else:
-            values = sorted(map(str, column.dropna().unique().tolist()))
-            schema.append(
-                {"name": name, "kind": "categorical", "dtype": "object", "categories": values}
-            )
-    return schema
 
 
 def import_estimator(path: str) -> type:
@@ -129,14 +97,6 @@ def _quiet_defaults(config: ModelConfig) -> dict[str, Any]:
         seed = {} if seeded else {"random_seed": config.seed}
         return {"verbose": False, "allow_writing_files": False, **seed}
     return {}
-
-
-def model_file_name(config: ModelConfig) -> str:
-    """The run's model file: ``model.bundle`` for a booster, ``model.onnx`` for a training
-    command whose ``model.output`` is an ONNX file, else ``model.skops``."""
-    if config.command is not None:
-        return ONNX if config.writes_onnx else MODEL
-    return BUNDLE if framework_named(config.estimator or "") else MODEL
 
 
 def _check_params(path: str, estimator: Any) -> None:
@@ -288,11 +248,11 @@ def _train_booster(
     y = dataset.y("train")
     if dataset.task == "classification":
         values = np.unique(y.to_numpy())
-        classes = [_plain(v.item() if hasattr(v, "item") else v) for v in values]
+        classes = [json_safe(v.item() if hasattr(v, "item") else v) for v in values]
         y = np.searchsorted(values, y.to_numpy())
     fitted = fit(pipeline, dataset, str(config.estimator), y)
     (_, prepare), (_, booster) = fitted.steps
-    params = _plain(booster.get_params(deep=False))
+    params = json_safe(booster.get_params(deep=False))
     digest = save_bundle(prepare, booster, dataset.task, classes, params, model_path)
     return load_model(model_path, config.trusted_types), digest
 
@@ -320,118 +280,3 @@ def _categoricals_are_text(dataset: Dataset, schema: list[dict[str, Any]]) -> No
             "the built-in trainer cannot one-hot encode; write the column as text (e.g. yes/no) "
             "or as numbers (e.g. 1/0, missing values as empty cells)."
         )
-
-
-def train_command(
-    config: ModelConfig, dataset: Dataset, root: Path, run_dir: Path, model_path: Path
-) -> tuple[Any, str]:
-    """Run the user's training command and take the skops file (or ONNX model) it writes."""
-    assert config.command is not None
-    output = (root / config.output).resolve()
-    # the training rows go to a scratch dir, not the run dir: run dirs become CI artifacts
-    with tempfile.TemporaryDirectory(prefix="ci-ml-train-") as scratch:
-        train_file = Path(scratch) / "train.parquet"
-        dataset.train.to_parquet(train_file, index=False)
-        env = {**os.environ, **command_env(config, dataset, train_file, output)}
-        # the command's chatter goes to stderr: stdout carries `ci-ml train --json` output
-        done = subprocess.run(
-            config.command, shell=True, cwd=root, env=env, check=False, stdout=STDERR_FD
-        )
-    if done.returncode != 0:
-        raise ModelFileError(
-            f"the training command {config.command!r} exited with {done.returncode}; "
-            "run it by hand to see why."
-        )
-    kind = "an ONNX model" if config.writes_onnx else "a skops file"
-    if not output.is_file():
-        raise ModelFileError(
-            f"the training command finished but wrote no model at {output} "
-            f"(model.output); it must save {kind} there ($CI_ML_MODEL_PATH)."
-        )
-    if config.writes_onnx:
-        model = check_own_onnx(output, dataset, feature_schema(dataset.train, dataset.features))
-    else:
-        model = load_model(output, config.trusted_types)
-    shutil.copyfile(output, model_path)
-
-    return model, sha256_file(model_path)
-
-
-def command_env(
-    config: ModelConfig, dataset: Dataset, train_file: Path, output: Path
-) -> dict[str, str]:
-    """What the training command is told: where the rows are and the model goes, and what the
-    model must know (its feature columns, the task, the classes)."""
-    return {
-        "CI_ML_TRAIN_DATA": str(train_file),
-        "CI_ML_MODEL_PATH": str(output),
-        "CI_ML_TARGET": dataset.target,
-        "CI_ML_SEED": str(config.seed),
-        "CI_ML_FEATURES": json.dumps(list(dataset.features)),
-        "CI_ML_TASK": dataset.task,
-        "CI_ML_CLASSES": json.dumps(list(dataset.classes)),
-    }
-
-
-def model_card(
-    config: ModelConfig, dataset: Dataset, model: Any, digest: str, extra: dict[str, Any]
-) -> dict[str, Any]:
-    """The ``model.json`` record that goes with the model file."""
-    estimator = model.steps[-1][1] if hasattr(model, "steps") else model
-    return {
-        "estimator": config.estimator or _described(estimator),
-        "params": _plain(estimator.get_params(deep=False))
-        if hasattr(estimator, "get_params")
-        else {},
-        "configured_params": dict(config.params),
-        "command": config.command,
-        "seed": config.seed,
-        "threshold": config.threshold,
-        "task": dataset.task,
-        "target": dataset.target,
-        "positive_class": _plain(dataset.positive_class),
-        "classes": _plain(list(getattr(model, "classes_", []))),
-        "feature_schema": feature_schema(dataset.train, dataset.features),
-        "training_rows": len(dataset.train),
-        "digest": digest,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "ci_ml_version": __version__,
-        **extra,
-    }
-
-
-def _described(estimator: Any) -> str:
-    """The import path of a model's class; an ONNX model's producer (``onnx:skl2onnx``)."""
-    if isinstance(estimator, OnnxEstimator):
-        producer = estimator.predictor.session.get_modelmeta().producer_name
-        return f"onnx:{producer}" if producer else "onnx"
-    return f"{type(estimator).__module__}.{type(estimator).__name__}"
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe copy of params: numbers, strings, lists; other objects (and NaN or
-    infinite numbers, e.g. XGBoost's ``missing=nan``) by repr."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return repr(value)
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return repr(value)
-
-
-def git_sha(root: Path) -> str | None:
-    """The commit being trained, from GITHUB_SHA or ``git rev-parse HEAD``."""
-    if os.environ.get("GITHUB_SHA"):
-        return os.environ["GITHUB_SHA"]
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False
-        )
-    except OSError:
-        return None
-    return done.stdout.strip() or None

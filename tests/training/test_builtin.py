@@ -249,7 +249,7 @@ class FailsOnFit(ClassifierMixin, BaseEstimator):
 def test_a_fit_that_fails_on_the_data_does_not_blame_the_params(
     dataset: Dataset, tmp_path: Path
 ) -> None:
-    config = ModelConfig(estimator="tests.test_training.FailsOnFit")
+    config = ModelConfig(estimator="tests.training.test_builtin.FailsOnFit")
     with pytest.raises(ConfigError) as info:
         train_builtin(config, dataset, tmp_path / "m.skops")
     message = str(info.value)
@@ -277,7 +277,7 @@ class MajorityModel:
 @pytest.mark.parametrize("task", ["classification", "regression"])
 def test_a_model_without_scikit_learn_tags_is_built(task: str) -> None:
     # no get_params and no tags: its kind is unknown, so neither task is refused
-    config = ModelConfig(estimator="tests.test_training.MajorityModel", seed=3)
+    config = ModelConfig(estimator="tests.training.test_builtin.MajorityModel", seed=3)
     assert isinstance(make_estimator(config, task), MajorityModel)
 
 
