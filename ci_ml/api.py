@@ -7,7 +7,10 @@ See DESIGN.md for the files and their writers.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +32,14 @@ from ci_ml.evaluation.predict import Predictions
 from ci_ml.export.convert import export_onnx
 from ci_ml.export.parity import DEFAULT_TOLERANCE, parity
 from ci_ml.github.actions import read_context
-from ci_ml.models import sha256_file
+from ci_ml.models import load_model, sha256_file
 from ci_ml.project import Project, actor, load_candidate, load_data, now
 from ci_ml.records import (
     BaselineRef,
     Curve,
     DataReport,
     Evaluation,
+    ExperimentsRecord,
     GateReport,
     ModelCard,
     ParityRecord,
@@ -44,6 +48,7 @@ from ci_ml.records import (
     read_record,
     write_record,
 )
+from ci_ml.training import experiments as exps
 from ci_ml.training import stage
 
 StepHook = Callable[[str], None]
@@ -300,6 +305,9 @@ def report(project: Project, run_dir: Path, links: dict[str, str] | None = None)
     data_report = read_optional(run_dir, rundir.DATA_REPORT, DataReport)
     evaluation = read_optional(run_dir, rundir.EVALUATION, Evaluation)
     text = render.render(gate_report, data_report, evaluation, links)
+    tried = read_optional(run_dir, rundir.EXPERIMENTS, ExperimentsRecord)
+    if tried is not None:  # the table of every experiment, then the winner's report
+        text = render.experiments_table(tried) + "\n" + text
     rundir.write_text(run_dir / rundir.REPORT, text)
     return text
 
@@ -395,6 +403,139 @@ def write_holdout_predictions(
     with rundir.atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
     return path
+
+
+def experiments(project: Project, run_dir: Path, run_all: bool = False) -> ExperimentsRecord:
+    """Judge every DVC experiment of the workspace's commit against production on the same
+    holdout rows, each interval Bonferroni-corrected over the experiments; the best becomes
+    this run's files (registered unless it fails, as ``run`` does). Writes experiments.json
+    and report.md."""
+    config = project.config
+    if config.model.dvc_stage is None:
+        raise ConfigError(
+            "ci-ml experiments judges the DVC experiments of model.dvc_stage, but "
+            f"{project.config_path.name} trains with model.{config.model.way}; set "
+            "model.dvc_stage (docs/data.md#dvc-pipelines) or use 'ci-ml run'."
+        )
+    if run_all:
+        exps.run_queued(project.root)
+    found = exps.list_experiments(project.root)
+    if not found:
+        raise exps.unknown_experiment([])
+    write_pull(project, run_dir)
+    data_report = validate(project, run_dir)
+    corrected = 1 - (1 - config.comparison.confidence) / len(found)
+    comparison = config.comparison.model_copy(update={"confidence": corrected})
+    judged = replace(project, config=config.model_copy(update={"comparison": comparison}))
+    here = stage.load_stage(project.root, config.model.dvc_stage)
+    workspace = stage.record(
+        project.root, here, stage.model_output(here, project.root, config.model)
+    )
+    rows = [
+        _judge_experiment(project, judged, run_dir, experiment, workspace, data_report.success)
+        for experiment in found
+    ]
+    ranked_by = _ranking_metric(config)
+    rows.sort(key=lambda row: _rank(row, ranked_by))
+    best = rows[0]
+    for name in os.listdir(run_dir / best["run_dir"]):
+        source = run_dir / best["run_dir"] / name
+        if source.is_dir():
+            shutil.copytree(source, run_dir / name, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, run_dir / name)
+    record = ExperimentsRecord.model_validate(
+        {
+            "stage": config.model.dvc_stage,
+            "confidence": config.comparison.confidence,
+            "corrected_confidence": corrected,
+            "ranked_by": ranked_by,
+            "experiments": rows,
+            "winner": best["name"],
+            "created_at": now(),
+        }
+    )
+    write_record(run_dir, rundir.EXPERIMENTS, record)
+    report(project, run_dir)
+    if best["verdict"] != "fail":
+        register(project, run_dir)
+    return record
+
+
+def _judge_experiment(
+    project: Project,
+    judged: Project,
+    run_dir: Path,
+    experiment: exps.Experiment,
+    workspace: dict[str, Any],
+    data_passed: bool,
+) -> dict[str, Any]:
+    """One experiment in ``experiments/<name>/``: its model, evaluation and decision record
+    (intervals at the corrected level, gates as configured); its row of the table."""
+    sub = run_dir / rundir.EXPERIMENT_RUNS / experiment.name
+    sub.mkdir(parents=True, exist_ok=True)
+    for name in (rundir.PULL, rundir.DATA_REPORT):
+        shutil.copy2(run_dir / name, sub / name)
+    model_path, dvc = exps.take_model(project.root, project.config.model, experiment, sub)
+    why_not = exps.other_data(project.root, project.config.data, dvc)
+    row: dict[str, Any] = {
+        "name": experiment.name,
+        "rev": experiment.rev,
+        "params": exps.params_changed(workspace["params"], dvc),
+        "metrics": {},
+        "changes": {},
+        "digest": None,
+        "run_dir": f"{rundir.EXPERIMENT_RUNS}/{experiment.name}",
+    }
+    if why_not is not None or not data_passed:
+        reason = why_not or "the data gates failed; no experiment is judged"
+        return {**row, "verdict": "fail", "reasons": [reason]}
+    dataset, version = load_data(project, sub)
+    model = load_model(model_path, project.config.model.trusted_types)
+    extra = {
+        "data_version": version,
+        "git_sha": experiment.rev,
+        "size_bytes": model_path.stat().st_size,
+        "row_identity": list(dataset.identity),
+        "model_file": model_path.name,
+        "dvc": dvc,
+    }
+    digest = sha256_file(model_path)
+    card = training.model_card(project.config.model, dataset, model, digest, extra)
+    write_record(sub, rundir.MODEL_CARD, ModelCard.model_validate(card))
+    evaluation = evaluate(judged, sub)
+    decision = gate(project, sub)
+    report(project, sub)
+    changes = {
+        name: {"delta": c.delta, "ci_low": c.ci_low, "ci_high": c.ci_high}
+        for name, c in evaluation.comparisons.items()
+    }
+    return {
+        **row,
+        "verdict": decision.verdict,
+        "reasons": decision.reasons,
+        "metrics": dict(evaluation.candidate.metrics),
+        "changes": changes,
+        "digest": digest,
+    }
+
+
+VERDICT_ORDER = {"pass": 0, "inconclusive": 1, "fail": 2}
+
+
+def _ranking_metric(config: Any) -> str:
+    """The first gated metric with a change rule (else the first gated one): the table's
+    order within each verdict."""
+    changed = [g.metric for g in config.gates if g.change is not None]
+    return (changed or [g.metric for g in config.gates])[0]
+
+
+def _rank(row: dict[str, Any], metric: str) -> tuple[int, float, str]:
+    value = row["metrics"].get(metric)
+    if value is None:
+        return VERDICT_ORDER[row["verdict"]], float("inf"), row["name"]
+    sign = -1.0 if gates.higher_is_better(metric) else 1.0
+    return VERDICT_ORDER[row["verdict"]], sign * float(value), row["name"]
 
 
 STEPS: list[tuple[str, Callable[[Project, Path], Any]]] = [

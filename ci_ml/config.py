@@ -108,6 +108,11 @@ class ModelConfig(_Strict):
         return self
 
     @property
+    def way(self) -> str:
+        """How the model is trained: 'estimator', 'command' or 'dvc_stage'."""
+        return "command" if self.command else "dvc_stage" if self.dvc_stage else "estimator"
+
+    @property
     def output_given(self) -> bool:
         """Whether ``output`` was set in the config (a dvc_stage otherwise finds its model)."""
         return "output" in self.model_fields_set

@@ -587,6 +587,40 @@ class MonitorReport(Record):
 
 # --- reading and writing -----------------------------------------------------------
 
+# --- experiments.json ----------------------------------------------------------------
+
+
+class ExperimentInterval(_Shape):  # an experiment's paired difference with production
+    delta: float
+    ci_low: float
+    ci_high: float
+
+
+class ExperimentRow(_Shape):
+    name: str
+    rev: str  # the experiment's commit
+    params: dict[str, JsonValue]  # the params it changed from the workspace's stage
+    verdict: Verdict
+    reasons: list[str]
+    metrics: dict[str, float]  # the candidate's metrics on the holdout
+    changes: dict[str, ExperimentInterval]  # vs production, per change-gated metric
+    digest: str | None  # its model's sha256 (None: not evaluated)
+    run_dir: str  # its run directory, relative to this one
+
+
+class ExperimentsRecord(Record):
+    """experiments.json (experiments): every DVC experiment judged against production on
+    the same holdout rows, best first; the winner's files are the run directory's own."""
+
+    stage: str
+    confidence: float  # the configured comparison.confidence
+    corrected_confidence: float  # Bonferroni over the experiments: each interval's level
+    ranked_by: str  # the metric the order is by (within each verdict)
+    experiments: list[ExperimentRow]
+    winner: str | None  # the experiment the run's files are (would be registered on pass)
+    created_at: str
+
+
 RECORDS: dict[str, type[Record]] = {
     rundir.PULL: PullRecord,
     rundir.DATA_REPORT: DataReport,
@@ -597,6 +631,7 @@ RECORDS: dict[str, type[Record]] = {
     rundir.SMOKE: SmokeSample,
     PR_FILE: PullRequestHandoff,
     MONITOR_REPORT: MonitorReport,
+    rundir.EXPERIMENTS: ExperimentsRecord,
 }
 
 R = TypeVar("R", bound=Record)

@@ -37,6 +37,8 @@ HOLDOUT_PREDICTIONS = "holdout-predictions.parquet"  # columns truth, score: for
 SMOKE = "smoke-sample.json"
 ONNX = "model.onnx"
 PARITY = "parity.json"
+EXPERIMENTS = "experiments.json"  # ci-ml experiments: every DVC experiment's verdict, the winner
+EXPERIMENT_RUNS = "experiments"  # ci-ml experiments: experiments/<name>/, a run directory each
 PLOTS = "plots"  # the curves as DVC plot files, plots/<curve>.json (docs/report.md#curves)
 
 # which command writes each file: used to tell the user what to run first

@@ -392,6 +392,39 @@ def samples() -> dict[str, dict[str, Any]]:
             "created_at": WHEN,
             "ci_ml_version": "0.1.0",
         },
+        rundir.EXPERIMENTS: {
+            "schema_version": 1,
+            "stage": "train",
+            "confidence": 0.95,
+            "corrected_confidence": 1 - 0.05 / 2,
+            "ranked_by": "roc_auc",
+            "experiments": [
+                {
+                    "name": "deeper",
+                    "rev": "b" * 40,
+                    "params": {"train.max_leaf_nodes": 31},
+                    "verdict": "pass",
+                    "reasons": [],
+                    "metrics": {"roc_auc": 0.87},
+                    "changes": {"roc_auc": {"delta": 0.01, "ci_low": 0.001, "ci_high": 0.02}},
+                    "digest": "c" * 64,
+                    "run_dir": "experiments/deeper",
+                },
+                {
+                    "name": "elsewhere",
+                    "rev": "d" * 40,
+                    "params": {"split.seed": 1},
+                    "verdict": "fail",
+                    "reasons": ["it was trained on another data/train.csv"],
+                    "metrics": {},
+                    "changes": {},
+                    "digest": None,
+                    "run_dir": "experiments/elsewhere",
+                },
+            ],
+            "winner": "deeper",
+            "created_at": WHEN,
+        },
     }
 
 
@@ -528,6 +561,12 @@ DAMAGE: dict[str, tuple[str, str, Any, str]] = {
         "features.0.drifted",
         "no",
         "expected a boolean, found 'no'",
+    ),
+    rundir.EXPERIMENTS: (
+        "winner",
+        "experiments.0.verdict",
+        "passed",
+        "expected one of pass, fail, inconclusive, found 'passed'",
     ),
 }
 

@@ -39,6 +39,7 @@ COMMANDS: list[tuple[str, str, Callable[..., Any]]] = [
     ("", "gate", steps.gate),
     ("", "report", steps.report),
     ("", "run", steps.run),
+    ("", "experiments", steps.experiments),
     ("", "serve", serve.serve),
     ("", "monitor", monitor.monitor),
     ("", "retrain", monitor.retrain),

@@ -240,6 +240,42 @@ def run(
     _raise_unless_pass(results["gate"])
 
 
+RunAllOpt = Annotated[
+    bool,
+    typer.Option("--run-all", help="First run the queued experiments ('dvc exp run --run-all')."),
+]
+
+
+def experiments(
+    config: ConfigOpt = Path("ci-ml.yaml"),
+    run_dir: RunDirOpt = None,
+    run_all: RunAllOpt = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Judge every DVC experiment of this commit against production (one table, best first);
+    the best becomes the run, registered if it passes. Exit code by the best's verdict."""
+    from ci_ml import api
+    from ci_ml.project import check_project
+    from ci_ml.records import GateReport, read_record
+
+    found = project(config)
+    check_project(found)
+    directory = found.run_dir(run_dir, new=True)
+    with progress("experiments"):
+        record = api.experiments(found, directory, run_all=run_all)
+    best = read_record(directory / "gate-report.json", GateReport)
+    if json_:
+        print_json(record)
+    else:
+        for row in record.experiments:
+            mark = "*" if row.name == record.winner else " "
+            print(f"{mark} {row.name:<20} {row.verdict:<13} {'; '.join(row.reasons[:1])}")
+        if best.verdict != "fail":
+            print(f"registered the model of experiment {record.winner}")
+        print(f"run files: {directory}  (report: {directory / 'report.md'})")
+    _raise_unless_pass(best)
+
+
 def _summary(results: dict[str, Any], directory: Path) -> None:
     from ci_ml.report import ICONS
 

@@ -56,15 +56,23 @@ def stage_target(root: Path, name: str) -> tuple[Path, str]:
 
 
 @contextmanager
-def _repo(root: Path) -> Iterator[Any]:
+def dvc_repo(root: Path, rev: str | None = None) -> Iterator[Any]:
+    """The DVC repository holding ``root`` (at commit ``rev``: files read from git)."""
     from dvc.repo import Repo
 
     logging.disable(logging.WARNING)  # DVC's warnings repeat what its error says
     try:
-        with Repo(str(root)) as repo:
+        with Repo(Repo.find_root(str(root)), rev=rev) as repo:
             yield repo
     finally:
         logging.disable(logging.NOTSET)
+
+
+def repo_path(root: Path, path: Path) -> str:
+    """``path`` relative to the root of the git + DVC repository holding ``root``."""
+    from dvc.repo import Repo
+
+    return os.path.relpath(path.resolve(), Path(Repo.find_root(str(root))).resolve())
 
 
 def load_stage(root: Path, name: str) -> StageInfo:
@@ -74,23 +82,23 @@ def load_stage(root: Path, name: str) -> StageInfo:
     dvc_file, stage_name = stage_target(root, name)
     if not dvc_file.is_file():
         raise ConfigError(
-            f"model.dvc_stage '{name}': there is no {_shown(dvc_file, root)}; write the "
+            f"model.dvc_stage '{name}': there is no {shown(dvc_file, root)}; write the "
             "pipeline there or name the stage as 'path/to/dvc.yaml:stage'."
         )
     target = f"{dvc_file}:{stage_name}"
     try:
-        with _repo(root) as repo:
+        with dvc_repo(root) as repo:
             names = [s.name for s in repo.stage.collect(str(dvc_file))]
             if stage_name not in names:
                 raise ConfigError(
-                    f"model.dvc_stage '{name}': {_shown(dvc_file, root)} has no stage "
+                    f"model.dvc_stage '{name}': {shown(dvc_file, root)} has no stage "
                     f"'{stage_name}' (its stages: {', '.join(names) or 'none'})."
                 )
             stage = repo.stage.collect(target)[0]
             artifacts = repo.artifacts.read()
     except DvcException as exc:
         raise ConfigError(
-            f"model.dvc_stage '{name}': DVC cannot read {_shown(dvc_file, root)} "
+            f"model.dvc_stage '{name}': DVC cannot read {shown(dvc_file, root)} "
             f"({' '.join(str(exc).split())}); check it with 'dvc stage list'."
         ) from None
     models = [
@@ -123,7 +131,7 @@ def check_data(stage: StageInfo, root: Path, data: DataConfig) -> None:
     read = [dep for dep in stage.deps if _inside(holdout, dep)]
     if read:
         raise ConfigError(
-            f"model.dvc_stage '{stage.name}' depends on {_shown(read[0], root)}, which holds "
+            f"model.dvc_stage '{stage.name}' depends on {shown(read[0], root)}, which holds "
             f"data.holdout.file '{data.holdout.file}': a model must never see the rows it is "
             "judged on; remove it from the stage's deps, or hold out rows the stage does not read."
         )
@@ -156,7 +164,7 @@ def model_output(stage: StageInfo, root: Path, config: ModelConfig) -> Path:
 def _model_kind(path: Path, root: Path) -> Path:
     if path.suffix not in MODEL_SUFFIXES:
         raise ConfigError(
-            f"the stage's model {_shown(path, root)} is neither a skops file (.skops) nor an "
+            f"the stage's model {shown(path, root)} is neither a skops file (.skops) nor an "
             "ONNX model (.onnx), the formats ci-ml loads without pickle; save it with "
             "skops.io.dump or export it to ONNX (docs/frameworks.md)."
         )
@@ -181,7 +189,7 @@ def reproduce(root: Path, target: str, error: type[Exception] = ModelFileError) 
 def shown_target(target: str, root: Path) -> str:
     """A stage target as a person types it in the project root (``dvc.yaml:train``)."""
     file, _, name = target.rpartition(":")
-    return f"{_shown(Path(file), root)}:{name}"
+    return f"{shown(Path(file), root)}:{name}"
 
 
 def data_stages(root: Path, data: DataConfig) -> list[str]:
@@ -194,7 +202,7 @@ def data_stages(root: Path, data: DataConfig) -> list[str]:
         return []
     files = [(root / p).resolve() for p in [data.path, data.holdout.file] if p]
     try:
-        with _repo(root) as repo:
+        with dvc_repo(root) as repo:
             stages = repo.stage.collect(str(dvc_file.resolve()))
     except DvcException as exc:
         raise DataError(
@@ -208,25 +216,36 @@ def data_stages(root: Path, data: DataConfig) -> list[str]:
     ]
 
 
-def record(root: Path, stage: StageInfo, model: Path) -> dict[str, Any]:
-    """What DVC recorded of the stage after ``dvc repro``: ``model.json``'s ``dvc``."""
-    with _repo(root) as repo:
-        found = repo.stage.collect(stage.target)[0]
+def record(root: Path, stage: StageInfo, model: Path, rev: str | None = None) -> dict[str, Any]:
+    """What DVC recorded of the stage after ``dvc repro`` (in the workspace, or at commit
+    ``rev``, e.g. an experiment's): ``model.json``'s ``dvc``."""
+    with dvc_repo(root, rev) as repo:
+        target = stage.target
+        if rev is not None:  # read from git: paths are the repository's, from its top
+            target = f"{repo_path(root, stage.dvc_file)}:{stage.name}"
+        found = repo.stage.collect(target)[0]
+
+        def where(output: Any) -> str:
+            path = Path(output.fs_path)
+            if rev is not None:
+                path = Path(repo.scm.root_dir) / str(output.fs_path).lstrip("/")
+            return shown(path, root)
+
         params: dict[str, Any] = {}
         deps: dict[str, str] = {}
         for dep in found.deps:
             if _is_params(dep):
-                params.update(_flat(dep.hash_info.value or {}, _params_prefix(dep, root)))
+                params.update(_flat(dep.hash_info.value or {}, _params_prefix(where(dep))))
             else:
-                deps[_shown(Path(dep.fs_path), root)] = _hash(dep)
-        outs = {_shown(Path(out.fs_path), root): _hash(out) for out in found.outs}
+                deps[where(dep)] = _hash(dep)
+        outs = {where(out): _hash(out) for out in found.outs}
     return {
         "stage": stage.name,
-        "dvc_file": _shown(stage.dvc_file, root),
+        "dvc_file": shown(stage.dvc_file, root),
         "params": params,
         "deps": deps,
         "outs": outs,
-        "model_path": _shown(model, root),
+        "model_path": shown(model, root),
     }
 
 
@@ -234,9 +253,8 @@ def _is_params(dep: Any) -> bool:
     return type(dep).__name__ == "ParamsDependency"
 
 
-def _params_prefix(dep: Any, root: Path) -> str:
-    name = Path(dep.fs_path).name
-    return "" if name == "params.yaml" else f"{_shown(Path(dep.fs_path), root)}:"
+def _params_prefix(path: str) -> str:
+    return "" if Path(path).name == "params.yaml" else f"{path}:"
 
 
 def _flat(values: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -258,7 +276,7 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def _shown(path: Path, root: Path) -> str:
+def shown(path: Path, root: Path) -> str:
     resolved = path.resolve()
     try:
         return str(resolved.relative_to(root.resolve()))
@@ -267,7 +285,7 @@ def _shown(path: Path, root: Path) -> str:
 
 
 def _listed(paths: tuple[Path, ...], root: Path) -> str:
-    return ", ".join(_shown(p, root) for p in paths) or "none"
+    return ", ".join(shown(p, root) for p in paths) or "none"
 
 
 def train_stage(
@@ -282,7 +300,7 @@ def train_stage(
     reproduce(root, stage.target)
     if not output.is_file():
         raise ModelFileError(
-            f"the stage '{stage.name}' finished but {_shown(output, root)} (its model) is "
+            f"the stage '{stage.name}' finished but {shown(output, root)} (its model) is "
             "not a file; the stage must write the model there."
         )
     if output.suffix == ".onnx":
