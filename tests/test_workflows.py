@@ -15,6 +15,7 @@ Four kinds of check:
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -408,6 +409,120 @@ def test_reusable_workflows_document_their_interface(path):
     for kind in ("inputs", "secrets", "outputs"):
         for name, spec in (interface.get(kind) or {}).items():
             assert spec.get("description"), f"{path.name}: {kind} {name} has no description"
+
+
+# -- DVC pipelines -------------------------------------------------------------------------
+
+PIPELINE = REPO / ".github/workflows/ml-pipeline.yml"
+
+
+def gate_step(name: str) -> dict[str, Any]:
+    (step,) = [s for s in jobs(PIPELINE)["gate"]["steps"] if s.get("name") == name]
+    return step
+
+
+def test_the_gate_checks_out_the_history_it_is_asked_for():
+    inputs = load(PIPELINE)["on"]["workflow_call"]["inputs"]
+    assert (inputs["fetch-depth"]["type"], inputs["fetch-depth"]["default"]) == ("number", 0)
+    assert "dvc#7547" in inputs["fetch-depth"]["description"]
+    checkout = gate_step("Check out the project")
+    assert checkout["with"] == {
+        "persist-credentials": False,
+        "fetch-depth": "${{ inputs.fetch-depth }}",
+    }
+    # the deploy job needs no history: one commit, actions/checkout's default
+    (deploy_checkout,) = [s for s in deploy_job()["steps"] if "checkout" in str(s.get("uses"))]
+    assert "fetch-depth" not in deploy_checkout["with"]
+
+
+def test_experiment_refs_are_fetched_only_when_asked():
+    inputs = load(PIPELINE)["on"]["workflow_call"]["inputs"]
+    assert (inputs["fetch-experiments"]["type"], inputs["fetch-experiments"]["default"]) == (
+        "boolean",
+        False,
+    )
+    step = gate_step("Fetch DVC's experiment refs")
+    names = [s.get("name") for s in jobs(PIPELINE)["gate"]["steps"]]
+    assert names.index("Check out the project") < names.index(step["name"])
+    contexts = [{"inputs": {"fetch-experiments": asked}} for asked in (False, True)]
+
+    answer = node("--eval", stdin=json.dumps({"expression": step["if"], "contexts": contexts}))
+
+    assert answer["results"] == [False, True]
+    assert step["env"] == {"TOKEN": "${{ github.token }}"}  # the job's read-only token
+
+
+def test_experiment_refs_are_fetched_without_showing_or_keeping_the_token(tmp_path):
+    """The step's script against a real origin holding an experiment ref; a `git` first on
+    PATH records what each call was given (arguments, and the header git was configured
+    with) before running the real one."""
+    origin = tmp_path / "origin"
+    git_in(tmp_path, "init", "-q", "-b", "main", str(origin))
+    git_in(origin, "commit", "-q", "--allow-empty", "-m", "baseline")
+    git_in(origin, "commit", "-q", "--allow-empty", "-m", "exp")
+    git_in(origin, "update-ref", "refs/exps/ab/cdef/bold-exp", "HEAD")
+    git_in(origin, "reset", "-q", "--hard", "HEAD~1")
+    workspace = tmp_path / "workspace"
+    git_in(tmp_path, "clone", "-q", str(origin), str(workspace))
+    record = tmp_path / "git-calls.jsonl"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real_git = shutil.which("git")
+    (bin_dir / "git").write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, subprocess, sys\n"
+        f"header = subprocess.run([{real_git!r}, 'config', '--get',"
+        " 'http.https://github.com/.extraheader'], capture_output=True, text=True).stdout\n"
+        f"with open({str(record)!r}, 'a') as f:\n"
+        "    f.write(json.dumps({'argv': sys.argv[1:], 'header': header.strip()}) + '\\n')\n"
+        f"sys.exit(subprocess.run([{real_git!r}, *sys.argv[1:]]).returncode)\n"
+    )
+    (bin_dir / "git").chmod(0o755)
+    token = "ghs_" + "s3cr3t" * 6
+    step = gate_step("Fetch DVC's experiment refs")
+
+    done = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        cwd=workspace,
+        env={
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "HOME": str(tmp_path),
+            "GITHUB_SERVER_URL": "https://github.com",
+            "TOKEN": token,
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert git_in(workspace, "for-each-ref", "--format=%(refname)", "refs/exps") == (
+        "refs/exps/ab/cdef/bold-exp"
+    )
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    assert not any(token in arg or basic in arg for c in calls(record) for arg in c["argv"])
+    fetches = [c for c in calls(record) if c["argv"][:1] == ["fetch"]]
+    assert fetches == [
+        {
+            "argv": ["fetch", "--no-tags", "origin", "+refs/exps/*:refs/exps/*"],
+            "header": f"AUTHORIZATION: basic {basic}",
+        }
+    ]
+    log = done.stdout + done.stderr
+    assert token not in log
+    assert log.count(basic) == 1 and f"::add-mask::{basic}" in log  # the runner hides it
+    assert "DVC experiment refs: 1" in log
+    for kept in (workspace / ".git" / "config", tmp_path / ".gitconfig"):  # repo, global
+        text = kept.read_text(encoding="utf-8") if kept.exists() else ""
+        assert token not in text and basic not in text, kept
+
+
+def git_in(cwd: Path, *args: str) -> str:
+    author = ["-c", "user.name=ci-ml tests", "-c", "user.email=tests@ci-ml.invalid"]
+    done = subprocess.run(
+        ["git", *author, *args], cwd=cwd, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
 
 
 # -- the caller in the docs -----------------------------------------------------------------
