@@ -414,6 +414,7 @@ def test_reusable_workflows_document_their_interface(path):
 # -- DVC pipelines -------------------------------------------------------------------------
 
 PIPELINE = REPO / ".github/workflows/ml-pipeline.yml"
+DVC_FILES = ["params.yaml", "dvc.yaml", "dvc.lock", "data.dvc", "models/churn/dvc.lock"]
 
 
 def gate_step(name: str) -> dict[str, Any]:
@@ -523,6 +524,49 @@ def git_in(cwd: Path, *args: str) -> str:
         ["git", *author, *args], cwd=cwd, capture_output=True, text=True, check=True
     )
     return done.stdout.strip()
+
+
+def test_the_dvc_cache_is_restored_with_the_key_the_setup_works_out():
+    action = load(REPO / "actions" / "setup" / "action.yml")
+    (restore,) = [s for s in action["runs"]["steps"] if s.get("name") == "Restore DVC's cache"]
+    assert restore["uses"].startswith("actions/cache@")
+    assert restore["with"] == {
+        "path": "${{ steps.dvc.outputs.dir }}",
+        "key": "${{ steps.dvc.outputs.key }}",
+        "restore-keys": "${{ steps.dvc.outputs.restore-key }}",
+    }
+
+
+def test_the_dvc_cache_key_changes_with_dvc_lock_params_and_dvc_files(runner, project):
+    workdir = runner.workspace / "ml"
+    shutil.copytree(project, workdir, symlinks=True)
+    (workdir / "models" / "churn").mkdir(parents=True)
+    for name in DVC_FILES[:3] + DVC_FILES[4:]:
+        (workdir / name).write_text(f"# {name}\n", encoding="utf-8")
+    git_in(workdir, "add", "-A")
+    git_in(workdir, "commit", "-q", "-m", "a dvc.yaml pipeline")
+
+    def key() -> tuple[str, str]:
+        result = runner.run("setup", {"working-directory": "ml", "dvc-cache": "true"}, only={"dvc"})
+        assert result.code == 0, result.log
+        return result.steps["dvc"]["key"], result.steps["dvc"]["restore-key"]
+
+    first, restore_key = key()
+    assert restore_key == "ci-ml-dvc-Linux-" and first.startswith(restore_key)
+    seen = {first}
+    for name in DVC_FILES:
+        with (workdir / name).open("a", encoding="utf-8") as changed:
+            changed.write("# changed\n")
+        changed_key, changed_restore_key = key()
+        assert changed_key not in seen, f"the key misses a change of {name}"
+        assert changed_restore_key == restore_key  # so the older cache is still restored
+        seen.add(changed_key)
+
+    # what does not name data leaves the key alone: other files, and files git does not track
+    (workdir / "ci-ml.yaml").write_text("# changed\n", encoding="utf-8")
+    (workdir / "scratch").mkdir()
+    (workdir / "scratch" / "dvc.lock").write_text("untracked\n", encoding="utf-8")
+    assert key()[0] == changed_key
 
 
 # -- the caller in the docs -----------------------------------------------------------------
