@@ -569,6 +569,105 @@ def test_the_dvc_cache_key_changes_with_dvc_lock_params_and_dvc_files(runner, pr
     assert key()[0] == changed_key
 
 
+# What GitHub runs a workflow for: its `on:` filters for an event and the files it changes
+# (docs: "Workflow syntax", filter pattern cheat sheet). `*` stops at `/`, `**` does not,
+# `?` and `+` repeat the character before them, a `!` in `paths` excludes again.
+
+
+def filter_pattern(pattern: str) -> re.Pattern[str]:
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] in "?+":
+            out, i = out + pattern[i], i + 1
+        elif pattern[i] == "[":
+            end = pattern.index("]", i)
+            out, i = out + pattern[i : end + 1], end + 1
+        elif pattern[i] == "\\":
+            out, i = out + re.escape(pattern[i + 1]), i + 2
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out)
+
+
+def filtered_in(patterns: list[str], name: str) -> bool:
+    """`branches:`/`paths:`: the last pattern that matches decides; `!` excludes."""
+    included = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        if filter_pattern(pattern.removeprefix("!")).fullmatch(name):
+            included = not negated
+    return included
+
+
+def runs_for(on: Any, event_name: str, branch: str, changed: list[str]) -> bool:
+    """Whether `on:` starts the workflow for an event on ``branch`` (a pull request's
+    base) changing ``changed``; a pull request's action is `synchronize`."""
+    if isinstance(on, str | list):
+        return event_name in ([on] if isinstance(on, str) else on)
+    if event_name not in on:
+        return False
+    spec = on[event_name] or {}
+    if "synchronize" not in spec.get("types", ["opened", "synchronize", "reopened"]):
+        return False
+    if "branches" in spec and not filtered_in(spec["branches"], branch):
+        return False
+    if "branches-ignore" in spec and filtered_in(spec["branches-ignore"], branch):
+        return False
+    if "paths" in spec and not any(filtered_in(spec["paths"], f) for f in changed):
+        return False
+    ignored = spec.get("paths-ignore", [])
+    return not (ignored and all(filtered_in(ignored, f) for f in changed))
+
+
+def docs_dvc_section() -> str:
+    text = DOCS.read_text(encoding="utf-8")
+    return text.split("## DVC pipelines (dvc.yaml)\n", 1)[1].split("\n## ", 1)[0]
+
+
+def dvc_trigger_callers() -> dict[str, dict[str, Any]]:
+    """The callers a user copies or runs, and the path filter the docs show."""
+    (snippet,) = re.findall(r"```yaml\n(.*?)```", docs_dvc_section(), flags=re.DOTALL)
+    callers = {
+        "example-pipeline.yml": load(REPO / ".github/workflows/example-pipeline.yml")["on"],
+        "docs caller": yaml_on(docs_callers()[0]),
+        "docs path filter": yaml_on(snippet),
+    }
+    return callers
+
+
+def yaml_on(text: str) -> Any:
+    document = yaml.safe_load(text)
+    return document["on"] if "on" in document else document[True]
+
+
+@pytest.mark.parametrize("changed", DVC_FILES)
+@pytest.mark.parametrize("caller", ["example-pipeline.yml", "docs caller", "docs path filter"])
+def test_a_change_to_a_dvc_file_alone_runs_the_gate(caller, changed):
+    on = dvc_trigger_callers()[caller]
+    assert runs_for(on, "pull_request", "main", [changed])
+    assert runs_for(on, "push", "main", [changed])
+
+
+def test_the_trigger_check_can_fail():
+    """The filters are really read: a change the docs' filter leaves out runs nothing, and
+    a paths-ignore of lock files or a missing branch would drop a dvc.lock change."""
+    snippet = dvc_trigger_callers()["docs path filter"]
+    assert not runs_for(snippet, "pull_request", "main", ["README.md"])
+    assert runs_for(snippet, "pull_request", "main", ["README.md", "src/train.py"])
+    ignoring = {"pull_request": {"paths-ignore": ["**.lock", "docs/**"]}}
+    assert not runs_for(ignoring, "pull_request", "main", ["dvc.lock", "docs/x.md"])
+    excluding = {"pull_request": {"paths": ["**", "!**/dvc.lock"]}}
+    assert not runs_for(excluding, "pull_request", "main", ["models/churn/dvc.lock"])
+    assert not runs_for({"push": {"branches": ["main"]}}, "push", "dev", ["dvc.lock"])
+    assert not runs_for({"push": None}, "pull_request", "main", ["dvc.lock"])
+
+
 # -- the caller in the docs -----------------------------------------------------------------
 
 
