@@ -15,6 +15,7 @@ Four kinds of check:
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -408,6 +409,263 @@ def test_reusable_workflows_document_their_interface(path):
     for kind in ("inputs", "secrets", "outputs"):
         for name, spec in (interface.get(kind) or {}).items():
             assert spec.get("description"), f"{path.name}: {kind} {name} has no description"
+
+
+# -- DVC pipelines -------------------------------------------------------------------------
+
+PIPELINE = REPO / ".github/workflows/ml-pipeline.yml"
+DVC_FILES = ["params.yaml", "dvc.yaml", "dvc.lock", "data.dvc", "models/churn/dvc.lock"]
+
+
+def gate_step(name: str) -> dict[str, Any]:
+    (step,) = [s for s in jobs(PIPELINE)["gate"]["steps"] if s.get("name") == name]
+    return step
+
+
+def test_the_gate_checks_out_the_history_it_is_asked_for():
+    inputs = load(PIPELINE)["on"]["workflow_call"]["inputs"]
+    assert (inputs["fetch-depth"]["type"], inputs["fetch-depth"]["default"]) == ("number", 0)
+    assert "dvc#7547" in inputs["fetch-depth"]["description"]
+    checkout = gate_step("Check out the project")
+    assert checkout["with"] == {
+        "persist-credentials": False,
+        "fetch-depth": "${{ inputs.fetch-depth }}",
+    }
+    # the deploy job needs no history: one commit, actions/checkout's default
+    (deploy_checkout,) = [s for s in deploy_job()["steps"] if "checkout" in str(s.get("uses"))]
+    assert "fetch-depth" not in deploy_checkout["with"]
+
+
+def test_experiment_refs_are_fetched_only_when_asked():
+    inputs = load(PIPELINE)["on"]["workflow_call"]["inputs"]
+    assert (inputs["fetch-experiments"]["type"], inputs["fetch-experiments"]["default"]) == (
+        "boolean",
+        False,
+    )
+    step = gate_step("Fetch DVC's experiment refs")
+    names = [s.get("name") for s in jobs(PIPELINE)["gate"]["steps"]]
+    assert names.index("Check out the project") < names.index(step["name"])
+    contexts = [{"inputs": {"fetch-experiments": asked}} for asked in (False, True)]
+
+    answer = node("--eval", stdin=json.dumps({"expression": step["if"], "contexts": contexts}))
+
+    assert answer["results"] == [False, True]
+    assert step["env"] == {"TOKEN": "${{ github.token }}"}  # the job's read-only token
+
+
+def test_experiment_refs_are_fetched_without_showing_or_keeping_the_token(tmp_path):
+    """The step's script against a real origin holding an experiment ref; a `git` first on
+    PATH records what each call was given (arguments, and the header git was configured
+    with) before running the real one."""
+    origin = tmp_path / "origin"
+    git_in(tmp_path, "init", "-q", "-b", "main", str(origin))
+    git_in(origin, "commit", "-q", "--allow-empty", "-m", "baseline")
+    git_in(origin, "commit", "-q", "--allow-empty", "-m", "exp")
+    git_in(origin, "update-ref", "refs/exps/ab/cdef/bold-exp", "HEAD")
+    git_in(origin, "reset", "-q", "--hard", "HEAD~1")
+    workspace = tmp_path / "workspace"
+    git_in(tmp_path, "clone", "-q", str(origin), str(workspace))
+    record = tmp_path / "git-calls.jsonl"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    real_git = shutil.which("git")
+    (bin_dir / "git").write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, subprocess, sys\n"
+        f"header = subprocess.run([{real_git!r}, 'config', '--get',"
+        " 'http.https://github.com/.extraheader'], capture_output=True, text=True).stdout\n"
+        f"with open({str(record)!r}, 'a') as f:\n"
+        "    f.write(json.dumps({'argv': sys.argv[1:], 'header': header.strip()}) + '\\n')\n"
+        f"sys.exit(subprocess.run([{real_git!r}, *sys.argv[1:]]).returncode)\n"
+    )
+    (bin_dir / "git").chmod(0o755)
+    token = "ghs_" + "s3cr3t" * 6
+    step = gate_step("Fetch DVC's experiment refs")
+
+    done = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+        cwd=workspace,
+        env={
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "HOME": str(tmp_path),
+            "GITHUB_SERVER_URL": "https://github.com",
+            "TOKEN": token,
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert git_in(workspace, "for-each-ref", "--format=%(refname)", "refs/exps") == (
+        "refs/exps/ab/cdef/bold-exp"
+    )
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    assert not any(token in arg or basic in arg for c in calls(record) for arg in c["argv"])
+    fetches = [c for c in calls(record) if c["argv"][:1] == ["fetch"]]
+    assert fetches == [
+        {
+            "argv": ["fetch", "--no-tags", "origin", "+refs/exps/*:refs/exps/*"],
+            "header": f"AUTHORIZATION: basic {basic}",
+        }
+    ]
+    log = done.stdout + done.stderr
+    assert token not in log
+    assert log.count(basic) == 1 and f"::add-mask::{basic}" in log  # the runner hides it
+    assert "DVC experiment refs: 1" in log
+    for kept in (workspace / ".git" / "config", tmp_path / ".gitconfig"):  # repo, global
+        text = kept.read_text(encoding="utf-8") if kept.exists() else ""
+        assert token not in text and basic not in text, kept
+
+
+def git_in(cwd: Path, *args: str) -> str:
+    author = ["-c", "user.name=ci-ml tests", "-c", "user.email=tests@ci-ml.invalid"]
+    done = subprocess.run(
+        ["git", *author, *args], cwd=cwd, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_the_dvc_cache_is_restored_with_the_key_the_setup_works_out():
+    action = load(REPO / "actions" / "setup" / "action.yml")
+    (restore,) = [s for s in action["runs"]["steps"] if s.get("name") == "Restore DVC's cache"]
+    assert restore["uses"].startswith("actions/cache@")
+    assert restore["with"] == {
+        "path": "${{ steps.dvc.outputs.dir }}",
+        "key": "${{ steps.dvc.outputs.key }}",
+        "restore-keys": "${{ steps.dvc.outputs.restore-key }}",
+    }
+
+
+def test_the_dvc_cache_key_changes_with_dvc_lock_params_and_dvc_files(runner, project):
+    workdir = runner.workspace / "ml"
+    shutil.copytree(project, workdir, symlinks=True)
+    (workdir / "models" / "churn").mkdir(parents=True)
+    for name in DVC_FILES[:3] + DVC_FILES[4:]:
+        (workdir / name).write_text(f"# {name}\n", encoding="utf-8")
+    git_in(workdir, "add", "-A")
+    git_in(workdir, "commit", "-q", "-m", "a dvc.yaml pipeline")
+
+    def key() -> tuple[str, str]:
+        result = runner.run("setup", {"working-directory": "ml", "dvc-cache": "true"}, only={"dvc"})
+        assert result.code == 0, result.log
+        return result.steps["dvc"]["key"], result.steps["dvc"]["restore-key"]
+
+    first, restore_key = key()
+    assert restore_key == "ci-ml-dvc-Linux-" and first.startswith(restore_key)
+    seen = {first}
+    for name in DVC_FILES:
+        with (workdir / name).open("a", encoding="utf-8") as changed:
+            changed.write("# changed\n")
+        changed_key, changed_restore_key = key()
+        assert changed_key not in seen, f"the key misses a change of {name}"
+        assert changed_restore_key == restore_key  # so the older cache is still restored
+        seen.add(changed_key)
+
+    # what does not name data leaves the key alone: other files, and files git does not track
+    (workdir / "ci-ml.yaml").write_text("# changed\n", encoding="utf-8")
+    (workdir / "scratch").mkdir()
+    (workdir / "scratch" / "dvc.lock").write_text("untracked\n", encoding="utf-8")
+    assert key()[0] == changed_key
+
+
+# What GitHub runs a workflow for: its `on:` filters for an event and the files it changes
+# (docs: "Workflow syntax", filter pattern cheat sheet). `*` stops at `/`, `**` does not,
+# `?` and `+` repeat the character before them, a `!` in `paths` excludes again.
+
+
+def filter_pattern(pattern: str) -> re.Pattern[str]:
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] in "?+":
+            out, i = out + pattern[i], i + 1
+        elif pattern[i] == "[":
+            end = pattern.index("]", i)
+            out, i = out + pattern[i : end + 1], end + 1
+        elif pattern[i] == "\\":
+            out, i = out + re.escape(pattern[i + 1]), i + 2
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out)
+
+
+def filtered_in(patterns: list[str], name: str) -> bool:
+    """`branches:`/`paths:`: the last pattern that matches decides; `!` excludes."""
+    included = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        if filter_pattern(pattern.removeprefix("!")).fullmatch(name):
+            included = not negated
+    return included
+
+
+def runs_for(on: Any, event_name: str, branch: str, changed: list[str]) -> bool:
+    """Whether `on:` starts the workflow for an event on ``branch`` (a pull request's
+    base) changing ``changed``; a pull request's action is `synchronize`."""
+    if isinstance(on, str | list):
+        return event_name in ([on] if isinstance(on, str) else on)
+    if event_name not in on:
+        return False
+    spec = on[event_name] or {}
+    if "synchronize" not in spec.get("types", ["opened", "synchronize", "reopened"]):
+        return False
+    if "branches" in spec and not filtered_in(spec["branches"], branch):
+        return False
+    if "branches-ignore" in spec and filtered_in(spec["branches-ignore"], branch):
+        return False
+    if "paths" in spec and not any(filtered_in(spec["paths"], f) for f in changed):
+        return False
+    ignored = spec.get("paths-ignore", [])
+    return not (ignored and all(filtered_in(ignored, f) for f in changed))
+
+
+def docs_dvc_section() -> str:
+    text = DOCS.read_text(encoding="utf-8")
+    return text.split("## DVC pipelines (dvc.yaml)\n", 1)[1].split("\n## ", 1)[0]
+
+
+def dvc_trigger_callers() -> dict[str, dict[str, Any]]:
+    """The callers a user copies or runs, and the path filter the docs show."""
+    (snippet,) = re.findall(r"```yaml\n(.*?)```", docs_dvc_section(), flags=re.DOTALL)
+    callers = {
+        "example-pipeline.yml": load(REPO / ".github/workflows/example-pipeline.yml")["on"],
+        "docs caller": yaml_on(docs_callers()[0]),
+        "docs path filter": yaml_on(snippet),
+    }
+    return callers
+
+
+def yaml_on(text: str) -> Any:
+    document = yaml.safe_load(text)
+    return document["on"] if "on" in document else document[True]
+
+
+@pytest.mark.parametrize("changed", DVC_FILES)
+@pytest.mark.parametrize("caller", ["example-pipeline.yml", "docs caller", "docs path filter"])
+def test_a_change_to_a_dvc_file_alone_runs_the_gate(caller, changed):
+    on = dvc_trigger_callers()[caller]
+    assert runs_for(on, "pull_request", "main", [changed])
+    assert runs_for(on, "push", "main", [changed])
+
+
+def test_the_trigger_check_can_fail():
+    """The filters are really read: a change the docs' filter leaves out runs nothing, and
+    a paths-ignore of lock files or a missing branch would drop a dvc.lock change."""
+    snippet = dvc_trigger_callers()["docs path filter"]
+    assert not runs_for(snippet, "pull_request", "main", ["README.md"])
+    assert runs_for(snippet, "pull_request", "main", ["README.md", "src/train.py"])
+    ignoring = {"pull_request": {"paths-ignore": ["**.lock", "docs/**"]}}
+    assert not runs_for(ignoring, "pull_request", "main", ["dvc.lock", "docs/x.md"])
+    excluding = {"pull_request": {"paths": ["**", "!**/dvc.lock"]}}
+    assert not runs_for(excluding, "pull_request", "main", ["models/churn/dvc.lock"])
+    assert not runs_for({"push": {"branches": ["main"]}}, "push", "dev", ["dvc.lock"])
+    assert not runs_for({"push": None}, "pull_request", "main", ["dvc.lock"])
 
 
 # -- the caller in the docs -----------------------------------------------------------------
