@@ -32,7 +32,7 @@ def changes(candidate: ModelCard, production: Mapping[str, Any], version: str) -
         data_version=_value("data_version", candidate.data_version, production, missing),
         training_rows=_value("training_rows", candidate.training_rows, production, missing),
         features=_features(candidate, production, missing),
-        dvc_deps=_deps(ours, theirs, production, missing),
+        dvc_deps=_deps(ours, theirs, production, version),
     )
 
 
@@ -143,7 +143,7 @@ def _stage(production: Mapping[str, Any]) -> DvcStage | None:
 
 
 def _deps(
-    ours: DvcStage | None, theirs: DvcStage | None, production: Mapping[str, Any], missing: str
+    ours: DvcStage | None, theirs: DvcStage | None, production: Mapping[str, Any], version: str
 ) -> Aspect | None:
     """dvc.lock's dependency hashes, when either model was trained by a stage."""
     if ours is None and not _has_stage(production):
@@ -153,8 +153,8 @@ def _deps(
     if ours is None:
         return _unknown("the candidate was not trained by a dvc.yaml stage")
     if not production or _has_stage(production):
-        return _unknown(missing)
-    return _unknown(f"{missing}: it was not trained by a dvc.yaml stage")
+        return _unknown(_missing(production, version))
+    return _unknown(f"production {version} was not trained by a dvc.yaml stage")
 
 
 def _features(candidate: ModelCard, production: Mapping[str, Any], missing: str) -> Aspect:

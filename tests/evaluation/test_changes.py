@@ -165,9 +165,7 @@ def test_a_dvc_candidate_against_a_built_in_production_compares_no_params() -> N
         "(dvc.yaml): their params are not the same kind"
     )
     assert found.dvc_deps is not None
-    assert found.dvc_deps.problem == (
-        "not recorded for production v1: it was not trained by a dvc.yaml stage"
-    )
+    assert found.dvc_deps.problem == ("production v1 was not trained by a dvc.yaml stage")
     assert [d.candidate for d in found.model.changed] == ["dvc stage train (dvc.yaml)"]
     assert found.data_version == nothing(1)  # the data is compared all the same
 
