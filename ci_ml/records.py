@@ -45,13 +45,14 @@ MONITOR_REPORT = "monitor-report.json"  # the monitor writes it into its --out f
 
 Task = Literal["classification", "regression"]
 # fields of evaluation.json and smoke-sample.json that only a multiclass model fills, and the
-# curves, which a ci-ml from before them did not write
+# curves and changes, which a ci-ml from before them did not write
 OPTIONAL_FIELDS = (
     "classes",
     "confusion",
     "per_class",
     "expected_probabilities",
     "curves",
+    "changes",
     "dvc",
 )
 Label = str | int | float | bool  # a class label as the data file holds it
@@ -313,6 +314,33 @@ class Curve(_Shape):  # both models on the same rows, on a fixed grid (docs/repo
     production: CurveLine | None
 
 
+class Difference(_Shape):  # one key the two records differ on; null on the side without it
+    key: str
+    change: Literal["added", "removed", "changed"]
+    production: JsonValue
+    candidate: JsonValue
+
+
+class Aspect(_Shape):  # one part of the two model.json records; `problem`: why not compared
+    problem: str | None
+    changed: list[Difference]
+    unchanged: int
+
+
+class Changes(_Shape):
+    """What changed from production's model.json (its registry record) to the candidate's
+    (docs/report.md#what-changed): only the keys that differ, and a count of the rest."""
+
+    production: str  # the version compared with
+    model: Aspect  # the estimator and how it was trained
+    params_source: Literal["dvc_stage", "config"]  # the stage's params, or ci-ml.yaml's
+    params: Aspect
+    data_version: Aspect
+    training_rows: Aspect
+    features: Aspect  # feature columns: added, removed, kind or dtype changed
+    dvc_deps: Aspect | None  # dvc.lock's dependencies; null when neither used a dvc stage
+
+
 class ModelSummary(_Shape):
     estimator: str
     params: dict[str, JsonValue]
@@ -324,7 +352,8 @@ class Evaluation(_Optional, Record):
 
     A multiclass model adds ``classes`` (the fixed class order), ``confusion`` and
     ``per_class``; ``curves`` (ROC, precision-recall and calibration, or predicted vs actual
-    and residuals) is absent in the records of a ci-ml from before it."""
+    and residuals) and ``changes`` (production's params and data against the candidate's; none
+    without a production model) are absent in the records of a ci-ml from before them."""
 
     task: Task
     data_version: str
@@ -340,6 +369,7 @@ class Evaluation(_Optional, Record):
     confusion: Confusion | None = None
     per_class: list[PerClass] | None = None
     curves: list[Curve] | None = None
+    changes: Changes | None = None
 
     @property
     def multiclass(self) -> bool:

@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 
 from ci_ml.config import GateConfig
+from ci_ml.evaluation.changes import changes
 from ci_ml.gates import as_dicts, data_gate, threshold_gate, verdict
 from ci_ml.quality import Check
-from ci_ml.records import DataReport, Evaluation, GateReport
-from ci_ml.report import render
+from ci_ml.records import BaselineSummary, DataReport, Evaluation, GateReport, ModelCard
+from ci_ml.report import SHOWN_CHANGES, render
 from tests.conftest import validated_data_report
+from tests.evaluation.test_changes import STAGE, candidate, card
 
 CHECKS = [
     Check("dataset_not_empty", True, observed={"train": 80, "holdout": 20}),
@@ -315,3 +317,117 @@ def test_a_report_without_curves_has_no_curves_section() -> None:
     data = data_report([Check("target_valid", True)])
     text = render(gate_report({"roc_auc": 0.9, "log_loss": 0.3}, data), data, EVALUATION)
     assert "Curves" not in text and "line [" not in text
+
+
+# --- what changed since production ----------------------------------------------------
+
+
+def _compared(candidate: ModelCard, production: dict[str, Any]) -> str:
+    """The report of EVALUATION compared with ``production`` (a model.json) as version v1."""
+    baseline = {
+        "version": "v1",
+        "digest": "cd" * 32,
+        "problem": None,
+        "unread": False,
+        "metrics": {},
+        "params": None,
+        "data_version": None,
+    }
+    found = changes(candidate, production, "v1")
+    evaluation = EVALUATION.model_copy(
+        update={"changes": found, "baseline": BaselineSummary.model_validate(baseline)}
+    )
+    data = data_report([Check("target_valid", True)])
+    return render(gate_report({"roc_auc": 0.9, "log_loss": 0.3}, data), data, evaluation)
+
+
+def section(markdown: str, heading: str) -> str:
+    """The text from ``heading`` to the next heading or fold of the report."""
+    start = markdown.index(heading)
+    end = re.search(
+        r"^(###|<details><summary>(Model parameters|Curves))", markdown[start + 1 :], re.M
+    )
+    return markdown[start : start + 1 + end.start()] if end else markdown[start:]
+
+
+def test_what_changed_lists_the_params_and_data_that_differ() -> None:
+    ours = candidate(
+        configured_params={"max_iter": 3, "max_depth": 1},
+        data_version="md5:" + "f" * 32 + ".dir",
+        training_rows=3600,
+    )
+    text = _compared(ours, card())
+    shown = section(text, "### What changed since production v1")
+    params = table_with(shown, "param")
+    assert [[c.strip() for c in cells(row)] for row in params[2:]] == [
+        ["learning_rate", "0.05", "—"],
+        ["max_depth", "—", "1"],
+        ["max_iter", "200", "3"],
+    ]
+    assert "**Params** (ci-ml.yaml's `model.params`): 3 changed" in shown
+    data = [[c.strip() for c in cells(row)] for row in tables(shown)[1][2:]]
+    assert data == [
+        ["data version", "md5:00000000….dir", "md5:ffffffff….dir"],
+        ["training rows", "3562", "3600 (+38)"],
+    ]
+    assert "Unchanged: the estimator, the trainer, 2 feature columns." in shown
+    # before the curves and the rest: a reviewer reads it next to the metrics
+    assert text.index("### What changed") < text.index("<details><summary>Model parameters")
+
+
+def test_the_same_params_and_data_list_nothing() -> None:
+    shown = section(_compared(candidate(), card()), "### What changed")
+    assert tables(shown) == []
+    assert shown.strip().splitlines()[-1] == (
+        "Nothing changed: the estimator, the trainer, the data version, the training rows, "
+        "2 params, 2 feature columns are the same as production's."
+    )
+
+
+def test_an_old_production_card_is_not_recorded_rather_than_diffed() -> None:
+    old = {"estimator": "sklearn.ensemble.HistGradientBoostingClassifier", "params": {}}
+    shown = section(_compared(candidate(), old), "### What changed")
+    assert tables(shown) == []  # nothing claimed to have changed
+    assert (
+        "- params, data version, training rows, feature columns: not recorded for production v1"
+        in shown
+    )
+    assert "Unchanged: the estimator, the trainer." in shown
+
+
+def test_a_dvc_candidate_against_a_built_in_production_says_why_no_params() -> None:
+    ours = candidate(configured_params={}, dvc=STAGE)
+    shown = section(_compared(ours, card()), "### What changed")
+    (row,) = table_with(shown, "param")[2:]
+    assert [c.strip() for c in cells(row)] == [
+        "trained by",
+        "ci-ml's trainer",
+        "dvc stage train (dvc.yaml)",
+    ]
+    assert "**Model**: 1 changed" in shown  # not "Params": the params were not compared
+    assert "- params: production v1 was trained by ci-ml's trainer" in shown
+    assert "- dependencies: production v1 was not trained by a dvc.yaml stage" in shown
+    assert "**Data**: none changed." in shown
+
+
+def test_many_changed_dependencies_fold_after_the_first_few() -> None:
+    deps = {f"src/part{i}.py": "md5:" + f"{i}" * 32 for i in range(9)}
+    theirs = card(configured_params={}, dvc=STAGE)
+    ours = candidate(configured_params={}, dvc={**STAGE, "deps": {**STAGE["deps"], **deps}})
+    shown = section(_compared(ours, theirs), "### What changed")
+    open_part = shown.split("<details>")[0]
+    assert "**Params** (the dvc stage's): none changed." in open_part
+    assert "**Data**: 9 changed" in open_part
+    assert len(tables(open_part)[0]) == 2 + SHOWN_CHANGES
+    assert "| dependency src/part0.py | — | md5:00000000… |" in open_part
+    assert "<details><summary>The other 3 changes</summary>" in shown
+    assert (
+        "Unchanged: the estimator, the trainer, the data version, the training rows, 2 params, "
+        "2 dependencies, 2 feature columns." in shown
+    )
+
+
+def test_a_first_model_or_an_older_record_has_no_what_changed() -> None:
+    data = data_report([Check("target_valid", True)])
+    text = render(gate_report({"roc_auc": 0.9, "log_loss": 0.3}, data), data, EVALUATION)
+    assert "What changed" not in text

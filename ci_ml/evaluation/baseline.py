@@ -61,6 +61,7 @@ def fetch_production(registry: Any, run_dir: Path, trusted: list[str]) -> Baseli
         return None
     dest = run_dir / BASELINE_DIR
     dest.mkdir(exist_ok=True)
+    card: dict[str, Any] = {}  # kept when the model fails: the report still says what changed
     try:
         files = registry.fetch(production.version, dest)
         card = _card(files)
@@ -72,7 +73,7 @@ def fetch_production(registry: Any, run_dir: Path, trusted: list[str]) -> Baseli
         model = load_model(model_path, trusted)
         trained = _trained_rows(files, card, production.version)
     except ModelFileError as exc:
-        return Baseline(production.version, production.digest, {}, problem=str(exc))
+        return Baseline(production.version, production.digest, card, problem=str(exc))
     return Baseline(production.version, production.digest, card, model, trained=trained)
 
 

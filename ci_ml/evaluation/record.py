@@ -16,6 +16,7 @@ from ci_ml.config import Config
 from ci_ml.data import Dataset
 from ci_ml.evaluation import compare, curves
 from ci_ml.evaluation.baseline import Baseline, fresh_rows, predict_baseline
+from ci_ml.evaluation.changes import changes
 from ci_ml.evaluation.multiclass import confusion_matrix
 from ci_ml.evaluation.predict import Predictions, metric_names, predict
 from ci_ml.quality import jsonable
@@ -77,6 +78,7 @@ def evaluate(
             "model": card.model_dump(mode="json", include={"estimator", "params", "size_bytes"}),
             "created_at": created_at,
             "curves": curves.curves(dataset.task, cand_rows, prod),
+            "changes": changes(card, baseline.card, baseline.version) if baseline else None,
             **(_multiclass(config, rows, cand_rows, prod) if dataset.multiclass else {}),
         }
     )

@@ -87,6 +87,18 @@ def test_clearly_worse_candidate_is_blocked(project: Path) -> None:
     assert gate["value"]["method"].startswith("DeLong")
     assert results["gate"]["baseline"]["version"] == production
     assert "register" not in results
+    # the report says what changed, from production's registry record
+    changed = results["evaluate"]["changes"]
+    assert changed["production"] == production and changed["params_source"] == "config"
+    assert {d["key"]: (d["production"], d["candidate"]) for d in changed["params"]["changed"]} == {
+        "learning_rate": (0.05, None),
+        "max_depth": (None, 1),
+        "max_iter": (200, 3),
+        "max_leaf_nodes": (15, None),
+    }
+    assert changed["data_version"] == {"problem": None, "changed": [], "unchanged": 1}
+    assert f"### What changed since production {production}" in results["report"]
+    assert "| max_iter | 200 | 3 |" in results["report"]
 
 
 def test_clearly_better_candidate_passes_a_required_gain(project: Path) -> None:
@@ -132,6 +144,7 @@ def test_identical_retrain_passes_a_no_regression_gate(project: Path) -> None:
     assert gate["value"]["delta"] == 0.0
     # the same data, config and seed make the same file: the same registry version
     assert results["register"].version == production
+    assert "Nothing changed: the estimator, the trainer, the data version" in results["report"]
 
 
 def test_production_that_cannot_read_the_new_schema_is_a_clear_verdict(project: Path) -> None:
@@ -147,6 +160,13 @@ def test_production_that_cannot_read_the_new_schema_is_a_clear_verdict(project: 
     assert results["gate"]["verdict"] == "fail"
     assert "Price" in gate["reason"] and "schema changed" in gate["reason"]
     assert "policy: fail" in gate["reason"]
+    # production could not predict, but its record still says what changed
+    changed = results["evaluate"]["changes"]
+    assert [(d["key"], d["change"]) for d in changed["features"]["changed"]] == [
+        ("Price", "removed")
+    ]
+    assert changed["data_version"]["changed"][0]["change"] == "changed"
+    assert "| feature Price | numeric int64 | — |" in results["report"]
 
 
 def test_slice_gates_use_corrected_intervals_and_name_the_slice(project: Path) -> None:
