@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ci_ml.charts import curve_chart
 from ci_ml.records import Curve
+from ci_ml.report.charts import curve_chart
 
 
 def test_numbers_without_exponents_and_empty_bins_drawn_between_neighbours() -> None:

@@ -26,6 +26,7 @@ AREAS = (
     "models",
     "monitor",
     "registry",
+    "report",
     "serve",
     "training",
 )

@@ -29,7 +29,7 @@ from tests.render import github_page
 pytestmark = pytest.mark.slow
 
 METRICS_HEADER = ["metric", "production", "candidate", "Δ", "95% CI", "rule"]
-CANDIDATE, PRODUCTION, REFERENCE = "#1f77b4", "#ff7f0e", "#8c959f"  # charts.py's colours
+CANDIDATE, PRODUCTION, REFERENCE = "#1f77b4", "#ff7f0e", "#8c959f"  # report/charts.py's colours
 MODEL: dict[str, Any] = {
     "estimator": "sklearn.ensemble.HistGradientBoostingClassifier",
     "params": {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15},

@@ -101,6 +101,11 @@ def test_the_stage_trains_and_model_json_records_what_dvc_locked(repo: Path) -> 
     assert gate["verdict"] == "fail"
     failed = {g["name"] for g in gate["gates"] if g["verdict"] == "fail"}
     assert "roc_auc change" in failed, gate["gates"]
+    # the report says what changed, from production's registry record: the stage's params
+    report = (second / "report.md").read_text()
+    assert "What changed since production" in report
+    assert "| train.max_iter | 200 | 3 |" in report
+    assert "**Data**: none changed." in report
 
 
 @pytest.mark.slow
