@@ -405,11 +405,13 @@ def write_holdout_predictions(
     return path
 
 
-def experiments(project: Project, run_dir: Path, run_all: bool = False) -> ExperimentsRecord:
+def experiments(
+    project: Project, run_dir: Path, run_all: bool = False, register_best: bool = True
+) -> ExperimentsRecord:
     """Judge every DVC experiment of the workspace's commit against production on the same
     holdout rows, each interval Bonferroni-corrected over the experiments; the best becomes
-    this run's files (registered unless it fails, as ``run`` does). Writes experiments.json
-    and report.md."""
+    this run's files (registered unless it fails, as ``run`` does, when ``register_best``).
+    Writes experiments.json and report.md."""
     config = project.config
     if config.model.dvc_stage is None:
         raise ConfigError(
@@ -436,20 +438,21 @@ def experiments(project: Project, run_dir: Path, run_all: bool = False) -> Exper
         for experiment in found
     ]
     ranked_by = _ranking_metric(config)
-    rows.sort(key=lambda row: _rank(row, ranked_by))
+    classes = load_data(project, run_dir)[0].classes if data_report.success else ()
+    higher = gates.higher_is_better(ranked_by, classes) if data_report.success else True
+    rows.sort(key=lambda row: _rank(row, ranked_by, higher))
     best = rows[0]
-    for name in os.listdir(run_dir / best["run_dir"]):
-        source = run_dir / best["run_dir"] / name
-        if source.is_dir():
-            shutil.copytree(source, run_dir / name, dirs_exist_ok=True)
-        else:
-            shutil.copy2(source, run_dir / name)
+    if data_report.success:
+        _take_files(run_dir / best["run_dir"], run_dir)
+    else:  # nothing was trained: the decision record says the data gates blocked
+        gate(project, run_dir)
     record = ExperimentsRecord.model_validate(
         {
             "stage": config.model.dvc_stage,
             "confidence": config.comparison.confidence,
             "corrected_confidence": corrected,
             "ranked_by": ranked_by,
+            "higher_is_better": higher,
             "experiments": rows,
             "winner": best["name"],
             "created_at": now(),
@@ -457,7 +460,7 @@ def experiments(project: Project, run_dir: Path, run_all: bool = False) -> Exper
     )
     write_record(run_dir, rundir.EXPERIMENTS, record)
     report(project, run_dir)
-    if best["verdict"] != "fail":
+    if register_best and best["verdict"] != "fail":
         register(project, run_dir)
     return record
 
@@ -476,20 +479,22 @@ def _judge_experiment(
     sub.mkdir(parents=True, exist_ok=True)
     for name in (rundir.PULL, rundir.DATA_REPORT):
         shutil.copy2(run_dir / name, sub / name)
-    model_path, dvc = exps.take_model(project.root, project.config.model, experiment, sub)
-    why_not = exps.other_data(project.root, project.config.data, dvc)
     row: dict[str, Any] = {
         "name": experiment.name,
         "rev": experiment.rev,
-        "params": exps.params_changed(workspace["params"], dvc),
+        "params": {},
         "metrics": {},
         "changes": {},
         "digest": None,
         "run_dir": f"{rundir.EXPERIMENT_RUNS}/{experiment.name}",
     }
-    if why_not is not None or not data_passed:
-        reason = why_not or "the data gates failed; no experiment is judged"
-        return {**row, "verdict": "fail", "reasons": [reason]}
+    if not data_passed:
+        return {**row, "verdict": "fail", "reasons": ["the data gates failed; none is judged"]}
+    model_path, dvc = exps.take_model(project.root, project.config.model, experiment, sub)
+    row["params"] = exps.params_changed(workspace["params"], dvc)
+    why_not = exps.other_data(project.root, project.config.data, dvc)
+    if why_not is not None:
+        return {**row, "verdict": "fail", "reasons": [why_not]}
     dataset, version = load_data(project, sub)
     model = load_model(model_path, project.config.model.trusted_types)
     extra = {
@@ -520,6 +525,15 @@ def _judge_experiment(
     }
 
 
+def _take_files(source: Path, run_dir: Path) -> None:
+    """The best experiment's run files become the run's own."""
+    for name in os.listdir(source):
+        if (source / name).is_dir():
+            shutil.copytree(source / name, run_dir / name, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source / name, run_dir / name)
+
+
 VERDICT_ORDER = {"pass": 0, "inconclusive": 1, "fail": 2}
 
 
@@ -530,11 +544,11 @@ def _ranking_metric(config: Any) -> str:
     return (changed or [g.metric for g in config.gates])[0]
 
 
-def _rank(row: dict[str, Any], metric: str) -> tuple[int, float, str]:
+def _rank(row: dict[str, Any], metric: str, higher: bool) -> tuple[int, float, str]:
     value = row["metrics"].get(metric)
     if value is None:
         return VERDICT_ORDER[row["verdict"]], float("inf"), row["name"]
-    sign = -1.0 if gates.higher_is_better(metric) else 1.0
+    sign = -1.0 if higher else 1.0
     return VERDICT_ORDER[row["verdict"]], sign * float(value), row["name"]
 
 

@@ -646,6 +646,7 @@ class ExperimentsRecord(Record):
     confidence: float  # the configured comparison.confidence
     corrected_confidence: float  # Bonferroni over the experiments: each interval's level
     ranked_by: str  # the metric the order is by (within each verdict)
+    higher_is_better: bool  # that metric's direction
     experiments: list[ExperimentRow]
     winner: str | None  # the experiment the run's files are (would be registered on pass)
     created_at: str

@@ -398,6 +398,7 @@ def samples() -> dict[str, dict[str, Any]]:
             "confidence": 0.95,
             "corrected_confidence": 1 - 0.05 / 2,
             "ranked_by": "roc_auc",
+            "higher_is_better": True,
             "experiments": [
                 {
                     "name": "deeper",

@@ -988,6 +988,24 @@ def test_run_refuses_an_unknown_step(runner, tmp_path):
     assert [c["argv"][0] for c in calls(record)] == ["pull"]
 
 
+def test_run_gates_experiments_without_registering(runner, tmp_path):
+    record = fake_ci_ml(runner, tmp_path)
+
+    result = runner.run("run", {"steps": "experiments"})
+
+    assert result.code == 0, result.log
+    (call,) = calls(record)
+    assert call["argv"][0] == "experiments" and call["argv"][-1] == "--no-register"
+
+
+def test_the_pipeline_gates_experiments_when_asked():
+    gate = load(REPO / ".github/workflows/ml-pipeline.yml")["jobs"]["gate"]
+    (run,) = [s for s in gate["steps"] if s.get("id") == "run"]
+    expression = run["with"]["steps"]
+    assert "inputs.experiments && 'experiments'" in expression
+    assert "'pull validate train evaluate gate report'" in expression
+
+
 def test_run_passes_the_registry_and_credentials(runner, tmp_path):
     record = fake_ci_ml(runner, tmp_path)
     runner.env["AWS_ACCESS_KEY_ID"] = "AKIAEXAMPLE"  # as the step's env: would

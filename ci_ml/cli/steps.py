@@ -246,10 +246,20 @@ RunAllOpt = Annotated[
 ]
 
 
+NoRegisterOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-register",
+        help="Leave the best unregistered (CI: registering is the deploy job's).",
+    ),
+]
+
+
 def experiments(
     config: ConfigOpt = Path("ci-ml.yaml"),
     run_dir: RunDirOpt = None,
     run_all: RunAllOpt = False,
+    no_register: NoRegisterOpt = False,
     json_: JsonOpt = False,
 ) -> None:
     """Judge every DVC experiment of this commit against production (one table, best first);
@@ -262,7 +272,7 @@ def experiments(
     check_project(found)
     directory = found.run_dir(run_dir, new=True)
     with progress("experiments"):
-        record = api.experiments(found, directory, run_all=run_all)
+        record = api.experiments(found, directory, run_all=run_all, register_best=not no_register)
     best = read_record(directory / "gate-report.json", GateReport)
     if json_:
         print_json(record)
@@ -270,7 +280,7 @@ def experiments(
         for row in record.experiments:
             mark = "*" if row.name == record.winner else " "
             print(f"{mark} {row.name:<20} {row.verdict:<13} {'; '.join(row.reasons[:1])}")
-        if best.verdict != "fail":
+        if best.verdict != "fail" and not no_register:
             print(f"registered the model of experiment {record.winner}")
         print(f"run files: {directory}  (report: {directory / 'report.md'})")
     _raise_unless_pass(best)

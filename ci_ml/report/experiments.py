@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from ci_ml.evaluation.metrics import METRICS
-from ci_ml.gates import higher_is_better
 from ci_ml.records import ExperimentsRecord
 from ci_ml.report.markdown import ICONS, delta_text, plural, table
 
@@ -12,7 +10,7 @@ def experiments_table(record: ExperimentsRecord) -> str:
     """``ci-ml experiments``: one table of every experiment, best first, above the winner's
     report."""
     metric = record.ranked_by
-    higher = higher_is_better(metric) if metric in METRICS else True
+    higher = record.higher_is_better
     winner = record.winner
     rows = []
     for row in record.experiments:

@@ -3,7 +3,9 @@ production on the same holdout rows, in one table (``ci_ml/training/experiments.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +20,14 @@ from tests.credit_pipeline import PIPELINE, PIPELINE_CONFIG, pipeline_project
 
 
 def dvc(root: Path, *args: str) -> None:
+    # a stage's `python` is the one running the tests, as ci-ml makes it for its own runs
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=root / PIPELINE, check=True, capture_output=True
+        [sys.executable, "-m", "dvc", *args],
+        cwd=root / PIPELINE,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "PATH": path},
     )
 
 
@@ -90,3 +98,44 @@ def test_experiments_need_a_dvc_stage(tmp_path: Path) -> None:
     done = run_cli("experiments", "--config", str(REPO / "ci-ml.yaml"), cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert "set model.dvc_stage" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_failed_data_gates_judge_no_experiment(tmp_path: Path) -> None:
+    root = pipeline_project(tmp_path / "repo")
+    dvc(root, "exp", "run", "--pull", "-n", "tried", "-S", "train.max_iter=50")
+    # the data gates now ask more rows of each class than the holdout has
+    config = root / PIPELINE_CONFIG
+    found = yaml.safe_load(config.read_text())
+    found["data"]["holdout"]["min_class_count"] = 100_000
+    config.write_text(yaml.safe_dump(found, sort_keys=False))
+    out = root / PIPELINE / ".ci-ml/runs/blocked"
+    done = run_cli("experiments", "--config", str(PIPELINE_CONFIG), "--run-dir", str(out), cwd=root)
+    assert done.returncode == 1, done.stderr
+    gate = read_record(out / "gate-report.json", GateReport)
+    assert gate.verdict == "fail" and gate.gates[0].verdict == "fail"  # the data gate
+    record = read_record(out / "experiments.json", ExperimentsRecord)
+    (row,) = record.experiments
+    assert (row.name, row.verdict, row.digest) == ("tried", "fail", None)
+    assert not (out / "experiments/tried/model.skops").exists()  # nothing was taken
+    assert "ci-ml verdict: **FAIL**" in (out / "report.md").read_text()
+
+
+def test_an_experiment_on_other_data_is_not_compared(tmp_path: Path) -> None:
+    from ci_ml.config import DataConfig
+    from ci_ml.training import experiments
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/train.csv").write_text("x,y\n1,0\n")
+    data = DataConfig.model_validate({"path": "data/train.csv", "target": "y"})
+    same = {"deps": {"data/train.csv": "md5:" + hashlib.md5(b"x,y\n1,0\n").hexdigest()}}
+    assert experiments.other_data(tmp_path, data, same) is None
+    other = {"deps": {"data/train.csv": "md5:" + "0" * 32}}
+    why = experiments.other_data(tmp_path, data, other)
+    assert why is not None and "trained on another data/train.csv (md5:00000000)" in why
+    assert "does not record data/train.csv" in str(
+        experiments.other_data(tmp_path, data, {"deps": {}})
+    )
+    assert experiments.params_changed(
+        {"train.max_iter": 200, "train.seed": 0}, {"params": {"train.max_iter": 3, "train.seed": 0}}
+    ) == {"train.max_iter": 3}
