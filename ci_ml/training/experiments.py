@@ -8,9 +8,6 @@ workspace (DVC reads the model from its cache at the experiment's commit).
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +16,6 @@ from ci_ml.config import DataConfig, ModelConfig
 from ci_ml.errors import BadInputError, ModelFileError
 from ci_ml.rundir import MODEL, ONNX, atomic_path
 from ci_ml.training import stage
-from ci_ml.training.stage import STDERR_FD
 
 
 @dataclass(frozen=True)
@@ -32,13 +28,10 @@ class Experiment:
 
 def run_queued(root: Path) -> None:
     """``dvc exp run --run-all``: the queued experiments, each in DVC's own temporary copy."""
-    python_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "PATH": python_dir + os.pathsep + os.environ.get("PATH", "")}
-    command = [sys.executable, "-m", "dvc", "exp", "run", "--run-all"]
-    done = subprocess.run(command, cwd=root, env=env, check=False, stdout=STDERR_FD)
-    if done.returncode != 0:
+    code = stage.run_dvc(root, "exp", "run", "--run-all")
+    if code != 0:
         raise ModelFileError(
-            f"'dvc exp run --run-all' exited with {done.returncode}; DVC's output above says "
+            f"'dvc exp run --run-all' exited with {code}; DVC's output above says "
             "why ('dvc queue logs <name>' shows a failed experiment's log)."
         )
 

@@ -171,16 +171,22 @@ def _model_kind(path: Path, root: Path) -> Path:
     return path
 
 
-def reproduce(root: Path, target: str, error: type[Exception] = ModelFileError) -> None:
-    """``dvc repro --pull`` the stage, its output on stderr; the Python ci-ml runs on is first
-    on PATH, so a stage's ``python`` has the same packages."""
+def run_dvc(root: Path, *args: str) -> int:
+    """``dvc <args>`` in ``root``, its output on stderr (stdout carries ``--json`` output);
+    the Python ci-ml runs on is first on PATH, so a stage's ``python`` has the same packages.
+    Returns DVC's exit code."""
     python_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": python_dir + os.pathsep + os.environ.get("PATH", "")}
-    command = [sys.executable, "-m", "dvc", "repro", "--pull", target]
-    done = subprocess.run(command, cwd=root, env=env, check=False, stdout=STDERR_FD)
-    if done.returncode != 0:
+    command = [sys.executable, "-m", "dvc", *args]
+    return subprocess.run(command, cwd=root, env=env, check=False, stdout=STDERR_FD).returncode
+
+
+def reproduce(root: Path, target: str, error: type[Exception] = ModelFileError) -> None:
+    """``dvc repro --pull`` the stage (:func:`run_dvc`)."""
+    code = run_dvc(root, "repro", "--pull", target)
+    if code != 0:
         raise error(
-            f"'dvc repro --pull {shown_target(target, root)}' exited with {done.returncode}; "
+            f"'dvc repro --pull {shown_target(target, root)}' exited with {code}; "
             "DVC's output above says why (a failing stage command, or data missing from the "
             "remote)."
         )
