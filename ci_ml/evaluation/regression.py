@@ -21,9 +21,9 @@ from scipy import stats as sps
 from ci_ml.evaluation.metrics import METRICS, FloatArray
 
 # At n rows and B resamples the exact bootstrap draws B·n weights: 0.9 s at 20,000 rows and
-# B = 2000 on one CI core, 24 s at 1M. Above 20,000 rows the bootstrap and the delta method
-# agree to well under the bootstrap's own Monte Carlo error (docs/statistics.md), so the exact
-# bootstrap buys nothing there but time.
+# B = 2000 on a shared 2-core machine, 24-54 s at 1M. Both estimate the same first-order
+# variance; already at 2,000 rows their se agree within 3% (docs/statistics.md), so above
+# 20,000 rows the exact bootstrap would buy nothing but time.
 EXACT_BOOTSTRAP_MAX_ROWS = 20_000
 # Largest number of multinomial weights the row bootstrap holds at once (float64: 32 MiB).
 MAX_WEIGHTS_PER_CHUNK = 1 << 22
