@@ -7,8 +7,10 @@ difference ``delta = candidate - production``. The method depends on the metric:
     accuracy precision recall f1              paired bootstrap on the 8 joint confusion
       balanced_accuracy                         counts (multinomial draws), percentile
     log_loss brier mae                        paired t interval on per-row loss differences
-    rmse r2                                   paired row bootstrap (multinomial weights),
-                                                percentile
+    rmse r2                                   up to 20,000 rows: paired row bootstrap
+                                                (multinomial weights), percentile; above:
+                                                delta method on the per-row squared errors
+                                                (ci_ml.evaluation.regression)
 
 Inputs follow :mod:`ci_ml.evaluation.metrics` (0/1 truth and probabilities of class 1 for
 classification). Randomness comes only from ``np.random.default_rng(seed)``; each
@@ -38,6 +40,7 @@ from ci_ml.evaluation.metrics import (
     labels,
     resolve_metrics,
 )
+from ci_ml.evaluation.regression import SUMS_METRICS, paired_intervals
 
 __all__ = [
     "METRICS",
@@ -49,8 +52,6 @@ __all__ = [
     "evaluate_metrics",
 ]
 
-# Largest number of multinomial weights the row bootstrap holds at once (float64: 32 MiB).
-MAX_WEIGHTS_PER_CHUNK = 1 << 22
 PAIRED_T = "paired t interval on per-row differences"
 
 
@@ -218,53 +219,24 @@ def _compare_mean_loss(specs: list[MetricSpec], inp: _Inputs) -> dict[str, Compa
     return out
 
 
-# ------------------------------------------------- row bootstrap for rmse and r2
+# ------------------------------------------------- rmse and r2 (regression.py)
 
 
-def resampled_sums(columns: FloatArray, n_resamples: int, seed: int) -> FloatArray:
-    """Column sums of ``n_resamples`` row resamples (with replacement), shape (B, k).
-
-    Each resample is a multinomial weight vector (how often each of the n uniform row
-    draws hit each row). Weights are held for at most :data:`MAX_WEIGHTS_PER_CHUNK` cells
-    at a time, so memory stays bounded, and summed as ``weights @ columns``. The chunk
-    size does not change the resamples (only float rounding). Time is O(B * n).
-    """
-    n = columns.shape[0]
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(n_resamples, MAX_WEIGHTS_PER_CHUNK // n))
-    weights = np.empty((chunk, n))
-    sums = np.empty((n_resamples, columns.shape[1]))
-    for start in range(0, n_resamples, chunk):
-        size = min(chunk, n_resamples - start)
-        for row in weights[:size]:  # one resample at a time: n counters stay in cache
-            row[:] = np.bincount(rng.integers(0, n, size=n), minlength=n)
-        sums[start : start + size] = weights[:size] @ columns
-    return sums
-
-
-# From column sums (sq_a, sq_b, y centred, y centred squared) to (metric a, metric b).
-_FROM_SUMS: dict[str, Callable[[FloatArray, int], tuple[FloatArray, FloatArray]]] = {
-    "rmse": lambda s, n: (np.sqrt(s[..., 0] / n), np.sqrt(s[..., 1] / n)),
-    "r2": lambda s, n: (
-        1 - s[..., 0] / (s[..., 3] - s[..., 2] ** 2 / n),
-        1 - s[..., 1] / (s[..., 3] - s[..., 2] ** 2 / n),
-    ),
-}
-
-
-def _compare_row_bootstrap(specs: list[MetricSpec], inp: _Inputs) -> dict[str, Comparison]:
-    y = inp.y
-    centred = y - y.mean()  # shift-invariant SST, computed without cancellation
-    columns = np.column_stack([(inp.cand - y) ** 2, (inp.prod - y) ** 2, centred, centred**2])
-    sums = resampled_sums(columns, inp.n_resamples, inp.seed)
-    method = f"paired row bootstrap (multinomial weights), percentile, B={inp.n_resamples}"
+def _compare_sums(specs: list[MetricSpec], inp: _Inputs) -> dict[str, Comparison]:
+    found, method = paired_intervals(
+        [s.name for s in specs],
+        inp.y,
+        inp.cand,
+        inp.prod,
+        confidence=inp.confidence,
+        n_resamples=inp.n_resamples,
+        seed=inp.seed,
+    )
     out = {}
     for spec in specs:
-        value_a, value_b = spec.function(y, inp.cand), spec.function(y, inp.prod)
-        with np.errstate(divide="ignore", invalid="ignore"):  # SST = 0 resamples -> nan
-            boot_a, boot_b = _FROM_SUMS[spec.name](sums, y.size)
-        low, high = _percentile_interval(boot_a - boot_b, inp.confidence)
-        out[spec.name] = _result(spec, inp, value_a, value_b, (low, high), method)
+        f = found[spec.name]
+        interval = (f.ci_low, f.ci_high)
+        out[spec.name] = _result(spec, inp, f.candidate, f.production, interval, method)
     return out
 
 
@@ -275,7 +247,7 @@ _COMPARATOR_OF: dict[str, _Comparator] = {
     "roc_auc": _compare_delong,
     **{name: _compare_confusion for name in CONFUSION_FORMULAS},
     **{name: _compare_mean_loss for name in ROW_LOSSES},
-    **{name: _compare_row_bootstrap for name in _FROM_SUMS},
+    **{name: _compare_sums for name in SUMS_METRICS},
 }
 
 

@@ -39,7 +39,7 @@ from ci_ml.evaluation.metrics import (
 )
 from ci_ml.evaluation.multiclass import MulticlassSpec, confusion_matrix
 from ci_ml.evaluation.ovr import IntArray, ovr_averages
-from ci_ml.evaluation.stats import resampled_sums
+from ci_ml.evaluation.regression import resampled_sums
 
 Spread = Literal["normal", "t", "bootstrap"]
 AnySpec = MetricSpec | MulticlassSpec

@@ -12,7 +12,6 @@ from scipy import stats as sps
 from sklearn import metrics as skm
 
 from ci_ml.errors import ConfigError
-from ci_ml.evaluation import stats
 from ci_ml.evaluation.metrics import METRICS, midranks
 from ci_ml.evaluation.stats import Comparison, compare, delong_ci, evaluate_metrics
 
@@ -286,14 +285,6 @@ def test_row_bootstrap_spread_matches_naive_index_bootstrap() -> None:
     ours = compare("regression", ["rmse"], y, a, b)["rmse"]
     naive_low, naive_high = np.quantile(deltas, [0.025, 0.975])
     assert ours.ci_high - ours.ci_low == pytest.approx(naive_high - naive_low, rel=0.1)
-
-
-def test_row_bootstrap_chunking_does_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
-    columns = np.random.default_rng(17).normal(size=(300, 3))
-    whole = stats.resampled_sums(columns, 50, seed=1)
-    monkeypatch.setattr(stats, "MAX_WEIGHTS_PER_CHUNK", 7 * 300)
-    np.testing.assert_allclose(stats.resampled_sums(columns, 50, seed=1), whole, rtol=1e-12)
-    np.testing.assert_array_equal(stats.resampled_sums(columns[:5], 1, seed=1).shape, (1, 3))
 
 
 def test_row_bootstrap_covers_true_rmse_and_r2_differences() -> None:
