@@ -136,10 +136,20 @@ def test_dvc_sees_the_runs_metrics_and_curves(repo: Path) -> None:
     assert diff["roc_auc"]["new"] == metrics["roc_auc"]
     plots = dvc("plots", "show")
     assert not plots.get("errors"), plots["errors"]
-    roc = {
-        row["dvc_inferred_y_value"] for row in plots["data"]["roc"][0]["content"]["data"]["values"]
-    }
-    assert len(roc) > 2  # both lines drawn from the run's plot file
+    values = plots["data"]["roc"][0]["content"]["data"]["values"]
+    assert len({row["dvc_inferred_y_value"] for row in values}) > 2  # both lines drawn
+    # against a commit: the workspace's run is drawn; the commit has no run files in git
+    found = subprocess.run(
+        [sys.executable, "-m", "dvc", "plots", "diff", "HEAD", "--json"],
+        cwd=repo / PIPELINE,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    diff_plots = json.loads(found.stdout)
+    drawn = diff_plots["data"]["roc"][0]["content"]["data"]["values"]
+    assert {row["rev"] for row in drawn} == {"workspace"} and len(drawn) == len(values)
+    assert {e["rev"] for e in diff_plots["errors"]} == {"HEAD"}
 
 
 def test_the_pipeline_config_and_its_dvc_yaml_are_consistent() -> None:
