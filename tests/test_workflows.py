@@ -657,7 +657,8 @@ def docs_dvc_section() -> str:
 
 def dvc_trigger_callers() -> dict[str, dict[str, Any]]:
     """The callers a user copies or runs, and the path filter the docs show."""
-    (snippet,) = re.findall(r"```yaml\n(.*?)```", docs_dvc_section(), flags=re.DOTALL)
+    blocks = re.findall(r"```yaml\n(.*?)```", docs_dvc_section(), flags=re.DOTALL)
+    (snippet,) = [b for b in blocks if "paths:" in b]
     callers = {
         "example-pipeline.yml": load(REPO / ".github/workflows/example-pipeline.yml")["on"],
         "docs caller": yaml_on(docs_callers()[0]),
