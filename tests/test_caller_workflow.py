@@ -93,16 +93,14 @@ def registry_bucket(s3_admin: Any) -> str:  # noqa: F811
     return BUCKET
 
 
-@pytest.fixture
-def github(
-    tmp_path: Path,
+def hosting_ci_ml(
+    root: Path,
     github_api: GitHubAPIServer,
-    github_webhooks: Callable[..., dict[str, Any]],
-    ci_ml_release: tuple[Path, str],
+    webhooks: Callable[..., dict[str, Any]],
+    release: tuple[Path, str],
     moto_endpoint: str,  # noqa: F811
-    registry_bucket: str,
-) -> Iterator[GitHub]:
-    """GitHub, hosting ci-ml and the adopter's fresh repository with the docs' callers."""
+) -> GitHub:
+    """GitHub hosting ci-ml's release, with runners whose S3 is moto on loopback."""
     machine = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
@@ -113,24 +111,39 @@ def github(
         "GX_ANALYTICS_ENABLED": "false",
         "DVC_NO_ANALYTICS": "1",
     }
-    hub = GitHub(
-        tmp_path / "github",
-        api_url=github_api.url,
-        token=TOKEN,
-        webhooks=github_webhooks,
-        machine_env=machine,
-    )
-    release, sha = ci_ml_release
-    hub.host(Repository(CI_ML, release))
-    project = make_example_repo(tmp_path / "credit-model")
-    caller, publisher = docs_callers()
+    hub = GitHub(root, api_url=github_api.url, token=TOKEN, webhooks=webhooks, machine_env=machine)
+    hub.host(Repository(CI_ML, release[0]))
+    return hub
+
+
+def host_adopter(hub: GitHub, project: Path, caller: str, publisher: str) -> None:
+    """The adopter's repository ``project`` with the two callers committed, and its secrets."""
     workflows = project / ".github" / "workflows"
     workflows.mkdir(parents=True)
-    (workflows / "ml.yml").write_text(adopt(caller, sha), encoding="utf-8")
-    (workflows / "ml-publish.yml").write_text(adopt(publisher, sha), encoding="utf-8")
+    (workflows / "ml.yml").write_text(caller, encoding="utf-8")
+    (workflows / "ml-publish.yml").write_text(publisher, encoding="utf-8")
     git(project, "add", "-A")
     git(project, *COMMIT, "-m", "ci-ml: the pipeline and its publisher, from the docs")
     hub.host(Repository(ADOPTER, project), secrets=SECRETS)
+
+
+@pytest.fixture
+def github(
+    tmp_path: Path,
+    github_api: GitHubAPIServer,
+    github_webhooks: Callable[..., dict[str, Any]],
+    ci_ml_release: tuple[Path, str],
+    moto_endpoint: str,  # noqa: F811
+    registry_bucket: str,
+) -> Iterator[GitHub]:
+    """GitHub, hosting ci-ml and the adopter's fresh repository with the docs' callers."""
+    hub = hosting_ci_ml(
+        tmp_path / "github", github_api, github_webhooks, ci_ml_release, moto_endpoint
+    )
+    sha = ci_ml_release[1]
+    caller, publisher = docs_callers()
+    project = make_example_repo(tmp_path / "credit-model")
+    host_adopter(hub, project, adopt(caller, sha), adopt(publisher, sha))
     yield hub
     hub.close()
 

@@ -569,6 +569,31 @@ def test_the_dvc_cache_key_changes_with_dvc_lock_params_and_dvc_files(runner, pr
     assert key()[0] == changed_key
 
 
+def test_a_project_in_a_folder_of_a_dvc_repository_caches_that_repositorys_cache(runner, project):
+    # like examples/credit-pipeline: the project's dvc.yaml in a folder, .dvc/ at the root
+    workdir = runner.workspace / "ml"
+    shutil.copytree(project, workdir, symlinks=True)
+    (workdir / "models" / "churn").mkdir(parents=True)
+    (workdir / "models" / "churn" / "params.yaml").write_text("seed: 0\n", encoding="utf-8")
+    git_in(workdir, "add", "-A")
+    git_in(workdir, "commit", "-q", "-m", "a project in a folder")
+
+    def dvc_step(folder: str) -> dict[str, str]:
+        result = runner.run(
+            "setup", {"working-directory": folder, "dvc-cache": "true"}, only={"dvc"}
+        )
+        assert result.code == 0, result.log
+        return result.steps["dvc"]
+
+    nested = dvc_step("ml/models/churn")
+    assert nested.get("cache") == "true"
+    assert nested["dir"] == str(workdir / ".dvc" / "cache")
+    # keyed on the DVC repository's files (data.dvc at its root included), wherever it starts
+    assert nested["key"] == dvc_step("ml")["key"]
+    (runner.workspace / "elsewhere").mkdir()
+    assert dvc_step("elsewhere").get("cache") is None  # nothing there for DVC to cache
+
+
 # What GitHub runs a workflow for: its `on:` filters for an event and the files it changes
 # (docs: "Workflow syntax", filter pattern cheat sheet). `*` stops at `/`, `**` does not,
 # `?` and `+` repeat the character before them, a `!` in `paths` excludes again.
@@ -632,7 +657,8 @@ def docs_dvc_section() -> str:
 
 def dvc_trigger_callers() -> dict[str, dict[str, Any]]:
     """The callers a user copies or runs, and the path filter the docs show."""
-    (snippet,) = re.findall(r"```yaml\n(.*?)```", docs_dvc_section(), flags=re.DOTALL)
+    blocks = re.findall(r"```yaml\n(.*?)```", docs_dvc_section(), flags=re.DOTALL)
+    (snippet,) = [b for b in blocks if "paths:" in b]
     callers = {
         "example-pipeline.yml": load(REPO / ".github/workflows/example-pipeline.yml")["on"],
         "docs caller": yaml_on(docs_callers()[0]),
