@@ -72,6 +72,12 @@ TrustOpt = Annotated[
     ),
 ]
 AccessLogOpt = Annotated[bool, typer.Option("--access-log", help="Log every request (uvicorn).")]
+ModelNameOpt = Annotated[
+    str,
+    typer.Option(
+        "--model-name", help="The model's name in the Open Inference Protocol (/v2/models/NAME)."
+    ),
+]
 
 
 def serve(
@@ -89,6 +95,7 @@ def serve(
     log_max_files: LogFilesOpt = None,
     trust: TrustOpt = None,
     access_log: AccessLogOpt = False,
+    model_name: ModelNameOpt = "model",
 ) -> None:
     """Serve the registry's production model over HTTP (POST /predict, /health, /metrics ...).
 
@@ -101,6 +108,11 @@ def serve(
     if poll is not None and not 0 < poll <= 86_400:
         raise BadInputError(f"--poll is {poll}; give a number of seconds in (0, 86400]")
     _check_range("--threads", threads, 1, 64)
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]{0,127}", model_name):
+        raise BadInputError(
+            f"--model-name is {model_name!r}; give 1 to 128 letters, digits, '.', '_' or '-' "
+            "(it is a path segment: /v2/models/NAME)"
+        )
     settings = ServeSettings(
         host=host,
         port=port,
@@ -111,6 +123,7 @@ def serve(
         threads=threads,
         request_log=_request_log(log_requests, log_sample, log_max_bytes, log_max_files),
         access_log=access_log,
+        model_name=model_name,
     )
     holder = _holder(config, registry, trust or [])
     _configure_logging()

@@ -42,6 +42,7 @@ from ci_ml.errors import CiMlError
 from ci_ml.serve.input import InvalidRequest, parse_body, to_columns
 from ci_ml.serve.model import LoadedModel, ModelRefused, NoProduction, PredictionFailed
 from ci_ml.serve.prometheus import CONTENT_TYPE
+from ci_ml.serve.v2 import add_v2_routes
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +110,16 @@ def add_routes(app: FastAPI, service: Service) -> None:
     """Add the service's routes to ``app``."""
     _add_predict(app, service)
     _add_status(app, service)
+    add_v2_routes(app, service, request_id)
     if service.settings.admin_token:
         _add_admin(app, service, service.settings.admin_token)
     _add_route_errors(app)
 
 
-ROUTES = "POST /predict, GET /health, /health/live, /version, /metrics (see /docs)"
+ROUTES = (
+    "POST /predict, GET /health, /health/live, /version, /metrics, and the Open Inference "
+    "Protocol under /v2 (see /docs)"
+)
 
 
 def _add_route_errors(app: FastAPI) -> None:
@@ -290,6 +295,7 @@ def _describe(model: LoadedModel) -> dict[str, Any]:
         "runtime": model.runtime,
         "threshold": model.threshold if model.positive_index is not None else None,
         "features": list(model.schema.names),
+        "classes": [str(c) for c in model.classes],
         "ci_ml_version": __version__,
     }
 

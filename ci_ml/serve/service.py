@@ -59,6 +59,7 @@ class ServeSettings:
     threads: int = 1
     request_log: RequestLogSettings | None = None
     access_log: bool = False
+    model_name: str = "model"  # the Open Inference Protocol's name of the served model
 
 
 class Service:
