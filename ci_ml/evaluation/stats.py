@@ -181,17 +181,26 @@ def _model_counts(cells: np.ndarray, model: int) -> tuple[FloatArray, ...]:
 
 def _compare_confusion(specs: list[MetricSpec], inp: _Inputs) -> dict[str, Comparison]:
     cells = joint_cells(inp.y, labels(inp.cand, inp.threshold), labels(inp.prod, inp.threshold))
+    return compare_cells(specs, cells, inp.confidence, inp.n_resamples, inp.seed)
+
+
+def compare_cells(
+    specs: list[MetricSpec], cells: np.ndarray, confidence: float, n_resamples: int, seed: int
+) -> dict[str, Comparison]:
+    """The label metrics' comparisons from the 8 joint cells alone (see :func:`joint_cells`)."""
     n = int(cells.sum())
-    draws = np.random.default_rng(inp.seed).multinomial(n, cells / n, size=inp.n_resamples)
-    method = f"paired bootstrap on joint confusion counts, percentile, B={inp.n_resamples}"
+    draws = np.random.default_rng(seed).multinomial(n, cells / n, size=n_resamples)
+    method = f"paired bootstrap on joint confusion counts, percentile, B={n_resamples}"
     out = {}
     for spec in specs:
         formula = CONFUSION_FORMULAS[spec.name]
         value_a = float(formula(*_model_counts(cells, 0)))
         value_b = float(formula(*_model_counts(cells, 1)))
         deltas = formula(*_model_counts(draws, 0)) - formula(*_model_counts(draws, 1))
-        low, high = _percentile_interval(deltas, inp.confidence)
-        out[spec.name] = _result(spec, inp, value_a, value_b, (low, high), method)
+        low, high = _percentile_interval(deltas, confidence)
+        out[spec.name] = Comparison(
+            spec.name, value_a, value_b, value_a - value_b, low, high, confidence, method, n
+        )
     return out
 
 
