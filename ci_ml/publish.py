@@ -40,7 +40,7 @@ from ci_ml.records import (
 )
 from ci_ml.report import render
 
-__all__ = ["PR_FILE", "Published", "publish", "publish_from"]
+__all__ = ["PR_FILE", "Published", "publish", "publish_combined", "publish_from"]
 DEFAULT_PIPELINE = "ci-ml"
 STATUS = {"pass": "success", "fail": "failure", "inconclusive": "success"}
 FIX = "give the job 'pull-requests: write' and 'statuses: write' permissions and a GITHUB_TOKEN"
@@ -115,8 +115,11 @@ def publish(
     status_context: str = "ci-ml/gates",
     key: str | None = None,
     pipeline: str = DEFAULT_PIPELINE,
+    comment: bool = True,
 ) -> Published:
-    """Job summary, annotations, and — for a pull request — the sticky comment and status."""
+    """Job summary, annotations, and — for a pull request — the sticky comment and status.
+
+    ``comment=False``: the status only (a leg of a matrix whose fan-in job comments)."""
     ctx = read_context(env)
     out = Published(annotations=annotation_lines(run_dir))
     if append_summary(report_md, env) is not None:
@@ -130,7 +133,7 @@ def publish(
     if not ctx.repository:
         out.warnings.append("not in GitHub Actions (GITHUB_REPOSITORY unset); nothing posted")
         return out
-    number = pr.number if pr else None
+    number = pr.number if pr and comment else None
     _post(
         out,
         client_factory,
@@ -156,6 +159,53 @@ def comment_key(ctx: ActionsContext, pipeline: str) -> str:
     (two callers of one reusable workflow share its job's name)."""
     named = {"pipeline": pipeline} if pipeline != DEFAULT_PIPELINE else None
     return sticky_key(ctx.workflow, ctx.job, named)
+
+
+def combined_key(ctx: ActionsContext, name: str) -> str:
+    """The combined comment's key: never a leg's (theirs have no ``combined=``)."""
+    return sticky_key(ctx.workflow, ctx.job, {"combined": name})
+
+
+def publish_combined(
+    report_md: str,
+    client_factory: Callable[[], Any],
+    *,
+    name: str = "matrix",
+    env: Mapping[str, str] | None = None,
+) -> Published:
+    """A matrix's combined report: the job summary and, on a pull request, one sticky
+    comment of its own. No commit status: each leg keeps its own ``ci-ml/gates/<name>``."""
+    ctx = read_context(env)
+    out = Published()
+    if append_summary(report_md, env) is not None:
+        out.done.append("job summary written")
+    pr = ctx.pull_request
+    if not ctx.repository:
+        out.warnings.append("not in GitHub Actions (GITHUB_REPOSITORY unset); nothing posted")
+        return out
+    if pr is None:
+        out.done.append("not a pull request: no comment")
+        return out
+    if pr.is_fork and ctx.event_name == "pull_request":
+        out.warnings.append(
+            f"fork pull request #{pr.number}: its token is read-only, so the combined comment "
+            "is in the job summary only (ml-publish.yml posts each leg's comment)"
+        )
+        return out
+    try:
+        client = client_factory()
+    except CiMlError as exc:
+        out.warnings.append(f"cannot post to GitHub ({exc}); {FIX}")
+        return out
+    with client:
+        try:
+            result = upsert_sticky_comment(
+                client, ctx.repository, pr.number, report_md, combined_key(ctx, name)
+            )
+            out.done.append(f"combined comment {result.action} on #{pr.number}")
+        except CiMlError as exc:
+            out.warnings.append(f"could not post the combined comment ({exc}); {FIX}")
+    return out
 
 
 def _write_pr_file(run_dir: Path, ctx: ActionsContext, status_context: str, key: str) -> None:

@@ -251,6 +251,91 @@ def test_two_pipelines_in_one_workflow_keep_their_own_comment_and_status(
     ]
 
 
+def docs_matrix_caller() -> str:
+    """The caller of 'A matrix of models' in docs/github-actions.md, verbatim."""
+    page = (REPO / "docs" / "github-actions.md").read_text(encoding="utf-8")
+    section = page.split("## A matrix of models", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)[0]
+
+
+# the docs' three configs: the example's, and two other estimators (thresholds a first
+# model of each passes, so every leg is judged and none blocks)
+VARIANTS = {
+    "ci-ml-logistic.yaml": (
+        "sklearn.linear_model.LogisticRegression",
+        "    max_iter: 500\n    C: 0.5\n",
+    ),
+    "ci-ml-forest.yaml": (
+        "sklearn.ensemble.RandomForestClassifier",
+        "    n_estimators: 40\n    max_depth: 6\n",
+    ),
+}
+
+
+def test_a_matrix_of_three_models_posts_one_combined_comment(
+    github: GitHub, github_api: GitHubAPIServer, ci_ml_release: tuple[Path, str]
+) -> None:
+    repo = github.repos[ADOPTER].path
+    config = (repo / "ci-ml.yaml").read_text(encoding="utf-8")
+    params = config.split("  params:\n", 1)[1].split("  seed:", 1)[0]
+    for name, (estimator, own) in VARIANTS.items():
+        text = config.replace("sklearn.ensemble.HistGradientBoostingClassifier", estimator)
+        text = text.replace(params, own).replace("min: 0.78", "min: 0.6")
+        (repo / name).write_text(text, encoding="utf-8")
+    workflow = repo / ".github" / "workflows" / "ml.yml"
+    workflow.write_text(adopt(docs_matrix_caller(), ci_ml_release[1]), encoding="utf-8")
+    git(repo, "add", "-A")
+    git(repo, *COMMIT, "-m", "three models")
+    sha = propose(github, "tune")
+
+    runs = github.pull_request(ADOPTER, 11, "tune")
+
+    ml = only(runs, "ml")
+    assert ml.conclusion == "success"
+    legs = {
+        "boosting": "HistGradientBoosting",
+        "logistic": "LogisticRegression",
+        "forest": "RandomForest",
+    }
+    for (name, estimator), config_file in zip(legs.items(), ["ci-ml.yaml", *VARIANTS], strict=True):
+        gate = ml.jobs[f"ml ({name}, {config_file}) / gate"]
+        assert gate.result == "success", gate.log
+        stored = ml.github.artifacts[(ml.id, f"{name}-run")]  # three artifacts, no collision
+        assert estimator in json.loads((stored / "model.json").read_text())["estimator"]
+        assert json.loads((stored / "gate-report.json").read_text())["verdict"] == "pass"
+    assert sorted(n for r, n in ml.github.artifacts if r == ml.id) == [
+        "boosting-run",
+        "forest-run",
+        "logistic-run",
+    ]
+    combine = ml.jobs["report / combine"]
+    assert combine.result == "success", combine.log
+    assert sorted(n for by, of, n in github.downloads if by == ml.id) == [
+        "boosting-run",
+        "forest-run",
+        "logistic-run",
+    ]
+    # exactly one comment: the combined one (the legs have comment: false)
+    created = github_api.requests_for("issues/create-comment")
+    assert len(created) == 1
+    (comment,) = gate_comments(github_api)
+    assert comment["body"].startswith("<!-- ci-ml:ml/combine/combined=matrix -->\n")
+    body = comment["body"]
+    assert "ci-ml matrix: 3 legs — 3 pass" in body
+    for name, estimator in legs.items():
+        assert f"<summary>✅ {name}: PASS</summary>" in body
+        assert estimator in body
+    assert body.count("| ✅ pass |") == 3 and body.count("yes, on merge") == 3
+    # three statuses, one per leg; none combined
+    statuses = github_api.requests_for("repos/create-commit-status")
+    assert sorted((s.path.rsplit("/", 1)[1], s.json["context"]) for s in statuses) == [
+        (sha, "ci-ml/gates/boosting"),
+        (sha, "ci-ml/gates/forest"),
+        (sha, "ci-ml/gates/logistic"),
+    ]
+    assert "ci-ml matrix: 3 legs" in combine.summary
+
+
 def test_fork_pull_request_through_the_publisher(
     github: GitHub, github_api: GitHubAPIServer
 ) -> None:

@@ -47,6 +47,12 @@ PINNED = {
     "actions/cache": ("27d5ce7f107fe9357f9df03efb73ab90386fccae", "v5.0.5"),
     "actions/upload-artifact": ("bbbca2ddaa5d8feaa63e36b76fdaad77386f024f", "v7.0.0"),
     "actions/download-artifact": ("3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c", "v8.0.1"),
+    "aws-actions/configure-aws-credentials": (
+        "e6de054238d6b7531b4efff3b6587d9aade6a06c",
+        "v6.2.3",
+    ),
+    "google-github-actions/auth": ("7c6bc770dae815cd3e89ee6cdf493a5fab2cc093", "v3.0.0"),
+    "azure/login": ("f5d393ae46f8fde4be8b75f32e3fc50e654ad0ca", "v3.0.1"),
 }
 LOCAL_USES = ("./", "$/")
 PERMISSION_LEVEL = {"none": 0, "read": 1, "write": 2}
@@ -234,8 +240,9 @@ def test_the_default_token_is_read_only(path):
 
 def test_writes_are_asked_for_by_the_jobs_that_need_them():
     expected = {
-        ("ml-pipeline.yml", "gate"): {"pull-requests", "statuses"},
-        ("ml-pipeline.yml", "deploy"): {"deployments"},
+        ("ml-pipeline.yml", "gate"): {"pull-requests", "statuses", "id-token"},
+        ("ml-pipeline.yml", "deploy"): {"deployments", "id-token"},
+        ("ml-combine.yml", "combine"): {"pull-requests"},
         ("ml-publish.yml", "publish"): {"pull-requests", "statuses"},
         ("ml-monitor.yml", "monitor"): {"issues"},
         ("ml-monitor.yml", "retrain"): {"actions"},
@@ -409,6 +416,90 @@ def test_reusable_workflows_document_their_interface(path):
     for kind in ("inputs", "secrets", "outputs"):
         for name, spec in (interface.get(kind) or {}).items():
             assert spec.get("description"), f"{path.name}: {kind} {name} has no description"
+
+
+# -- runners, cloud credentials, the matrix's fan-in ---------------------------------------
+
+RUNS_ON = "${{ startsWith(inputs.runs-on, '[') && fromJSON(inputs.runs-on) || inputs.runs-on }}"
+OIDC_INPUTS = {
+    "aws-role-to-assume": "aws-actions/configure-aws-credentials",
+    "gcp-workload-identity-provider": "google-github-actions/auth",
+    "azure-client-id": "azure/login",
+}
+
+
+@pytest.mark.parametrize(
+    "name", ["ml-pipeline.yml", "ml-monitor.yml", "ml-publish.yml", "ml-combine.yml"]
+)
+def test_reusable_workflows_run_on_the_runner_asked_for(name):
+    path = REPO / ".github/workflows" / name
+    declared = load(path)["on"]["workflow_call"]["inputs"]["runs-on"]
+    assert (declared["type"], declared["default"]) == ("string", "ubuntu-latest")
+    assert {job["runs-on"] for job in jobs(path).values()} == {RUNS_ON}
+
+
+def test_runs_on_takes_a_label_or_a_json_list_of_labels():
+    from tests.workflow_runner.expressions import Expressions
+
+    labels = ["ubuntu-latest", "gpu-4x", '["self-hosted", "gpu"]']
+    engine = Expressions()  # GitHub's expression engine
+    try:
+        found = [engine.value(RUNS_ON, {"inputs": {"runs-on": label}}) for label in labels]
+    finally:
+        engine.close()
+
+    assert found == ["ubuntu-latest", "gpu-4x", ["self-hosted", "gpu"]]
+
+
+def test_oidc_credentials_only_when_asked_for():
+    """Each cloud's login runs only when its input is set, before anything reads the cloud;
+    the jobs that use it ask for id-token: write, which a caller must grant (GitHub checks a
+    called job's permissions when the workflow starts, used or not)."""
+    action = load(REPO / "actions/credentials/action.yml")
+    steps = action["runs"]["steps"]
+    assert {s["if"]: s["uses"].partition("@")[0] for s in steps} == {
+        f"inputs.{name} != ''": uses for name, uses in OIDC_INPUTS.items()
+    }
+    pipeline = load(PIPELINE)
+    inputs = pipeline["on"]["workflow_call"]["inputs"]
+    for job_name, before in (
+        ("gate", "Pull, validate, train, evaluate, gate"),
+        ("deploy", "Deploy"),
+    ):
+        job = jobs(PIPELINE)[job_name]
+        assert job["permissions"]["id-token"] == "write"
+        names = [s.get("name") for s in job["steps"]]
+        login = job["steps"][names.index("Cloud credentials by OIDC")]
+        assert names.index("Cloud credentials by OIDC") < names.index(before)
+        assert login["if"] == " || ".join(f"inputs.{name} != ''" for name in OIDC_INPUTS)
+        assert set(login["with"]) == set(action["inputs"]) <= set(inputs)
+        assert all(inputs[name]["default"] == "" for name in action["inputs"])
+        # a static key, when given, still wins; without one the OIDC step's variables stay
+        used = job["steps"][names.index(before)]["env"]
+        assert used["AWS_ACCESS_KEY_ID"] == (
+            "${{ secrets.AWS_ACCESS_KEY_ID || env.AWS_ACCESS_KEY_ID }}"
+        )
+
+
+def test_the_fan_in_reads_the_legs_as_data_and_only_comments():
+    path = REPO / ".github/workflows/ml-combine.yml"
+    (job,) = jobs(path).values()
+    assert job["permissions"] == {"pull-requests": "write"}
+    assert not any(str(s.get("uses", "")).startswith("actions/checkout") for s in job["steps"])
+    assert "secrets." not in path.read_text(encoding="utf-8")
+    (download,) = [s for s in job["steps"] if "download-artifact" in str(s.get("uses", ""))]
+    assert download["with"]["pattern"] == "${{ inputs.pattern }}"
+    assert download["with"]["path"].startswith("${{ runner.temp }}")
+    inputs = load(path)["on"]["workflow_call"]["inputs"]
+    assert inputs["pattern"]["default"] == "*-run"  # what ml-pipeline.yml names its artifact
+    pipeline_inputs = load(PIPELINE)["on"]["workflow_call"]["inputs"]
+    assert (pipeline_inputs["comment"]["type"], pipeline_inputs["comment"]["default"]) == (
+        "boolean",
+        True,
+    )
+    assert gate_step("Report on the pull request or commit")["with"]["comment"] == (
+        "${{ inputs.comment }}"
+    )
 
 
 # -- DVC pipelines -------------------------------------------------------------------------
@@ -704,10 +795,10 @@ def docs_callers() -> list[str]:
 
 
 def test_the_docs_callers_are_valid_workflows(tmp_path):
-    """Both callers in docs/github-actions.md, with OWNER and SHA filled in, pass the parser
+    """The callers in docs/github-actions.md, with OWNER and SHA filled in, pass the parser
     (inputs checked against this repository's reusable workflows) and the rules above."""
     callers = docs_callers()
-    assert len(callers) == 2  # the pipeline and the publisher
+    assert len(callers) == 3  # the pipeline, the publisher, the matrix with its fan-in
     workflows = tmp_path / ".github" / "workflows"
     shutil.copytree(REPO / ".github" / "workflows", workflows)
     names = []
@@ -724,7 +815,7 @@ def test_the_docs_callers_are_valid_workflows(tmp_path):
                 for scope, level in levels(called.get("permissions")).items():
                     assert granted.get(scope, 0) >= level, f"docs caller lacks {scope}"
     answer = node("--root", str(tmp_path), *names)
-    assert [entry["errors"] for entry in answer["files"]] == [[], []]
+    assert [entry["errors"] for entry in answer["files"]] == [[], [], []]
 
 
 def rel_to(path: Path, root: Path) -> str:
@@ -1083,9 +1174,28 @@ def test_report_publishes_a_run_of_this_job(runner, tmp_path):
     assert result.code == 0, result.log
     (call,) = calls(record)
     run_dir = str(runner.workspace / "run")
-    assert call["argv"] == ["report", "--github", "--config", "ci-ml.yaml", "--run-dir", run_dir]
+    assert call["argv"] == [
+        "report",
+        "--github",
+        "--comment",
+        "--config",
+        "ci-ml.yaml",
+        "--run-dir",
+        run_dir,
+    ]
     assert call["env"] == {"GITHUB_TOKEN": "ghs_token"}
     assert result.outputs["report"] == f"{run_dir}/report.md"
+
+
+def test_report_leaves_the_comment_to_the_fan_in_when_asked(runner, tmp_path):
+    record = fake_ci_ml(runner, tmp_path)
+    (runner.workspace / "run").mkdir()
+
+    result = runner.run("report", {"run-dir": "run", "comment": "false"})
+
+    assert result.code == 0, result.log
+    (call,) = calls(record)
+    assert call["argv"][:3] == ["report", "--github", "--no-comment"]
 
 
 def test_report_publishes_a_fork_run_as_data(runner, tmp_path):

@@ -18,7 +18,7 @@ try:  # the click that typer parses with: its own copy in recent typer, else cli
 except ImportError:  # pragma: no cover - typer before it vendored click
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
-from ci_ml.cli import deploy, export, github, monitor, registry, serve, steps
+from ci_ml.cli import deploy, export, github, matrix, monitor, registry, serve, steps
 from ci_ml.cli.common import command, show_tracebacks
 
 # group name -> its help; "" is the top level
@@ -38,6 +38,7 @@ COMMANDS: list[tuple[str, str, Callable[..., Any]]] = [
     ("", "evaluate", steps.evaluate),
     ("", "gate", steps.gate),
     ("", "report", steps.report),
+    ("", "combine", matrix.combine),
     ("", "run", steps.run),
     ("", "experiments", steps.experiments),
     ("", "serve", serve.serve),

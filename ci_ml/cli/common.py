@@ -169,3 +169,43 @@ class progress:
     def __exit__(self, *exc: object) -> None:
         if self.status is not None:
             self.status.__exit__(*exc)
+
+
+# -- publishing on GitHub (report, combine) ---------------------------------------------
+
+
+def github_client() -> Any:
+    """The GitHub API client (GITHUB_TOKEN, GITHUB_API_URL)."""
+    from ci_ml.github.client import GitHubClient
+
+    return GitHubClient()
+
+
+def run_links() -> dict[str, str] | None:
+    """Links to this workflow run and its artifacts, inside Actions."""
+    from ci_ml.github.actions import read_context
+
+    url = read_context().run_url
+    return {"workflow run": url, "artifacts": url + "#artifacts"} if url else None
+
+
+def mask_token() -> None:
+    """Inside Actions, tell the runner to mask the token in every log line."""
+    import os
+
+    from ci_ml.github.actions import mask_commands
+
+    token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
+    if token and os.environ.get("GITHUB_ACTIONS") == "true":
+        for line in mask_commands(token):
+            print(line)
+
+
+def show_published(result: Any) -> None:
+    """What publishing did: annotations on stdout, the rest on stderr."""
+    for line in result.annotations:
+        print(line)
+    for line in result.done:
+        err(f"ci-ml: {line}")
+    for line in result.warnings:
+        err(f"ci-ml: warning: {line}")

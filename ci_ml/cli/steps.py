@@ -15,9 +15,13 @@ from ci_ml.cli.common import (
     JsonOpt,
     RunDirOpt,
     err,
+    github_client,
+    mask_token,
     print_json,
     progress,
     project,
+    run_links,
+    show_published,
 )
 from ci_ml.errors import GateBlocked
 
@@ -157,62 +161,42 @@ def report(
             "the matrix values when a matrix of one pipeline reports on one pull request).",
         ),
     ] = None,
+    comment: Annotated[
+        bool,
+        typer.Option(
+            "--comment/--no-comment",
+            help="With --github, post the sticky PR comment (--no-comment: the status and job "
+            "summary only, for a leg of a matrix whose 'ci-ml combine' job comments).",
+        ),
+    ] = True,
 ) -> None:
     """Write report.md from the run files and print it (and post it with --github)."""
     from ci_ml import api, publish
 
     if publish_from is not None:
-        _mask_token()
-        _show(publish.publish_from(publish_from.resolve(), _github_client))
+        mask_token()
+        show_published(publish.publish_from(publish_from.resolve(), github_client))
         return
     found = project(config)
     directory = found.run_dir(run_dir)
-    links = _run_links()
+    links = run_links()
     text = api.report(found, directory, links)
     if not github:
         print(text, end="")
         return
-    _mask_token()
+    mask_token()
     context = status_context or publish.status_context(name)
-    _show(
+    show_published(
         publish.publish(
-            directory, text, _github_client, status_context=context, key=key, pipeline=name
+            directory,
+            text,
+            github_client,
+            status_context=context,
+            key=key,
+            pipeline=name,
+            comment=comment,
         )
     )
-
-
-def _github_client() -> Any:
-    from ci_ml.github.client import GitHubClient
-
-    return GitHubClient()
-
-
-def _run_links() -> dict[str, str] | None:
-    from ci_ml.github.actions import read_context
-
-    url = read_context().run_url
-    return {"workflow run": url, "artifacts": url + "#artifacts"} if url else None
-
-
-def _mask_token() -> None:
-    """Inside Actions, tell the runner to mask the token in every log line."""
-    import os
-
-    from ci_ml.github.actions import mask_commands
-
-    token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
-    if token and os.environ.get("GITHUB_ACTIONS") == "true":
-        for line in mask_commands(token):
-            print(line)
-
-
-def _show(result: Any) -> None:
-    for line in result.annotations:
-        print(line)
-    for line in result.done:
-        err(f"ci-ml: {line}")
-    for line in result.warnings:
-        err(f"ci-ml: warning: {line}")
 
 
 def run(

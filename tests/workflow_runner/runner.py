@@ -9,8 +9,13 @@ their inputs, secrets and outputs, steps with `if:`, `env:`, `working-directory:
 repository), GITHUB_OUTPUT, GITHUB_ENV, GITHUB_PATH, GITHUB_STEP_SUMMARY, masks, and the
 stand-ins for GitHub's own actions (stand_ins.py). Expressions go to GitHub's own engine.
 
-What it does not do: matrices, services, containers, `docker://` and JavaScript actions
-other than the stand-ins, `hashFiles`, cancellation, and permission checks on the token
+A job with `strategy.matrix` (literal values, `include`, `exclude`) runs once per
+combination, one after another, named `job (value, ...)` as GitHub shows it, with its
+`matrix` and `strategy` contexts; `needs` sees the legs' combined result and outputs.
+
+What it does not do: matrix values from expressions, `max-parallel` (legs run one after
+another), services, containers, `docker://` and JavaScript actions other than the
+stand-ins, `hashFiles`, cancellation, and permission checks on the token
 (tests/test_workflows.py checks the permissions the files ask for).
 """
 
@@ -414,11 +419,60 @@ class WorkflowRun:
             assert ready, f"jobs {sorted(pending)} wait on each other"
             for name in ready:
                 job = pending.pop(name)
+                if "strategy" in job and "matrix" in job["strategy"]:
+                    results[name] = self.run_matrix(
+                        workflow, source, name, job, inputs, secrets, results, prefix
+                    )
+                    continue
                 results[name] = self.run_job(
                     workflow, source, name, job, inputs, secrets, results, prefix
                 )
                 self.jobs[prefix + name] = results[name]
         return results
+
+    def run_matrix(
+        self,
+        workflow: dict[str, Any],
+        source: Source,
+        name: str,
+        spec: dict[str, Any],
+        inputs: dict[str, Any],
+        secrets: dict[str, str],
+        done: dict[str, JobResult],
+        prefix: str,
+    ) -> JobResult:
+        """Every combination of the job's matrix, as a job of its own; their sum for `needs`."""
+        combinations = expand_matrix(spec["strategy"]["matrix"])
+        legs = []
+        for index, matrix in enumerate(combinations):
+            strategy = {
+                "fail-fast": spec["strategy"].get("fail-fast", True),
+                "job-index": index,
+                "job-total": len(combinations),
+            }
+            shown = ", ".join(str(v) for v in matrix.values() if not isinstance(v, (dict, list)))
+            leg_name = f"{name} ({shown})"
+            leg = self.run_job(
+                workflow,
+                source,
+                name,
+                spec,
+                inputs,
+                secrets,
+                done,
+                prefix,
+                matrix=matrix,
+                strategy=strategy,
+                shown=leg_name,
+            )
+            self.jobs[prefix + leg_name] = leg
+            legs.append(leg)
+        results = {leg.result for leg in legs}
+        outcome = next((r for r in ("failure", "success") if r in results), "skipped")
+        found = JobResult(prefix + name, outcome)
+        for leg in legs:  # as GitHub: the last leg to set an output wins
+            found.outputs.update({k: v for k, v in leg.outputs.items() if v})
+        return found
 
     def run_job(
         self,
@@ -430,6 +484,9 @@ class WorkflowRun:
         secrets: dict[str, str],
         done: dict[str, JobResult],
         prefix: str,
+        matrix: dict[str, Any] | None = None,
+        strategy: dict[str, Any] | None = None,
+        shown: str | None = None,
     ) -> JobResult:
         needs = {n: {"result": done[n].result, "outputs": done[n].outputs} for n in _needs(spec)}
         status = "success" if all(n["result"] == "success" for n in needs.values()) else "failure"
@@ -438,13 +495,17 @@ class WorkflowRun:
             "needs": needs,
             "inputs": inputs,
             "vars": {},
+            "matrix": matrix or {},
+            "strategy": strategy or {},
         }
+        shown = shown or name
         expressions = self.github.expressions
         if not expressions.condition(spec.get("if", "success()"), contexts, status):
-            return JobResult(prefix + name, "skipped")
+            return JobResult(prefix + shown, "skipped")
         if "uses" in spec:
-            return self.call_workflow(source, name, spec, contexts, secrets, prefix)
-        job = Job(self, prefix + name, spec, workflow, source, inputs, secrets, needs)
+            return self.call_workflow(source, shown, spec, contexts, secrets, prefix)
+        job = Job(self, prefix + shown, spec, workflow, source, inputs, secrets, needs)
+        job.matrix, job.strategy, job.job_id = matrix or {}, strategy or {}, name
         return job.execute()
 
     def call_workflow(
@@ -497,6 +558,38 @@ class WorkflowRun:
         return Source(repo, repo.sha(found["ref"]), found["path"])
 
 
+def expand_matrix(matrix: dict[str, Any]) -> list[dict[str, Any]]:
+    """A matrix's combinations as GitHub makes them: the product of its lists, less each
+    `exclude`; then each `include` extends the combinations it matches without changing
+    their values, or else is a combination of its own."""
+    assert isinstance(matrix, dict), f"the runner takes literal matrices only, not {matrix!r}"
+    axes = {k: v for k, v in matrix.items() if k not in ("include", "exclude")}
+    combinations: list[dict[str, Any]] = [{}]
+    for key, values in axes.items():
+        assert isinstance(values, list), f"matrix.{key}: a list of values, not {values!r}"
+        combinations = [{**c, key: v} for c in combinations for v in values]
+    if not axes:
+        combinations = []
+
+    def matches(original: dict[str, Any], entry: dict[str, Any]) -> bool:
+        return all(original.get(k, v) == v for k, v in entry.items())
+
+    for entry in matrix.get("exclude", []):
+        combinations = [c for c in combinations if not matches(c, entry)]
+    # what an include may not change: a product's own values, an include's whole entry
+    originals = [dict(c) for c in combinations]
+    for entry in matrix.get("include", []):
+        extended = False
+        for combination, original in zip(combinations, originals, strict=True):
+            if matches(original, entry):
+                combination.update(entry)
+                extended = True
+        if not extended:
+            combinations.append(dict(entry))
+            originals.append(dict(entry))
+    return combinations
+
+
 def _failed(results: dict[str, JobResult]) -> bool:
     return any(r.result == "failure" for r in results.values())
 
@@ -539,6 +632,9 @@ class Job:
             source,
         )
         self.inputs, self.secrets, self.needs = inputs, secrets, needs
+        self.matrix: dict[str, Any] = {}
+        self.strategy: dict[str, Any] = {}
+        self.job_id = name.rpartition(" / ")[2]  # github.job: the job's id, not its shown name
         self.token = run.token
         slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
         self.home = run.github.root / "runners" / f"{run.id}-{slug}" / "home"
@@ -562,7 +658,7 @@ class Job:
     # -- contexts ------------------------------------------------------------------------------
 
     def github_context(self, action_path: Path | None = None) -> dict[str, Any]:
-        found = self.run.context(self.name.rpartition(" / ")[2])
+        found = self.run.context(self.job_id)
         found["workspace"] = str(self.workspace)
         if action_path is not None:
             found["action_path"] = str(action_path)
@@ -636,8 +732,8 @@ class Job:
             "runner": self.runner_context(),
             "job": {"status": status},
             "needs": self.needs,
-            "strategy": {},
-            "matrix": {},
+            "strategy": self.strategy,
+            "matrix": self.matrix,
             "vars": {},
         }
         if action_path is None:  # composite actions see no secrets

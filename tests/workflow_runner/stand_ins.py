@@ -10,6 +10,7 @@ Only the pinned commits that tests/test_workflows.py allows are accepted.
 
 from __future__ import annotations
 
+import fnmatch
 import shutil
 import subprocess
 import sys
@@ -151,10 +152,17 @@ def upload_artifact(job: Job, inputs: dict[str, str]) -> dict[str, str]:
 
 
 def download_artifact(job: Job, inputs: dict[str, str]) -> dict[str, str]:
-    _known(inputs, {"name", "path", "run-id", "github-token"})
+    _known(inputs, {"name", "path", "run-id", "github-token", "pattern"})
     run_id = int(inputs.get("run-id") or job.run.id)
     if run_id != job.run.id and not inputs.get("github-token"):
         raise StepFailed("downloading another run's artifact needs github-token")
+    if "name" not in inputs:  # every artifact of the run (matching pattern), each in its folder
+        dest = Path(inputs.get("path") or job.workspace)
+        for (of_run, name), stored in job.run.github.artifacts.items():
+            if of_run == run_id and fnmatch.fnmatchcase(name, inputs.get("pattern") or "*"):
+                shutil.copytree(stored, dest / name, dirs_exist_ok=True)
+                job.run.github.downloads.append((job.run.id, run_id, name))
+        return {"download-path": str(dest)}
     stored = job.run.github.artifacts.get((run_id, inputs["name"]))
     if stored is None:
         raise StepFailed(
