@@ -27,6 +27,9 @@ YAML_BOOLEAN = (
     "quote the label, e.g. positive_class: 'Yes'"
 )
 Direction = Literal["higher", "lower"]
+# the engine of the data gates (docs/data.md#data-larger-than-memory); spark is a later slice
+Engine = Literal["pandas", "duckdb"]
+MEMORY_SIZE = r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$"
 
 
 class _Strict(BaseModel):
@@ -54,6 +57,8 @@ class DataConfig(_Strict):
     holdout: HoldoutConfig = Field(default_factory=HoldoutConfig)
     dvc_targets: list[str] | None = None
     max_overlap_percent: float = Field(0.0, ge=0, le=100)
+    engine: Engine = "pandas"
+    memory_limit: str = Field("1GB", pattern=MEMORY_SIZE)  # engine duckdb's, e.g. 1GB, 512MB
 
     @field_validator("positive_class", mode="before")
     @classmethod
@@ -69,6 +74,12 @@ class DataConfig(_Strict):
             raise ValueError(
                 f"data.drop names the target column '{self.target}'; the target is never a "
                 "feature, so remove it from data.drop"
+            )
+        if self.engine == "duckdb" and not self.holdout.file:
+            raise ValueError(
+                "data.engine 'duckdb' needs an explicit holdout file (data.holdout.file): the "
+                "seeded split is computed by the pandas engine only; split the data into two "
+                "files (e.g. a dvc.yaml stage) or use data.engine 'pandas'"
             )
         return self
 
