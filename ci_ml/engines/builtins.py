@@ -85,10 +85,13 @@ def _classes(sides: dict[str, Side], config: DataConfig, task: Task) -> tuple[st
 
     if task != "classification":
         return ()
+    # pandas gives the labels of both files as one Series: integers and floats make floats
+    floats = any(isinstance(v, float) for side in sides.values() for v in side.labels)
     both: dict[Any, int] = {}
     for side in sides.values():
         for value, n in side.labels.items():
-            both[value] = both.get(value, 0) + n
+            key = float(value) if floats and isinstance(value, int) else value
+            both[key] = both.get(key, 0) + n
     for counts in (sides["train"].labels, both):
         ranked = dict(sorted(counts.items(), key=lambda item: -item[1]))
         _, classes = class_labels(pd.Series(ranked, dtype=object), config)

@@ -140,9 +140,14 @@ def _view(con: duckdb.DuckDBPyConnection, side: str, path: Path) -> dict[str, st
 def _scan(path: Path) -> str:
     if READERS[path.suffix.lower()] == "read_parquet":
         return f"read_parquet({text(str(path.resolve()))})"
-    # typed from the whole file (sample_size=-1), as pandas types a CSV a whole column at a time
+    # typed from the whole file (sample_size=-1), as pandas types a CSV a whole column at a
+    # time, and as integers, floats or text only: DuckDB would read yes/no as booleans and
+    # dates as dates, pandas reads both as text
     na = ", ".join(text(v) for v in PANDAS_NA)
-    return f"read_csv({text(str(path.resolve()))}, header=true, sample_size=-1, nullstr=[{na}])"
+    return (
+        f"read_csv({text(str(path.resolve()))}, header=true, sample_size=-1, nullstr=[{na}], "
+        "auto_type_candidates=['BIGINT', 'DOUBLE', 'VARCHAR'])"
+    )
 
 
 def _normalised(name: str, kind: str) -> str:
