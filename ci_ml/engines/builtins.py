@@ -182,35 +182,8 @@ def _holdout_class_counts(
 def _overlap(
     con: duckdb.DuckDBPyConnection, tables: Tables, holdout_rows: int, max_percent: float
 ) -> Check:
-    """Holdout rows whose features equal a train row's (missing equals missing).
-
-    A 64-bit hash of each row's features first narrows the rows down to the hashes both sides
-    have (the build side is the holdout's hashes, the smaller side); the rows of those hashes
-    are then compared column by column with ``IS NOT DISTINCT FROM``, so a hash collision
-    never counts.
-    """
-    features = ", ".join(ident(c) for c in tables.features)
-    con.execute(
-        f"CREATE TEMP TABLE shared AS SELECT DISTINCT hash({features}) AS k FROM train "
-        f"WHERE hash({features}) IN (SELECT hash({features}) FROM holdout)"
-    )
-    row = con.execute("SELECT count(*) FROM shared").fetchone()
-    count, sample = 0, []
-    if row and row[0]:
-        same = " AND ".join(
-            f"t.{ident(c)} IS NOT DISTINCT FROM h.{ident(c)}" for c in tables.features
-        )
-        leaked = (
-            f"FROM holdout h WHERE hash({', '.join('h.' + ident(c) for c in tables.features)}) "
-            f"IN (SELECT k FROM shared) AND EXISTS (SELECT 1 FROM train t WHERE "
-            f"hash({', '.join('t.' + ident(c) for c in tables.features)}) IN "
-            f"(SELECT k FROM shared) AND {same})"
-        )
-        found = con.execute(f"SELECT count(*) {leaked}").fetchone()
-        count = int(found[0]) if found else 0
-        rows = con.execute(f"SELECT {features} {leaked} LIMIT {SAMPLE_SIZE}")
-        names = [d[0] for d in rows.description]
-        sample = [dict(zip(names, r, strict=True)) for r in rows.fetchall()]
+    """Holdout rows whose features equal a train row's (missing equals missing)."""
+    count, sample = _leaked(con, tables.features)
     percent = 100.0 * count / max(1, holdout_rows)
     return Check(
         "train_holdout_overlap",
@@ -221,3 +194,37 @@ def _overlap(
         sample=jsonable(sample),
         details=f"allowed: at most {max_percent}% (data.max_overlap_percent)",
     )
+
+
+def _leaked(con: duckdb.DuckDBPyConnection, features: tuple[str, ...]) -> tuple[int, list[Any]]:
+    """How many holdout rows also are train rows, and a few of them.
+
+    A 64-bit hash of each row's features narrows the rows down: the train rows whose hash a
+    holdout row has (the holdout's hashes are the build side, the smaller one), then the
+    holdout rows whose hash one of those has. Only those few rows are compared column by
+    column with ``IS NOT DISTINCT FROM``, so a hash collision never counts.
+    """
+    columns = ", ".join(ident(c) for c in features)
+    key = f"hash({columns})"
+    con.execute(
+        f"CREATE TEMP TABLE train_rows AS SELECT DISTINCT {key} AS k, {columns} FROM train "
+        f"WHERE {key} IN (SELECT {key} FROM holdout)"
+    )
+    if con.execute("SELECT count(*) FROM train_rows").fetchone() == (0,):
+        return 0, []
+    con.execute(
+        f"CREATE TEMP TABLE holdout_rows AS SELECT {key} AS k, {columns} FROM holdout "
+        f"WHERE {key} IN (SELECT k FROM train_rows)"
+    )
+    same = " AND ".join(f"t.{ident(c)} IS NOT DISTINCT FROM h.{ident(c)}" for c in features)
+    leaked = (
+        f"FROM holdout_rows h WHERE EXISTS (SELECT 1 FROM train_rows t WHERE t.k = h.k AND {same})"
+    )
+    found = con.execute(f"SELECT count(*) {leaked}").fetchone()
+    rows = con.execute(
+        f"SELECT {', '.join('h.' + ident(c) for c in features)} {leaked} LIMIT {SAMPLE_SIZE}"
+    )
+    names = [d[0] for d in rows.description]
+    return int(found[0]) if found else 0, [
+        dict(zip(names, r, strict=True)) for r in rows.fetchall()
+    ]
