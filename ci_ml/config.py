@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -58,7 +59,7 @@ class DataConfig(_Strict):
     dvc_targets: list[str] | None = None
     max_overlap_percent: float = Field(0.0, ge=0, le=100)
     engine: Engine = "pandas"
-    memory_limit: str = Field("1GB", pattern=MEMORY_SIZE)  # engine duckdb's, e.g. 1GB, 512MB
+    memory_limit: str = "1GB"  # engine duckdb's, e.g. 1GB, 512MB
 
     @field_validator("positive_class", mode="before")
     @classmethod
@@ -66,6 +67,13 @@ class DataConfig(_Strict):
         # YAML reads an unquoted yes/no/true/false/on/off as a boolean, which would become 1/0
         if isinstance(value, bool):
             raise ValueError(YAML_BOOLEAN)
+        return value
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _a_memory_size(cls, value: str) -> str:
+        if not re.match(MEMORY_SIZE, value):
+            raise ValueError("a size with a unit is allowed, e.g. 512MB, 1GB or 4GB")
         return value
 
     @model_validator(mode="after")

@@ -70,3 +70,23 @@ def test_a_filter_on_the_view_sees_nan_as_missing(tmp_path: Path) -> None:
         assert raw == (0,)  # the DuckDB bug this module works around
         assert con.execute("SELECT count(*) FROM train WHERE x IS NULL").fetchone() == (8,)
         assert con.execute("SELECT count(*) - count(x) FROM data").fetchone() == (16,)
+
+
+def test_engine_duckdb_needs_a_holdout_file() -> None:
+    from ci_ml.config import DataConfig
+
+    with pytest.raises(ValueError, match=r"needs an explicit holdout file \(data.holdout.file\)"):
+        DataConfig(path="data.parquet", target="label", engine="duckdb")
+    with pytest.raises(ValueError, match="a size with a unit is allowed"):
+        DataConfig(path="data.parquet", target="label", memory_limit="lots")
+
+
+def test_without_the_extra_it_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from ci_ml.engines.database import import_duckdb
+    from ci_ml.errors import MissingExtra
+
+    monkeypatch.setitem(sys.modules, "duckdb", None)
+    with pytest.raises(MissingExtra, match=r"pip install 'ci-ml\[duckdb\]'"):
+        import_duckdb()
