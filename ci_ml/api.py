@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ci_ml import decide, gates, quality, rundir, training
+from ci_ml import decide, engines, gates, quality, rundir, training
 from ci_ml import report as render
 from ci_ml.data import Dataset, data_version, dvc_pull, dvc_targets
 from ci_ml.errors import (
@@ -33,7 +33,7 @@ from ci_ml.export.convert import export_onnx
 from ci_ml.export.parity import DEFAULT_TOLERANCE, parity
 from ci_ml.github.actions import read_context
 from ci_ml.models import load_model, sha256_file
-from ci_ml.project import Project, actor, load_candidate, load_data, now
+from ci_ml.project import Project, actor, load_candidate, load_data, now, pulled_version
 from ci_ml.records import (
     BaselineRef,
     Curve,
@@ -96,19 +96,25 @@ def write_pull(project: Project, run_dir: Path) -> PullRecord:
 
 
 def validate(project: Project, run_dir: Path) -> DataReport:
-    """Built-in checks and the GX suite; writes data-report.json."""
-    import pandas as pd
-
-    dataset, version = load_data(project, run_dir)
-    checks = quality.builtin_checks(dataset, project.config.data)
+    """Built-in checks and the GX suite on ``data.engine``; writes data-report.json."""
     suite = project.config.expectations
-    if suite is not None:
-        frame = pd.concat([dataset.train, dataset.holdout], ignore_index=True)
-        checks += quality.run_suite(frame, project.root / suite.suite, suite.suite)
+    if project.config.data.engine != "pandas":  # out of core: nothing loaded into pandas
+        version = pulled_version(project, run_dir)
+        found = engines.data_gates(project.root, project.config.data, suite)
+        checks, task, rows = found.checks, found.task, found.rows
+    else:
+        import pandas as pd
+
+        dataset, version = load_data(project, run_dir)
+        checks = quality.builtin_checks(dataset, project.config.data)
+        if suite is not None:
+            frame = pd.concat([dataset.train, dataset.holdout], ignore_index=True)
+            checks += quality.run_suite(frame, project.root / suite.suite, suite.suite)
+        task, rows = dataset.task, {"train": len(dataset.train), "holdout": len(dataset.holdout)}
     extra = {
         "data_version": version,
-        "task": dataset.task,
-        "rows": {"train": len(dataset.train), "holdout": len(dataset.holdout)},
+        "task": task,
+        "rows": rows,
         "suite": suite.suite if suite else None,
         "created_at": now(),
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -27,6 +28,9 @@ YAML_BOOLEAN = (
     "quote the label, e.g. positive_class: 'Yes'"
 )
 Direction = Literal["higher", "lower"]
+# the engine of the data gates (docs/data.md#data-larger-than-memory); spark is a later slice
+Engine = Literal["pandas", "duckdb"]
+MEMORY_SIZE = r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$"
 
 
 class _Strict(BaseModel):
@@ -54,6 +58,8 @@ class DataConfig(_Strict):
     holdout: HoldoutConfig = Field(default_factory=HoldoutConfig)
     dvc_targets: list[str] | None = None
     max_overlap_percent: float = Field(0.0, ge=0, le=100)
+    engine: Engine = "pandas"
+    memory_limit: str = "1GB"  # engine duckdb's, e.g. 1GB, 512MB
 
     @field_validator("positive_class", mode="before")
     @classmethod
@@ -63,12 +69,25 @@ class DataConfig(_Strict):
             raise ValueError(YAML_BOOLEAN)
         return value
 
+    @field_validator("memory_limit")
+    @classmethod
+    def _a_memory_size(cls, value: str) -> str:
+        if not re.match(MEMORY_SIZE, value):
+            raise ValueError("a size with a unit is allowed, e.g. 512MB, 1GB or 4GB")
+        return value
+
     @model_validator(mode="after")
     def _target_not_dropped(self) -> DataConfig:
         if self.target in self.drop:
             raise ValueError(
                 f"data.drop names the target column '{self.target}'; the target is never a "
                 "feature, so remove it from data.drop"
+            )
+        if self.engine == "duckdb" and not self.holdout.file:
+            raise ValueError(
+                "data.engine 'duckdb' needs an explicit holdout file (data.holdout.file): the "
+                "seeded split is computed by the pandas engine only; split the data into two "
+                "files (e.g. a dvc.yaml stage) or use data.engine 'pandas'"
             )
         return self
 

@@ -240,7 +240,7 @@ def read_table(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path} does not exist; run 'ci-ml pull' first or check data.path.")
     try:
-        _unique_names(path, _header(path, reader))
+        check_header(path)
         options = {"low_memory": False} if reader == "read_csv" else {}
         frame = getattr(pd, reader)(path, **options)
     except pd.errors.EmptyDataError:
@@ -252,6 +252,11 @@ def read_table(path: Path) -> pd.DataFrame:
     if frame.empty:
         raise DataError(f"{path} has a header but no data rows.")
     return frame
+
+
+def check_header(path: Path) -> None:
+    """Refuse a header that names a column twice (every engine reads the file's own names)."""
+    _unique_names(path, _header(path, READERS[path.suffix.lower()]))
 
 
 def _header(path: Path, reader: str) -> list[str]:
@@ -424,11 +429,15 @@ def infer_task(target: pd.Series) -> Task:
 
 def _classes(target: pd.Series, config: DataConfig, task: Task) -> tuple[Any, tuple[str, ...]]:
     """The positive class (binary targets only) and every class as text, in sorted order."""
-    import numpy as np
-
     if task != "classification":
         return None, ()
-    counts = target.value_counts()
+    return class_labels(target.value_counts(), config)
+
+
+def class_labels(counts: pd.Series, config: DataConfig) -> tuple[Any, tuple[str, ...]]:
+    """:func:`_classes` from the target's value counts (most frequent first)."""
+    import numpy as np
+
     if len(counts) < 2:
         raise DataError(
             f"target column '{config.target}' has a single class ({counts.index[0]!r}); "

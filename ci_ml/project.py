@@ -168,16 +168,22 @@ def _stamp(path: Path) -> str:
     return f"{found.st_size}:{found.st_mtime_ns}"
 
 
-def load_data(project: Project, run_dir: Path) -> tuple[Dataset, str]:
-    """The dataset, checked to be the version that ``pull`` recorded."""
-    pull = read_record(run_dir / rundir.PULL, PullRecord)
-    pulled = pull.data_version
+def pulled_version(project: Project, run_dir: Path) -> str:
+    """The data version, checked to be the one that ``pull`` recorded."""
+    pulled = read_record(run_dir / rundir.PULL, PullRecord).data_version
     current = data_version(project.root, project.config.data)
     if current != pulled:
         raise RunDirError(
             f"the data changed since 'ci-ml pull' recorded {pulled} (now {current}); "
             "start a new run with 'ci-ml run' or 'ci-ml pull'."
         )
+    return current
+
+
+def load_data(project: Project, run_dir: Path) -> tuple[Dataset, str]:
+    """The dataset, checked to be the version that ``pull`` recorded."""
+    pull = read_record(run_dir / rundir.PULL, PullRecord)
+    current = pulled_version(project, run_dir)
     data = project.config.data
     files = [data.path, *([data.holdout.file] if data.holdout.file else [])]
     stamps = [_stamp(project.root / name) for name in files]

@@ -14,6 +14,7 @@ import math
 import os
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -247,7 +248,7 @@ def _check_entry(path: Path, number: int, item: Any) -> None:
 
 def _expectation_classes(path: Path, items: list[dict[str, Any]]) -> list[type]:
     """GX's class for each entry's type; every unknown type is named at once."""
-    _import_gx(path)
+    import_gx(path)
     from great_expectations.expectations.registry import get_expectation_impl
 
     classes, unknown = [], []
@@ -309,7 +310,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _import_gx(path: Path) -> Any:
+def import_gx(path: Path) -> Any:
     """``great_expectations``, or MissingExtra naming the ``gx`` extra."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     try:
@@ -335,11 +336,25 @@ def run_suite(frame: pd.DataFrame, path: Path, shown_as: str | None = None) -> l
     failed critical check. ``shown_as`` is the repo-relative path recorded for annotations
     (default: ``path``).
     """
+    return suite_checks(path, shown_as, lambda suite, ids: _validate(frame, suite, ids, path))
+
+
+# how an engine validates a suite: (suite JSON, an id per entry) -> GX's results
+Validator = Callable[[dict[str, Any], list[str]], list[Any]]
+# how a GX result becomes a Check: (suite entry, result, location) -> Check
+Converter = Callable[[dict[str, Any], Any, dict[str, Any]], "Check"]
+
+
+def suite_checks(
+    path: Path, shown_as: str | None, validate: Validator, convert: Converter | None = None
+) -> list[Check]:
+    """The suite at ``path`` validated by ``validate`` (any engine's GX datasource), one
+    Check per entry in suite order (:func:`run_suite`)."""
     suite_json = read_suite(path)
     entries = suite_json["expectations"]
     ids = [str(uuid.uuid4()) for _ in entries]
     results: dict[str | None, Any] = {}
-    for result in _validate(frame, suite_json, ids, path):
+    for result in validate(suite_json, ids):
         results.setdefault(getattr(result.expectation_config, "id", None), result)
     lines = suite_lines(path)
     checks = []
@@ -347,43 +362,56 @@ def run_suite(frame: pd.DataFrame, path: Path, shown_as: str | None = None) -> l
         line = lines[i] if i < len(lines) else None
         where = {"file": shown_as or str(path), "line": line}
         result = results.get(key)
-        checks.append(_from_gx(item, result, where) if result else _no_result(item, where))
+        checks.append(
+            (convert or from_gx)(item, result, where) if result else _no_result(item, where)
+        )
     return checks
 
 
 def _validate(
     frame: pd.DataFrame, suite_json: dict[str, Any], ids: list[str], path: Path
 ) -> list[Any]:
-    gx = _import_gx(path)
-    from great_expectations.data_context.types.base import (
-        DataContextConfig,
-        InMemoryStoreBackendDefaults,
-        ProgressBarsConfig,
-    )
+    gx, context = gx_context(path)
     from great_expectations.execution_engine import pandas_execution_engine
 
     # GX hashes the whole frame on every run unless this private threshold is 0
     # (1.7-3x faster at millions of rows); the gx extra pins the minor version.
     pandas_execution_engine.HASH_THRESHOLD = 0
-    project = DataContextConfig(
-        store_backend_defaults=InMemoryStoreBackendDefaults(),
-        progress_bars=ProgressBarsConfig(globally=False),
-        analytics_enabled=False,
-    )
-    context = gx.get_context(mode="ephemeral", project_config=project)
     batch = (
         context.data_sources.add_pandas("ci_ml")
         .add_dataframe_asset("data")
         .add_batch_definition_whole_dataframe("all")
         .get_batch(batch_parameters={"dataframe": frame})
     )
-    items = [{**e, "id": key} for e, key in zip(suite_json["expectations"], ids, strict=True)]
-    suite = gx.ExpectationSuite(name=str(suite_json.get("name", "suite")), expectations=items)
-    result = batch.validate(suite, result_format="SUMMARY")
+    result = batch.validate(gx_suite(gx, suite_json, ids), result_format="SUMMARY")
     return list(result.results)
 
 
-def _from_gx(item: dict[str, Any], result: Any, location: dict[str, Any]) -> Check:
+def gx_context(path: Path) -> tuple[Any, Any]:
+    """``great_expectations`` and an ephemeral context that keeps nothing and shows no bars."""
+    gx = import_gx(path)
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    project = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(),
+        progress_bars=ProgressBarsConfig(globally=False),
+        analytics_enabled=False,
+    )
+    return gx, gx.get_context(mode="ephemeral", project_config=project)
+
+
+def gx_suite(gx: Any, suite_json: dict[str, Any], ids: list[str]) -> Any:
+    """GX's suite of the entries, each with the id ci-ml matches its result by."""
+    items = [{**e, "id": key} for e, key in zip(suite_json["expectations"], ids, strict=True)]
+    return gx.ExpectationSuite(name=str(suite_json.get("name", "suite")), expectations=items)
+
+
+def from_gx(item: dict[str, Any], result: Any, location: dict[str, Any]) -> Check:
+    """The Check of one GX result."""
     config = result.expectation_config
     info = dict(result.result or {})
     exception = (result.exception_info or {}).get("exception_message")

@@ -1,0 +1,230 @@
+"""The built-in data checks of :mod:`ci_ml.quality`, computed in DuckDB over the views of
+:mod:`ci_ml.engines.database`: same names, outcomes, observed values and counts as the pandas
+engine, without loading the rows (only counts per class and a few sample rows come back).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ci_ml.config import DataConfig, Task
+from ci_ml.data import MAX_CLASSES_FOR_INFERENCE, class_labels
+from ci_ml.engines.database import SIDES, Tables, ident
+from ci_ml.quality import SAMPLE_SIZE, Check, jsonable
+
+if TYPE_CHECKING:
+    import duckdb
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of the split as the checks need it: its rows and its labels' counts.
+
+    ``labels`` holds the labels as the pandas engine reads them: an integer target with a
+    missing cell becomes float in pandas (1 -> 1.0, shown '1.0'), so its labels do here too.
+    """
+
+    rows: int
+    missing: int
+    labels: dict[Any, int]
+
+
+def builtin_checks(
+    con: duckdb.DuckDBPyConnection, tables: Tables, config: DataConfig
+) -> tuple[Task, tuple[str, ...], list[Check]]:
+    """The task, the classes and the checks of :func:`ci_ml.quality.builtin_checks`."""
+    task = config.task or _infer_task(con, tables)
+    sides = {side: _side(con, tables, side, task) for side in SIDES}
+    classes = _classes(sides, config, task)
+    quality_checks = [
+        _not_empty(sides),
+        _target_valid(con, tables, task, sides),
+        _classes_on(
+            sides, "train", tables.target, task, "to learn them (too few rows of a class?)"
+        ),
+        _classes_on(sides, "holdout", tables.target, task, "to compute ranking metrics"),
+        _holdout_class_counts(sides["holdout"], classes, tables.target, task, config),
+        _overlap(con, tables, sides["holdout"].rows, config.max_overlap_percent),
+    ]
+    return task, classes, quality_checks
+
+
+def _infer_task(con: duckdb.DuckDBPyConnection, tables: Tables) -> Task:
+    """:func:`ci_ml.data.infer_task` of the train side's target."""
+    kind = tables.kind("train", tables.target)
+    if kind not in ("float", "integer", "number"):
+        return "classification"
+    target = ident(tables.target)
+    fractional = f"bool_or({target} <> round({target}))" if kind != "integer" else "false"
+    row = con.execute(f"SELECT {fractional}, count(DISTINCT {target}) FROM train").fetchone()
+    assert row is not None
+    if row[0] or row[1] > MAX_CLASSES_FOR_INFERENCE:
+        return "regression"
+    return "classification"
+
+
+def _side(con: duckdb.DuckDBPyConnection, tables: Tables, side: str, task: Task) -> Side:
+    target = ident(tables.target)
+    if task == "regression":
+        row = con.execute(f"SELECT count(*), count(*) - count({target}) FROM {side}").fetchone()
+        assert row is not None
+        return Side(int(row[0]), int(row[1]), {})
+    groups = con.execute(f"SELECT {target}, count(*) FROM {side} GROUP BY ALL").fetchall()
+    labels = {value: int(n) for value, n in groups if value is not None}
+    missing = sum(int(n) for value, n in groups if value is None)
+    if missing and tables.kind(side, tables.target) == "integer":
+        labels = {float(value): n for value, n in labels.items()}
+    return Side(sum(labels.values()) + missing, missing, labels)
+
+
+def _classes(sides: dict[str, Side], config: DataConfig, task: Task) -> tuple[str, ...]:
+    """Every class as text; the DataErrors of :func:`ci_ml.data.load_dataset` (the train
+    file's target first, then both files')."""
+    import pandas as pd
+
+    if task != "classification":
+        return ()
+    # pandas gives the labels of both files as one Series: integers and floats make floats
+    floats = any(isinstance(v, float) for side in sides.values() for v in side.labels)
+    both: dict[Any, int] = {}
+    for side in sides.values():
+        for value, n in side.labels.items():
+            key = float(value) if floats and isinstance(value, int) else value
+            both[key] = both.get(key, 0) + n
+    for counts in (sides["train"].labels, both):
+        ranked = dict(sorted(counts.items(), key=lambda item: -item[1]))
+        _, classes = class_labels(pd.Series(ranked, dtype=object), config)
+    return classes
+
+
+def _not_empty(sides: dict[str, Side]) -> Check:
+    rows = {side: sides[side].rows for side in SIDES}
+    ok = rows["train"] > 0 and rows["holdout"] > 0
+    return Check("dataset_not_empty", ok, observed=rows, details="train and holdout need rows")
+
+
+def _target_valid(
+    con: duckdb.DuckDBPyConnection, tables: Tables, task: Task, sides: dict[str, Side]
+) -> Check:
+    total = sum(side.rows for side in sides.values())
+    if task == "classification":
+        count = sum(side.missing for side in sides.values())
+        sample: list[Any] = [None] * min(count, SAMPLE_SIZE)
+        rule = "every row needs a label"
+    else:
+        value = f"TRY_CAST({ident(tables.target)} AS DOUBLE)"
+        bad = f"{value} IS NULL OR NOT isfinite({value})"
+        counted = " + ".join(f"(SELECT count(*) FROM {side} WHERE {bad})" for side in SIDES)
+        row = con.execute(f"SELECT {counted}").fetchone()
+        count = int(row[0]) if row else 0
+        shown = " UNION ALL ".join(
+            f"(SELECT {ident(tables.target)} FROM {side} WHERE {bad} LIMIT {SAMPLE_SIZE})"
+            for side in SIDES
+        )
+        sample = [r[0] for r in con.execute(shown).fetchall()][:SAMPLE_SIZE] if count else []
+        rule = "target values must be finite numbers"
+    return Check(
+        "target_valid",
+        count == 0,
+        column=tables.target,
+        unexpected_count=count,
+        unexpected_percent=round(100.0 * count / max(1, total), 4),
+        sample=jsonable(sample),
+        details=rule,
+    )
+
+
+def _classes_on(sides: dict[str, Side], part: str, target: str, task: Task, why: str) -> Check:
+    """Every class of the data has rows on this side of the split."""
+    name = f"{part}_has_every_class"
+    if task != "classification":
+        return Check(name, True, details="regression: not applicable")
+    seen = set(sides[part].labels)
+    every = seen | set(sides["holdout" if part == "train" else "train"].labels)
+    missing = sorted(map(str, every - seen))
+    return Check(
+        name,
+        not missing,
+        column=target,
+        observed=sorted(map(str, seen)),
+        sample=missing,
+        details=f"the {part} rows must contain every class {why}",
+    )
+
+
+def _holdout_class_counts(
+    holdout: Side, classes: tuple[str, ...], target: str, task: Task, config: DataConfig
+) -> Check:
+    name = "holdout_class_counts"
+    if task != "classification":
+        return Check(name, True, details="regression: not applicable")
+    minimum = config.holdout.min_class_count
+    counts: dict[str, int] = {}
+    for value, n in holdout.labels.items():
+        counts[str(value)] = counts.get(str(value), 0) + n
+    every = {label: counts.get(label, 0) for label in classes}
+    few = sorted((n, label) for label, n in every.items() if n < minimum)
+    return Check(
+        name,
+        not few,
+        column=target,
+        observed=every,
+        sample=[f"{label}: {n}" for n, label in few[:SAMPLE_SIZE]],
+        details=(
+            f"every class needs at least data.holdout.min_class_count ({minimum}) holdout rows "
+            "for its metrics to mean anything; add rows of the rare classes or a larger "
+            "data.holdout.fraction"
+        ),
+    )
+
+
+def _overlap(
+    con: duckdb.DuckDBPyConnection, tables: Tables, holdout_rows: int, max_percent: float
+) -> Check:
+    """Holdout rows whose features equal a train row's (missing equals missing)."""
+    count, sample = _leaked(con, tables.features)
+    percent = 100.0 * count / max(1, holdout_rows)
+    return Check(
+        "train_holdout_overlap",
+        percent <= max_percent,
+        observed=f"{count} of {holdout_rows} holdout rows also in train",
+        unexpected_count=count,
+        unexpected_percent=round(percent, 4),
+        sample=jsonable(sample),
+        details=f"allowed: at most {max_percent}% (data.max_overlap_percent)",
+    )
+
+
+def _leaked(con: duckdb.DuckDBPyConnection, features: tuple[str, ...]) -> tuple[int, list[Any]]:
+    """How many holdout rows also are train rows, and a few of them.
+
+    A 64-bit hash of each row's features narrows the rows down: the train rows whose hash a
+    holdout row has (the holdout's hashes are the build side, the smaller one), then the
+    holdout rows whose hash one of those has. Only those few rows are compared column by
+    column with ``IS NOT DISTINCT FROM``, so a hash collision never counts.
+    """
+    columns = ", ".join(ident(c) for c in features)
+    key = f"hash({columns})"
+    con.execute(
+        f"CREATE TEMP TABLE train_rows AS SELECT DISTINCT {key} AS k, {columns} FROM train "
+        f"WHERE {key} IN (SELECT {key} FROM holdout)"
+    )
+    if con.execute("SELECT count(*) FROM train_rows").fetchone() == (0,):
+        return 0, []
+    con.execute(
+        f"CREATE TEMP TABLE holdout_rows AS SELECT {key} AS k, {columns} FROM holdout "
+        f"WHERE {key} IN (SELECT k FROM train_rows)"
+    )
+    same = " AND ".join(f"t.{ident(c)} IS NOT DISTINCT FROM h.{ident(c)}" for c in features)
+    leaked = (
+        f"FROM holdout_rows h WHERE EXISTS (SELECT 1 FROM train_rows t WHERE t.k = h.k AND {same})"
+    )
+    found = con.execute(f"SELECT count(*) {leaked}").fetchone()
+    rows = con.execute(
+        f"SELECT {', '.join('h.' + ident(c) for c in features)} {leaked} LIMIT {SAMPLE_SIZE}"
+    )
+    names = [d[0] for d in rows.description]
+    return int(found[0]) if found else 0, [
+        dict(zip(names, r, strict=True)) for r in rows.fetchall()
+    ]
