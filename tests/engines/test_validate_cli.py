@@ -1,0 +1,63 @@
+"""``ci-ml validate`` and ``ci-ml run`` with ``data.engine: duckdb``, end to end on the DVC
+pipeline example (its explicit holdout file): the same data report as engine pandas."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import run_cli
+from tests.credit_pipeline import PIPELINE, PIPELINE_CONFIG, pipeline_project
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pulled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = pipeline_project(tmp_path_factory.mktemp("engine") / "repo")
+    done = run_cli("pull", "--config", str(PIPELINE_CONFIG), cwd=root)
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+def with_engine(root: Path, engine: str, dest: Path) -> Path:
+    repo = dest / engine
+    shutil.copytree(root, repo, symlinks=True)
+    path = repo / PIPELINE_CONFIG
+    config = yaml.safe_load(path.read_text())
+    config["data"]["engine"] = engine
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return repo
+
+
+def checks(run_dir: Path) -> list[dict[str, Any]]:
+    report = json.loads((run_dir / "data-report.json").read_text())
+    keep = ("name", "success", "column", "severity", "unexpected_count", "observed")
+    return [{k: c.get(k) for k in keep} for c in report["checks"]]
+
+
+def test_validate_on_duckdb_reports_what_pandas_reports(pulled: Path, tmp_path: Path) -> None:
+    found = {}
+    for engine in ("pandas", "duckdb"):
+        repo = with_engine(pulled, engine, tmp_path)
+        run_dir = repo / PIPELINE / ".ci-ml/runs/check"
+        for step in ("pull", "validate"):
+            done = run_cli(
+                step, "--config", str(PIPELINE_CONFIG), "--run-dir", str(run_dir), cwd=repo
+            )
+            assert done.returncode == 0, done.stderr
+        found[engine] = checks(run_dir)
+    assert found["duckdb"] == found["pandas"]
+    assert len(found["pandas"]) > 20  # built-ins and the example's whole suite
+
+
+def test_a_whole_run_on_duckdb_passes_as_on_pandas(pulled: Path, tmp_path: Path) -> None:
+    repo = with_engine(pulled, "duckdb", tmp_path)
+    done = run_cli("run", "--config", str(PIPELINE_CONFIG), cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert "verdict: PASS" in done.stdout
