@@ -162,9 +162,19 @@ def train(project: Project, run_dir: Path) -> ModelCard:
 def train_stage(project: Project, dataset: Dataset, run_dir: Path) -> tuple[Any, Path, Any]:
     """The dvc_stage way to train (:mod:`ci_ml.stage`): the model, its run file, its stage."""
     config = project.config
+    files = [project.root / p for p in (config.data.path, config.data.holdout.file) if p]
+    gated = [sha256_file(f) for f in files]
     model, model_path, dvc = stage.train_stage(
         config.model, config.data, dataset, project.root, run_dir
     )
+    changed = [f for f, before in zip(files, gated, strict=True) if sha256_file(f) != before]
+    if changed:  # dvc repro re-made the data: the model did not train on what was gated
+        model_path.unlink()
+        raise DataError(
+            f"'dvc repro' of the stage changed {changed[0].name} after the data gates judged "
+            "it (an upstream stage was out of date); run 'ci-ml run' again, so that the gates "
+            "judge the data the stage trains on."
+        )
     if model_path.name == rundir.ONNX and config.export is not None:
         model_path.unlink()
         raise ConfigError(

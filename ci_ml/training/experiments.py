@@ -80,6 +80,18 @@ def other_data(root: Path, data: DataConfig, dvc: dict[str, Any]) -> str | None:
     rows are not those the data gates judged; the holdout may overlap them), or None."""
     path = (root / data.path).resolve()
     key = stage.shown(path, root)
+    if data.holdout.file is not None:  # its dvc.yaml may not be the workspace's
+        holdout = (root / data.holdout.file).resolve()
+        read = [
+            d
+            for d in dvc["deps"]
+            if holdout == (root / d).resolve() or (root / d).resolve() in holdout.parents
+        ]
+        if read:
+            return (
+                f"its stage depends on {read[0]}, which holds data.holdout.file: a model must "
+                "never see the rows it is judged on"
+            )
     recorded = dvc["deps"].get(key)
     if recorded is None:
         return f"its stage does not record {key} among its dependencies"

@@ -127,7 +127,9 @@ def test_an_experiment_on_other_data_is_not_compared(tmp_path: Path) -> None:
 
     (tmp_path / "data").mkdir()
     (tmp_path / "data/train.csv").write_text("x,y\n1,0\n")
-    data = DataConfig.model_validate({"path": "data/train.csv", "target": "y"})
+    data = DataConfig.model_validate(
+        {"path": "data/train.csv", "target": "y", "holdout": {"file": "data/holdout.csv"}}
+    )
     same = {"deps": {"data/train.csv": "md5:" + hashlib.md5(b"x,y\n1,0\n").hexdigest()}}
     assert experiments.other_data(tmp_path, data, same) is None
     other = {"deps": {"data/train.csv": "md5:" + "0" * 32}}
@@ -136,6 +138,10 @@ def test_an_experiment_on_other_data_is_not_compared(tmp_path: Path) -> None:
     assert "does not record data/train.csv" in str(
         experiments.other_data(tmp_path, data, {"deps": {}})
     )
+    # an experiment whose own dvc.yaml lets the stage read the held-out rows
+    peeking = {"deps": {**same["deps"], "data": "md5:1.dir"}}
+    why = experiments.other_data(tmp_path, data, peeking)
+    assert why is not None and "depends on data, which holds data.holdout.file" in why
     assert experiments.params_changed(
         {"train.max_iter": 200, "train.seed": 0}, {"params": {"train.max_iter": 3, "train.seed": 0}}
     ) == {"train.max_iter": 3}

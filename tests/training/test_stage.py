@@ -286,3 +286,18 @@ def test_a_failing_stage_command_is_one_sentence_and_exit_2(repo: Path) -> None:
     assert "'dvc repro --pull dvc.yaml:train' exited with" in done.stderr
     assert "Traceback (most recent call last)" not in done.stderr.split("out of memory")[-1]
     assert not (run_dir / "model.json").exists()
+
+
+@pytest.mark.slow
+def test_a_stage_that_remakes_the_gated_data_is_refused(repo: Path) -> None:
+    """The split's params change after the data gates judged the files: 'dvc repro' of the
+    train stage re-runs the split, so the model would train on rows nobody gated."""
+    run_dir = repo / PIPELINE / ".ci-ml/runs/remade"
+    for step in ("pull", "validate"):
+        done = run_cli(step, "--config", str(PIPELINE_CONFIG), "--run-dir", str(run_dir), cwd=repo)
+        assert done.returncode == 0, done.stderr
+    edit_yaml(repo / PIPELINE / "params.yaml", lambda p: p["split"].update(seed=7))
+    done = run_cli("train", "--config", str(PIPELINE_CONFIG), "--run-dir", str(run_dir), cwd=repo)
+    assert done.returncode == 2, done.stderr
+    assert "changed train.csv after the data gates judged it" in done.stderr
+    assert not (run_dir / "model.json").exists() and not (run_dir / "model.skops").exists()
