@@ -118,11 +118,16 @@ def _holdout_class_counts(dataset: Dataset, minimum: int) -> Check:
         return Check(name, True, details="regression: not applicable")
     counts = dataset.y("holdout").dropna().astype(str).value_counts()
     every = {label: int(counts.get(label, 0)) for label in dataset.classes}
+    return class_counts_check(every, dataset.target, minimum)
+
+
+def class_counts_check(every: dict[str, int], target: str, minimum: int) -> Check:
+    """``holdout_class_counts`` from each class's holdout rows (every engine's)."""
     few = sorted((n, label) for label, n in every.items() if n < minimum)
     return Check(
-        name,
+        "holdout_class_counts",
         not few,
-        column=dataset.target,
+        column=target,
         observed=every,
         sample=[f"{label}: {n}" for n, label in few[:SAMPLE_SIZE]],
         details=(

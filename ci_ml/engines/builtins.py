@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ci_ml.config import DataConfig, Task
 from ci_ml.data import MAX_CLASSES_FOR_INFERENCE, class_labels
 from ci_ml.engines.database import SIDES, Tables, ident
-from ci_ml.quality import SAMPLE_SIZE, Check, jsonable
+from ci_ml.quality import SAMPLE_SIZE, Check, class_counts_check, jsonable
 
 if TYPE_CHECKING:
     import duckdb
@@ -164,19 +164,7 @@ def _holdout_class_counts(
     for value, n in holdout.labels.items():
         counts[str(value)] = counts.get(str(value), 0) + n
     every = {label: counts.get(label, 0) for label in classes}
-    few = sorted((n, label) for label, n in every.items() if n < minimum)
-    return Check(
-        name,
-        not few,
-        column=target,
-        observed=every,
-        sample=[f"{label}: {n}" for n, label in few[:SAMPLE_SIZE]],
-        details=(
-            f"every class needs at least data.holdout.min_class_count ({minimum}) holdout rows "
-            "for its metrics to mean anything; add rows of the rare classes or a larger "
-            "data.holdout.fraction"
-        ),
-    )
+    return class_counts_check(every, target, minimum)
 
 
 def _overlap(
