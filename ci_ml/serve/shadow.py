@@ -5,7 +5,8 @@ production model (:func:`ci_ml.serve.model.load_version`: trusted types, smoke t
 random ``sample`` of the answered requests (whole requests, on ``/predict`` and ``/v2``
 infer alike), queues the rows with production's answers. One thread, its OpenMP/BLAS limited to
 one thread and its CPU priority lowered, predicts what is queued in merged calls (at most
-``max_rows`` rows, one call every ``linger`` seconds at most), and writes each row to the
+``max_rows`` rows, one call every ``linger`` seconds at most, its calls taking at most
+``budget`` of the time), and writes each row to the
 request log with both answers under the request's id (see :mod:`ci_ml.serve.requestlog`).
 
 The answer never waits for the shadow: the request path only draws the sample and puts the
@@ -36,6 +37,7 @@ log = logging.getLogger("ci_ml.serve")
 
 QUEUE_REQUESTS = 1000
 LINGER_S = 0.05
+BUDGET = 0.1  # the share of wall time the shadow's calls may take; the rest it waits
 NICENESS = 10
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _STOP = object()
@@ -64,6 +66,7 @@ class ShadowScorer:
         max_rows: int,
         queue_requests: int = QUEUE_REQUESTS,
         linger: float = LINGER_S,
+        budget: float = BUDGET,
         seed: int | None = None,
     ) -> None:
         self.model = model
@@ -71,6 +74,7 @@ class ShadowScorer:
         self.sample = sample
         self.max_rows = max_rows
         self.linger = linger
+        self.budget = budget
         self.counts = {"scored": 0, "dropped": 0, "failed": 0}  # rows
         self.bounds = BUCKETS
         self.buckets = [0] * (len(BUCKETS) + 1)  # seconds per shadow call
@@ -126,11 +130,13 @@ class ShadowScorer:
             if first is _STOP:
                 return
             batch, carry, stop = self._gather(first)
-            self._score(batch)
+            seconds = self._score(batch)
             if stop:
                 return
             if not self._stop.is_set():
-                self._stop.wait(self.linger)  # let requests pile up: fewer, larger calls
+                # fewer, larger calls, and at most `budget` of the time: under load the
+                # answers keep their CPU and the shadow drops (and counts) what it cannot take
+                self._stop.wait(max(self.linger, seconds * (1 / self.budget - 1)))
 
     def _gather(self, first: _Sampled) -> tuple[list[_Sampled], _Sampled | None, bool]:
         """``first`` and the requests queued behind it, up to ``max_rows`` rows."""
@@ -148,7 +154,8 @@ class ShadowScorer:
             rows += len(item.rows)
         return batch, None, False
 
-    def _score(self, batch: list[_Sampled]) -> None:
+    def _score(self, batch: list[_Sampled]) -> float:
+        """Predict and log the batch; the seconds its call took."""
         rows = sum(len(item.rows) for item in batch)
         start = time.perf_counter()
         try:
@@ -156,7 +163,7 @@ class ShadowScorer:
             answers = self.model.predict_columns(parts, rows)
         except Exception as err:  # the shadow's problem, never the request's
             self._failed(rows, err)
-            return
+            return time.perf_counter() - start
         seconds = time.perf_counter() - start
         per_row_ms = seconds * 1000 / rows
         with self.lock:
@@ -174,6 +181,7 @@ class ShadowScorer:
             self.request_log.log_all(
                 item.production.version, item.rows, item.answers, item.request_id, shadow
             )
+        return seconds
 
     def _columns(self, item: _Sampled) -> Columns:
         """The request's checked values, checked again when the shadow's schema differs."""
