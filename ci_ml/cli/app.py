@@ -18,7 +18,7 @@ try:  # the click that typer parses with: its own copy in recent typer, else cli
 except ImportError:  # pragma: no cover - typer before it vendored click
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
-from ci_ml.cli import deploy, export, github, matrix, monitor, registry, serve, steps
+from ci_ml.cli import deploy, export, github, matrix, monitor, registry, serve, shadow, steps
 from ci_ml.cli.common import command, show_tracebacks
 
 # group name -> its help; "" is the top level
@@ -28,6 +28,7 @@ GROUPS: dict[str, str] = {
     "config": "Check and show ci-ml.yaml.",
     "registry": "Model versions and the production pointer.",
     "github": "Set a GitHub repository up for ci-ml.",
+    "shadow": "A shadow version served beside production, judged on live traffic.",
 }
 
 # (group, command name, function), in the order ``ci-ml --help`` lists them
@@ -52,6 +53,7 @@ COMMANDS: list[tuple[str, str, Callable[..., Any]]] = [
     ("registry", "show", registry.show),
     ("registry", "history", registry.history),
     ("registry", "promote", registry.promote),
+    ("shadow", "report", shadow.report),
     ("github", "setup-environment", github.setup_environment),
 ]
 

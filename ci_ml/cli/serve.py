@@ -78,6 +78,28 @@ ModelNameOpt = Annotated[
         "--model-name", help="The model's name in the Open Inference Protocol (/v2/models/NAME)."
     ),
 ]
+ShadowOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shadow",
+        metavar="VERSION",
+        help="Also score a sample of the requests with this registry version, off the request "
+        "path; both answers go to the request log (needs --log-requests). See docs/serving.md.",
+    ),
+]
+ShadowSampleOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--shadow-sample", help="Share of requests the shadow scores, in (0, 1] (default 0.2)."
+    ),
+]
+ShadowQueueOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--shadow-queue",
+        help="Requests waiting for the shadow; more are dropped and counted (default 1000).",
+    ),
+]
 
 
 def serve(
@@ -96,6 +118,9 @@ def serve(
     trust: TrustOpt = None,
     access_log: AccessLogOpt = False,
     model_name: ModelNameOpt = "model",
+    shadow: ShadowOpt = None,
+    shadow_sample: ShadowSampleOpt = None,
+    shadow_queue: ShadowQueueOpt = None,
 ) -> None:
     """Serve the registry's production model over HTTP (POST /predict, /health, /metrics ...).
 
@@ -113,6 +138,7 @@ def serve(
             f"--model-name is {model_name!r}; give 1 to 128 letters, digits, '.', '_' or '-' "
             "(it is a path segment: /v2/models/NAME)"
         )
+    shadow_settings = _shadow_settings(shadow, shadow_sample, shadow_queue, log_requests)
     settings = ServeSettings(
         host=host,
         port=port,
@@ -124,8 +150,11 @@ def serve(
         request_log=_request_log(log_requests, log_sample, log_max_bytes, log_max_files),
         access_log=access_log,
         model_name=model_name,
+        **shadow_settings,
     )
     holder = _holder(config, registry, trust or [])
+    if shadow is not None:
+        holder.load_shadow(shadow)
     _configure_logging()
     from ci_ml.serve.server import serve as run_service
 
@@ -147,6 +176,33 @@ def _holder(config: Path | None, url: str | None, trust: list[str]) -> Any:
     found = optional_project(config, url)
     trusted = [*(found.config.model.trusted_types if found else []), *trust]
     return ModelHolder(open_registry(found, url), trusted)
+
+
+def _shadow_settings(
+    version: str | None, sample: float | None, queue: int | None, log_requests: Path | None
+) -> dict[str, Any]:
+    """The shadow's ServeSettings fields; BadInputError for flags that do not fit."""
+    if version is None:
+        given = [
+            n for n, v in (("--shadow-sample", sample), ("--shadow-queue", queue)) if v is not None
+        ]
+        if given:
+            raise BadInputError(f"{given[0]} needs --shadow VERSION to say which model scores")
+        return {}
+    if log_requests is None:
+        raise BadInputError(
+            "--shadow writes both models' answers to the request log, which is off; give "
+            "--log-requests DIR too"
+        )
+    found: dict[str, Any] = {}
+    if sample is not None:
+        if not 0 < sample <= 1:
+            raise BadInputError(f"--shadow-sample is {sample}; give a fraction in (0, 1]")
+        found["shadow_sample"] = sample
+    if queue is not None:
+        _check_range("--shadow-queue", queue, 1, 1_000_000)
+        found["shadow_queue"] = queue
+    return found
 
 
 def admin_token() -> str | None:

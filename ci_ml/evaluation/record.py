@@ -52,7 +52,7 @@ def evaluate(
     metrics = compare.metric_values(config, dataset, names, cand)
     ops: dict[str, Any] = compare.latency_ms(model, dataset.x("holdout"), dataset.task)
     ops["size_mb"] = card.size_bytes / 1e6
-    prod, compared, rows, cand_rows = None, {}, dataset, cand
+    prod, rows, cand_rows = None, dataset, cand
     if baseline is not None:
         prod, baseline = predict_baseline(baseline, dataset)
     if prod is not None and baseline is not None:
@@ -61,11 +61,57 @@ def evaluate(
             prod, baseline = None, replace(baseline, model=None, problem=problem)
         else:
             rows, cand_rows, prod = only(dataset, fresh), cand.subset(fresh), prod.subset(fresh)
+    record = compared_record(
+        config,
+        Compared(dataset, rows, cand_rows, prod, baseline),
+        data_version,
+        card,
+        metrics,
+        ops,
+        created_at,
+    )
+    smoke = smoke_sample(config, dataset, cand)
+    return Evaluated(record, {**metrics, **_present(ops)}, smoke, cand)
+
+
+@dataclass(frozen=True)
+class Compared:
+    """What the two models are compared on: all the rows (``dataset``), the ``rows`` both
+    predicted fresh, and each model's predictions of them (``prod`` None: not compared)."""
+
+    dataset: Dataset
+    rows: Dataset
+    cand: Predictions
+    prod: Predictions | None
+    baseline: Baseline | None
+
+
+def compared_record(
+    config: Config,
+    found: Compared,
+    data_version: str,
+    card: ModelCard,
+    metrics: dict[str, float],
+    ops: dict[str, Any],
+    created_at: str,
+) -> Evaluation:
+    """evaluation.json from the two models' predictions of the same rows, however they were
+    made (the evaluate step predicts the holdout; ``ci-ml shadow report`` takes the answers
+    the service logged). Adds the churn to ``ops`` when production was compared."""
+    dataset, rows, cand_rows, prod, baseline = (
+        found.dataset,
+        found.rows,
+        found.cand,
+        found.prod,
+        found.baseline,
+    )
+    names = metric_names(config, dataset.task, dataset.multiclass)
+    compared = {}
     if prod is not None:
         compared = compare.compare_overall(config, rows, names, cand_rows, prod)
         ops["churn"] = compare.churn(cand_rows, prod, dataset.task, config.model.threshold)
     summary = _baseline_summary(baseline, compared, len(rows.holdout), len(dataset.holdout))
-    record = Evaluation.model_validate(
+    return Evaluation.model_validate(
         {
             "task": dataset.task,
             "data_version": data_version,
@@ -82,8 +128,6 @@ def evaluate(
             **(_multiclass(config, rows, cand_rows, prod) if dataset.multiclass else {}),
         }
     )
-    smoke = smoke_sample(config, dataset, cand)
-    return Evaluated(record, {**metrics, **_present(ops)}, smoke, cand)
 
 
 def _multiclass(

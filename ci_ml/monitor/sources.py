@@ -141,8 +141,8 @@ def read_requests(directory: Path, since: datetime | None = None) -> Recent:
     stats: Counter[str] = Counter()
     versions: Counter[str] = Counter()
     for path in files:
-        for entry in _entries(path, stats):
-            when = _timestamp(entry.get("ts"))
+        for entry in log_entries(path, stats):
+            when = log_time(entry.get("ts"))
             if since is not None and (when is None or when < since):
                 stats["before_since"] += 1
                 continue
@@ -172,7 +172,9 @@ def read_requests(directory: Path, since: datetime | None = None) -> Recent:
     return Recent(pd.DataFrame.from_records(rows), source, keys)
 
 
-def _entries(path: Path, stats: Counter[str]) -> Iterator[dict[str, Any]]:
+def log_entries(path: Path, stats: Counter[str]) -> Iterator[dict[str, Any]]:
+    """The lines of one request log file that are objects with a ``row``; others counted
+    in ``stats["bad"]``."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as stream:
@@ -191,7 +193,8 @@ def _entries(path: Path, stats: Counter[str]) -> Iterator[dict[str, Any]]:
         raise DataError(f"{path} cannot be read ({exc}).") from None
 
 
-def _timestamp(value: Any) -> datetime | None:
+def log_time(value: Any) -> datetime | None:
+    """A logged ``ts`` as an aware time; None when it is none."""
     if not isinstance(value, str):
         return None
     try:

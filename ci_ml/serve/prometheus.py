@@ -10,6 +10,9 @@
     ci_ml_model_info{version,digest}                      gauge     1 for the served version
     ci_ml_model_loaded_timestamp_seconds                  gauge
     ci_ml_request_log_rows_total{result}                  counter   written / dropped (when logging)
+    ci_ml_shadow_info{version,digest}                     gauge     1 for the shadow version
+    ci_ml_shadow_rows_total{result}                       counter   scored / dropped / failed
+    ci_ml_shadow_call_duration_seconds                    histogram the shadow's model calls
 
 Routes are the service's own paths; anything else is counted as ``other``, so a scan of random
 URLs cannot blow up the number of series.
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ci_ml.serve.model import LoadedModel
     from ci_ml.serve.requestlog import RequestLog
+    from ci_ml.serve.shadow import ShadowScorer
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -74,7 +78,12 @@ class Metrics:
         with self._lock:
             self._reloads[outcome] += 1
 
-    def render(self, model: LoadedModel | None, request_log: RequestLog | None = None) -> str:
+    def render(
+        self,
+        model: LoadedModel | None,
+        request_log: RequestLog | None = None,
+        shadow: ShadowScorer | None = None,
+    ) -> str:
         """The exposition text of every metric."""
         with self._lock:
             lines = [
@@ -102,6 +111,8 @@ class Metrics:
                 "Sampled rows written to the request log, or dropped (queue full, disk error).",
                 [(_labels(result=k), v) for k, v in counts],
             )
+        if shadow is not None:
+            lines += _shadow_lines(shadow)
         return "\n".join(lines) + "\n"
 
     def _request_lines(self) -> list[str]:
@@ -133,6 +144,30 @@ class Metrics:
             lines.append(f"{name}_sum{_labels(route=route)} {_number(self._sums[route])}")
             lines.append(f"{name}_count{_labels(route=route)} {cumulative}")
         return lines
+
+
+def _shadow_lines(shadow: ShadowScorer) -> list[str]:
+    with shadow.lock:
+        counts, buckets, seconds = dict(shadow.counts), list(shadow.buckets), shadow.seconds
+    info = [(_labels(version=shadow.model.version, digest=shadow.model.digest), 1)]
+    name = PREFIX + "shadow_call_duration_seconds"
+    lines = [
+        *_family("shadow_info", "gauge", "The shadow model version.", info),
+        *_family(
+            "shadow_rows_total",
+            "counter",
+            "Rows the shadow scored, dropped (its queue was full) or failed to predict.",
+            [(_labels(result=k), v) for k, v in counts.items()],
+        ),
+        f"# HELP {name} Time of one call of the shadow model (merged requests).",
+        f"# TYPE {name} histogram",
+    ]
+    cumulative = 0
+    for bound, count in zip((*shadow.bounds, math.inf), buckets, strict=True):
+        cumulative += count
+        lines.append(f"{name}_bucket{_labels(le=_number(bound))} {cumulative}")
+    lines += [f"{name}_sum {_number(seconds)}", f"{name}_count {cumulative}"]
+    return lines
 
 
 def _model_lines(model: LoadedModel | None) -> list[str]:

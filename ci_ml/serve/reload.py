@@ -47,6 +47,15 @@ class ModelHolder:
         self._reload_lock = threading.Lock()
         self.problem: str | None = None
         self.refused_digest: str | None = None
+        self.shadow: LoadedModel | None = None
+
+    def load_shadow(self, version: str) -> LoadedModel:
+        """Load ``version`` as the shadow model, with the checks production gets (its
+        trusted types, its smoke test); ModelRefused if it cannot be served."""
+        found = self.registry.get(version)
+        limit_threads()  # the smoke test predicts in this thread
+        self.shadow = load_version(self.registry, found, self.trusted)
+        return self.shadow
 
     @property
     def current(self) -> LoadedModel | None:

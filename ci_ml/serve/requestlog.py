@@ -1,7 +1,9 @@
 """Sampled request logging for drift monitoring: JSON lines in a capped set of rotating files.
 
 Each sampled row becomes one line ``{"ts", "request_id", "row_index", "model_version", "row",
-"prediction"}`` (``row_index``: the row's place in its request, from 0) in
+"prediction"}`` (``row_index``: the row's place in its request, from 0), and a row the shadow
+model scored also ``"shadow": {"model_version", "prediction", "latency_ms"}`` (see
+:mod:`ci_ml.serve.shadow`; readers that know nothing of it read the line as before), in
 ``requests-000001.jsonl``, ``requests-000002.jsonl``, ... A file is closed once the next line
 would take it past ``max_bytes`` (a single longer line gets a file of its own), and the oldest
 files are deleted so that at most ``max_files`` remain: the log never grows without bound.
@@ -81,6 +83,26 @@ class RequestLog:
             except queue.Full:
                 self.dropped += 1
 
+    def log_all(
+        self,
+        model_version: str,
+        rows: Sequence[Any],
+        predictions: Sequence[dict[str, Any]],
+        request_id: str | None,
+        shadow: Sequence[dict[str, Any]],
+    ) -> None:
+        """Queue every one of ``rows`` (no sample), each with the shadow's answer (never
+        blocks)."""
+        now = time.time()
+        for index, item in enumerate(zip(rows, predictions, shadow, strict=True)):
+            row, prediction, theirs = item
+            try:
+                self._queue.put_nowait(
+                    (now, request_id, index, model_version, row, prediction, theirs)
+                )
+            except queue.Full:
+                self.dropped += 1
+
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the writer and close the file."""
         with contextlib.suppress(queue.Full):
@@ -151,8 +173,9 @@ def _line(
     model_version: str,
     row: Any,
     prediction: dict[str, Any],
+    shadow: dict[str, Any] | None = None,
 ) -> bytes:
-    record = {
+    record: dict[str, Any] = {
         "ts": datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "request_id": request_id,
         "row_index": row_index,
@@ -160,6 +183,8 @@ def _line(
         "row": row,
         "prediction": prediction,
     }
+    if shadow is not None:
+        record["shadow"] = shadow
     return json.dumps(record, separators=(",", ":"), allow_nan=False).encode() + b"\n"
 
 

@@ -187,8 +187,7 @@ async def answer_predict(service: Service, scope: Scope, receive: Receive) -> An
         return _error_answer(err.status, str(err), rid)
     except PredictionFailed as err:
         return _error_answer(500, f"the model failed to predict: {err}", rid)
-    if service.request_log is not None:
-        service.request_log.offer(model.version, rows, answers, rid)
+    service.after_answer(model, columns, rows, answers, rid)
     headers = [(b"x-model-version", model.version.encode()), (REQUEST_ID_HEADER, rid.encode())]
     return 200, _predictions(model, answers, rid), headers
 
@@ -282,7 +281,7 @@ def _add_status(app: FastAPI, service: Service) -> None:
     @app.get("/metrics", summary="Prometheus metrics (text format 0.0.4)")
     async def metrics() -> Response:
         """Requests, errors, latency, reloads and the served version, for Prometheus."""
-        text = service.metrics.render(service.holder.current, service.request_log)
+        text = service.metrics.render(service.holder.current, service.request_log, service.shadow)
         return Response(text, media_type=CONTENT_TYPE)
 
 

@@ -9,6 +9,9 @@ for the registry's production model.
     GET  /version        the served version, digest and when it was loaded
     GET  /metrics        Prometheus text format (see ci_ml.serve.prometheus)
     POST /admin/reload   bearer token; serve the new production version (404 without a token)
+
+With a shadow version (``ci-ml serve --shadow VERSION``), a sample of the answered requests is
+also predicted by it off the request path (see ci_ml.serve.shadow).
     GET  /docs           the OpenAPI documentation
 
 Predictions run on a few threads, each limited to one OpenMP/BLAS thread, that merge the
@@ -22,13 +25,16 @@ import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ci_ml.errors import BadInputError, CiMlError
-from ci_ml.serve.batch import Batcher
-from ci_ml.serve.model import ModelRefused
+from ci_ml.serve.batch import Answers, Batcher
+from ci_ml.serve.input import Columns
+from ci_ml.serve.model import LoadedModel, ModelRefused
 from ci_ml.serve.prometheus import Metrics
 from ci_ml.serve.reload import ModelHolder, Poller, ReloadResult
 from ci_ml.serve.requestlog import RequestLog
+from ci_ml.serve.shadow import ShadowScorer
 
 log = logging.getLogger("ci_ml.serve")
 
@@ -60,6 +66,8 @@ class ServeSettings:
     request_log: RequestLogSettings | None = None
     access_log: bool = False
     model_name: str = "model"  # the Open Inference Protocol's name of the served model
+    shadow_sample: float = 0.2  # the share of requests the shadow model (if any) scores
+    shadow_queue: int = 1000  # requests waiting for the shadow; more are dropped and counted
 
 
 class Service:
@@ -78,11 +86,14 @@ class Service:
         self.metrics = Metrics(ROUTES)
         self.request_log = _request_log(settings.request_log)
         self.batcher = Batcher(settings.threads, settings.max_rows, self.metrics.count_call)
+        self.shadow = _shadow(holder.shadow, self.request_log, settings)
         self._poller: Poller | None = None
 
     def start(self) -> None:
         """Load the production model (if any), start predicting, logging and polling."""
         self.batcher.start()
+        if self.shadow is not None:
+            self.shadow.start()
         try:
             self.reload()
         except CiMlError as err:
@@ -97,6 +108,8 @@ class Service:
         """Stop polling, finish the request log, release the prediction threads."""
         if self._poller is not None:
             self._poller.stop()
+        if self.shadow is not None:
+            self.shadow.close()
         if self.request_log is not None:
             self.request_log.close()
         self.batcher.close()
@@ -118,6 +131,17 @@ class Service:
                 freeze_heap()
         return result
 
+    def after_answer(
+        self, model: LoadedModel, columns: Columns, rows: list[Any], answers: Answers, rid: str
+    ) -> None:
+        """What follows an answer (never blocks): the shadow takes a sample of the requests
+        (and logs their rows with both answers), the request log a sample of the others."""
+        if self.request_log is None:
+            return
+        if self.shadow is not None and self.shadow.offer(model, columns, rows, answers, rid):
+            return
+        self.request_log.offer(model.version, rows, answers, rid)
+
     def not_ready_reason(self) -> str:
         return self.holder.problem or "no model is loaded yet"
 
@@ -135,6 +159,26 @@ def freeze_heap() -> None:
     gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+def _shadow(
+    model: LoadedModel | None, request_log: RequestLog | None, settings: ServeSettings
+) -> ShadowScorer | None:
+    """The shadow scorer of the holder's shadow model, which logs into the request log."""
+    if model is None:
+        return None
+    if request_log is None:
+        raise BadInputError(
+            "shadow scoring writes both models' answers to the request log; give "
+            "--log-requests DIR with --shadow"
+        )
+    return ShadowScorer(
+        model,
+        request_log,
+        sample=settings.shadow_sample,
+        max_rows=settings.max_rows,
+        queue_requests=settings.shadow_queue,
+    )
 
 
 def _request_log(settings: RequestLogSettings | None) -> RequestLog | None:

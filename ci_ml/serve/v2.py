@@ -156,8 +156,7 @@ async def _infer(
         return _error(err.status if err.status != 422 else 400, str(err))
     except PredictionFailed as err:
         return _error(500, f"the model failed to predict: {err}")
-    if service.request_log is not None:
-        service.request_log.offer(model.version, rows, answers, rid)
+    service.after_answer(model, columns, rows, answers, rid)
     answer = {
         "model_name": name,
         "model_version": model.version,

@@ -1,0 +1,171 @@
+"""Tests for shadow scoring (ci_ml/serve/shadow.py, Service.after_answer): a real server on
+loopback with a production and a shadow version of a real registry; the request log read back."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+from ci_ml.registry import ModelVersion
+from ci_ml.registry.local import LocalRegistry
+from ci_ml.serve.reload import ModelHolder
+from ci_ml.serve.server import serve_in_thread
+from ci_ml.serve.service import RequestLogSettings, ServeSettings
+from tests.conftest import run_cli
+from tests.serve.test_serve import ROWS, fit, make_data, own_answers, predict, register
+
+V2_INPUTS = [
+    {"name": "income", "datatype": "FP64", "shape": [2], "data": [41.5, None]},
+    {"name": "age", "datatype": "INT64", "shape": [2], "data": [70, 22]},
+    {"name": "home", "datatype": "BYTES", "shape": [2], "data": ["rent", None]},
+]
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[pd.DataFrame, np.ndarray]:
+    return make_data()
+
+
+@pytest.fixture(scope="module")
+def models(data: tuple[pd.DataFrame, np.ndarray]) -> tuple[Any, Any]:
+    """Production and a shadow that answers differently."""
+    return fit(*data), fit(*data, max_iter=3)
+
+
+@pytest.fixture
+def versions(
+    tmp_path: Path, models: tuple[Any, Any], data: tuple[pd.DataFrame, np.ndarray]
+) -> tuple[LocalRegistry, ModelVersion, ModelVersion]:
+    registry = LocalRegistry(tmp_path / "registry")
+    production = register(registry, models[0], data[0], tmp_path / "v1")
+    shadow = register(registry, models[1], data[0], tmp_path / "v2")
+    registry.promote(production.version, None, by="tests")
+    return registry, production, shadow
+
+
+@contextmanager
+def shadowed(registry: LocalRegistry, shadow: str, logs: Path, **settings: Any) -> Iterator[str]:
+    holder = ModelHolder(registry)
+    holder.load_shadow(shadow)
+    log = RequestLogSettings(logs, sample=settings.pop("log_sample", 1.0))
+    with serve_in_thread(holder, ServeSettings(port=0, request_log=log, **settings)) as url:
+        yield url
+
+
+def lines(logs: Path) -> list[dict[str, Any]]:
+    text = "".join(p.read_text() for p in sorted(logs.glob("*.jsonl")))
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def metric(text: str, name: str) -> float:
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    assert found, f"{name} not in the metrics"
+    return float(found.group(1))
+
+
+def test_both_answers_are_logged_under_the_request_id_on_both_protocols(
+    versions: tuple[LocalRegistry, ModelVersion, ModelVersion],
+    models: tuple[Any, Any],
+    tmp_path: Path,
+) -> None:
+    registry, production, shadow = versions
+    logs = tmp_path / "logs"
+    with shadowed(registry, shadow.version, logs, shadow_sample=1.0) as url:
+        answer = predict(url, {"records": ROWS}, headers={"X-Request-ID": "json-1"})
+        infer = requests.post(
+            f"{url}/v2/models/model/infer",
+            json={"inputs": V2_INPUTS},
+            headers={"X-Request-ID": "v2-1"},
+            timeout=30,
+        )
+        assert answer.status_code == 200 and infer.status_code == 200, infer.text
+        assert answer.json()["model_version"] == production.version  # production answers
+    # the service has stopped: the shadow's queue and the log were finished
+    found = lines(logs)
+    assert sorted((e["request_id"], e["row_index"]) for e in found) == sorted(
+        [("json-1", i) for i in range(len(ROWS))] + [("v2-1", 0), ("v2-1", 1)]
+    )
+    json_rows = sorted(
+        (e for e in found if e["request_id"] == "json-1"), key=lambda e: e["row_index"]
+    )
+    assert [e["prediction"] for e in json_rows] == answer.json()["predictions"]
+    theirs = own_answers(models[1], ROWS)
+    for entry, want in zip(json_rows, theirs, strict=True):
+        assert entry["model_version"] == production.version
+        assert entry["shadow"]["model_version"] == shadow.version
+        assert entry["shadow"]["prediction"]["label"] == want["label"]
+        assert np.isclose(entry["shadow"]["prediction"]["probability"], want["probability"])
+        assert entry["shadow"]["latency_ms"] > 0
+    assert json_rows[0]["shadow"]["prediction"] != json_rows[0]["prediction"]
+
+
+def test_a_full_shadow_queue_drops_and_counts_and_fails_no_request(
+    versions: tuple[LocalRegistry, ModelVersion, ModelVersion], tmp_path: Path
+) -> None:
+    registry, _production, shadow = versions
+    logs = tmp_path / "logs"
+    with shadowed(registry, shadow.version, logs, shadow_sample=1.0, shadow_queue=1) as url:
+
+        def call(i: int) -> int:
+            body = {"records": ROWS[:2]}
+            return predict(url, body, headers={"X-Request-ID": f"r{i}"}).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(call, range(200)))
+        text = requests.get(f"{url}/metrics", timeout=10).text
+    assert statuses == [200] * 200
+    dropped = metric(text, 'ci_ml_shadow_rows_total{result="dropped"}')
+    scored = metric(text, 'ci_ml_shadow_rows_total{result="scored"}')
+    assert dropped > 0 and scored > 0
+    assert metric(text, 'ci_ml_shadow_rows_total{result="failed"}') == 0
+    assert metric(text, "ci_ml_shadow_call_duration_seconds_count") > 0
+    assert f'ci_ml_shadow_info{{version="{shadow.version}"' in text
+    # a dropped request is logged as any other (log sample 1): every row once, some shadowed
+    found = lines(logs)
+    assert len(found) == 400
+    assert len({(e["request_id"], e["row_index"]) for e in found}) == 400
+    assert 0 < sum("shadow" in e for e in found) < 400
+
+
+def test_the_monitor_reads_lines_with_a_shadow_as_before(
+    versions: tuple[LocalRegistry, ModelVersion, ModelVersion], tmp_path: Path
+) -> None:
+    from ci_ml.monitor.sources import read_requests
+
+    registry, production, shadow = versions
+    logs = tmp_path / "logs"
+    with shadowed(registry, shadow.version, logs, shadow_sample=1.0) as url:
+        assert predict(url, {"records": ROWS}).status_code == 200
+    recent = read_requests(logs)
+    assert len(recent.frame) == len(ROWS)
+    assert recent.source["model_versions"] == {production.version: len(ROWS)}
+
+
+def test_shadow_flags_are_checked_in_one_sentence(
+    versions: tuple[LocalRegistry, ModelVersion, ModelVersion], tmp_path: Path
+) -> None:
+    registry, _production, shadow = versions
+    where = ["--registry", str(registry.url), "--port", "0"]
+    without_log = run_cli("serve", *where, "--shadow", shadow.version, cwd=tmp_path)
+    assert without_log.returncode == 2
+    assert "give --log-requests DIR too" in without_log.stderr
+    assert len(without_log.stderr.strip().splitlines()) == 1
+    logged = [*where, "--log-requests", str(tmp_path / "logs")]
+    unknown = run_cli("serve", *logged, "--shadow", "0123456789ab", cwd=tmp_path)
+    assert unknown.returncode == 2 and "'0123456789ab' is not in the registry" in unknown.stderr
+    alone = run_cli("serve", *where, "--shadow-sample", "0.5", cwd=tmp_path)
+    assert alone.returncode == 2 and "needs --shadow VERSION" in alone.stderr
+    bad = run_cli(
+        "serve", *logged, "--shadow", shadow.version, "--shadow-sample", "0", cwd=tmp_path
+    )
+    assert bad.returncode == 2 and "--shadow-sample is 0.0" in bad.stderr
