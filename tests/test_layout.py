@@ -20,6 +20,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "ci_ml"
 AREAS = (
     "cli",
+    "deploy",
     "engines",
     "evaluation",
     "export",

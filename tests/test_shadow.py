@@ -1,4 +1,4 @@
-"""`ci-ml shadow report` (ci_ml/shadow.py, ci_ml/monitor/pairs.py): the example project's
+"""`ci-ml shadow report` (ci_ml/deploy/shadow.py, ci_ml/monitor/pairs.py): the example project's
 production model served with a shadow on loopback, the holdout rows sent as live traffic, their
 outcomes joined from the holdout by request id; the decision record deployed with `ci-ml deploy`.
 """
@@ -16,13 +16,13 @@ import requests
 import yaml
 
 from ci_ml import api
+from ci_ml.deploy.shadow import ShadowSources, report
 from ci_ml.project import load_data, open_project
 from ci_ml.quality import jsonable
 from ci_ml.registry import open_registry
 from ci_ml.serve.reload import ModelHolder
 from ci_ml.serve.server import serve_in_thread
 from ci_ml.serve.service import RequestLogSettings, ServeSettings
-from ci_ml.shadow import ShadowSources, report
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow  # three example runs (about two minutes), as test_deploy.py

@@ -1,4 +1,4 @@
-"""``ci-ml shadow report``: a thin command over :func:`ci_ml.shadow.report`.
+"""``ci-ml shadow report``: a thin command over :func:`ci_ml.deploy.shadow.report`.
 
 Exit codes as the gate's: 0 pass (inconclusive: 0 with a warning), 1 fail, 2 bad input.
 """
@@ -51,7 +51,7 @@ def report(
 ) -> None:
     """Judge a shadow version against production on labelled live traffic with the gates;
     writes a decision record that ci-ml deploy accepts like the gate's (exit 1 if blocked)."""
-    from ci_ml import shadow
+    from ci_ml.deploy import shadow
 
     found = project(config)
     directory = found.run_dir(run_dir, new=True)

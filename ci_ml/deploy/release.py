@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from ci_ml import decide, rundir
 from ci_ml.config import Config, DeployConfig, TargetConfig
+from ci_ml.deploy.smoke import detail_of, smoke
 from ci_ml.errors import BadInputError, CiMlError, GateBlocked, ModelFileError, ServiceError
 from ci_ml.models import sha256_file
 from ci_ml.records import GateReport, ModelCard, SmokeSample, read_optional, read_record
-from ci_ml.smoke import detail_of, smoke
 
 if TYPE_CHECKING:
     from ci_ml.project import Project
