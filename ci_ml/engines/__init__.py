@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci_ml.config import DataConfig, ExpectationsConfig, Task
-from ci_ml.engines import builtins, suite
+from ci_ml.engines import builtins, spark, suite
 from ci_ml.engines.database import Database, open_database
 from ci_ml.quality import Check
 
@@ -53,8 +53,6 @@ def spark_gates(
     root: Path, config: DataConfig, expectations: ExpectationsConfig | None
 ) -> GateResult:
     """The data gates in Spark: built-in checks, then the suite (if any)."""
-    from ci_ml.engines import spark  # pyspark is imported for this engine only
-
     frames = spark.open_frames(spark.session(config.spark), root, config)
     task, _, checks = builtins.builtin_checks(spark.SparkQueries(frames), config)
     rows = checks[0].observed  # dataset_not_empty's row counts

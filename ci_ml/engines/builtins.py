@@ -37,7 +37,10 @@ class Side:
 class Queries(Protocol):
     """What an engine answers for the checks (train and holdout as pandas reads them)."""
 
-    target: str
+    @property
+    def target(self) -> str:
+        """The target column."""
+        ...
 
     def infer_task(self) -> Task:
         """:func:`ci_ml.data.infer_task` of the train side's target."""

@@ -63,8 +63,11 @@ def session(config: SparkConfig) -> SparkSession:
             builder = builder.master(config.master)
         for key, value in LOCAL_DEFAULTS.items():
             builder = builder.config(key, value)
-    for key, value in config.conf.items():
-        builder = builder.config(key, str(value).lower() if isinstance(value, bool) else value)
+    for key, setting in config.conf.items():
+        # YAML's true is Python's True; Spark wants 'true'
+        builder = builder.config(
+            key, str(setting).lower() if isinstance(setting, bool) else setting
+        )
     where = config.remote or config.master or "Spark's default master"
     try:
         return builder.getOrCreate()
