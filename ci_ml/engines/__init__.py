@@ -53,13 +53,13 @@ def spark_gates(
     root: Path, config: DataConfig, expectations: ExpectationsConfig | None
 ) -> GateResult:
     """The data gates in Spark: built-in checks, then the suite (if any)."""
-    frames = spark.open_frames(spark.session(config.spark), root, config)
-    task, _, checks = builtins.builtin_checks(spark.SparkQueries(frames), config)
+    with spark.quiet():
+        frames = spark.open_frames(spark.session(config.spark), root, config)
+        task, _, checks = builtins.builtin_checks(spark.SparkQueries(frames), config)
+        if expectations is not None:
+            path = root / expectations.suite
+            checks += suite.run_spark_suite(frames.both(), path, expectations.suite)
     rows = checks[0].observed  # dataset_not_empty's row counts
-    if expectations is not None:
-        checks += suite.run_spark_suite(
-            frames.both(), root / expectations.suite, expectations.suite
-        )
     return GateResult(checks, task, dict(rows))
 
 

@@ -12,6 +12,9 @@ sample rows come back to the driver.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +41,17 @@ FLOAT_TEXT = (
     r"^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$|^\s*(?i)[+-]?inf(inity)?\s*$"
 )
 INFINITY = float("inf")
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Without PySpark 4's warning that it does not fully support pandas 3 (at its import and
+    its session's start, GX's too): ci-ml turns no Spark DataFrame into pandas."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", "PySpark does not yet fully support pandas", FutureWarning
+        )
+        yield
 
 
 def functions() -> Any:
@@ -200,14 +214,22 @@ def _typed_csv(spark: SparkSession, path: Path) -> DataFrame:
 
 def _readable(path: Path, action: Any) -> Any:
     """``action()``; Spark's failure to read the file at ``path`` is a DataError."""
+    from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
 
     try:
         return action()
-    except PySparkException as exc:
+    except (PySparkException, Py4JJavaError) as exc:
         kind = "Parquet" if READERS[path.suffix.lower()] == "read_parquet" else "CSV"
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{path} is not a readable {kind} file ({first}).") from None
+        raise DataError(f"{path} is not a readable {kind} file ({_cause(exc)}).") from None
+
+
+def _cause(exc: Exception) -> str:
+    """The innermost cause a JVM error names (e.g. '[MALFORMED_CSV_RECORD] ...'), or its first
+    line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    causes = [line.split(": ", 2)[-1] for line in lines if line.startswith("Caused by:")]
+    return (causes or lines or [type(exc).__name__])[-1 if causes else 0]
 
 
 def _check_columns(frame: DataFrame, path: Path, config: DataConfig) -> None:

@@ -126,3 +126,14 @@ def test_without_the_extra_it_says_what_to_install(monkeypatch: pytest.MonkeyPat
     monkeypatch.setitem(sys.modules, "pyspark.sql", None)
     with pytest.raises(MissingExtra, match=r"pip install 'ci-ml\[spark\]'"):
         functions()
+
+
+@slow
+def test_a_malformed_csv_row_is_refused_naming_it(spark_session: Any, tmp_path: Path) -> None:
+    from ci_ml import engines
+    from ci_ml.errors import DataError
+
+    (tmp_path / "train.csv").write_text("x,label\n1,a\n2,b\n3,a,9\n4,b\n")
+    (tmp_path / "holdout.csv").write_text("x,label\n1,a\n2,b\n")
+    with pytest.raises(DataError, match=r"train.csv is not a readable CSV file \(\[MALFORMED"):
+        engines.data_gates(tmp_path, config(engine="spark"), None)
