@@ -28,8 +28,8 @@ YAML_BOOLEAN = (
     "quote the label, e.g. positive_class: 'Yes'"
 )
 Direction = Literal["higher", "lower"]
-# the engine of the data gates (docs/data.md#data-larger-than-memory); spark is a later slice
-Engine = Literal["pandas", "duckdb"]
+# the engine of the data gates (docs/data.md#data-larger-than-memory)
+Engine = Literal["pandas", "duckdb", "spark"]
 MEMORY_SIZE = r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$"
 
 
@@ -46,6 +46,24 @@ class HoldoutConfig(_Strict):
     min_class_count: int = Field(10, ge=1)  # holdout rows each class needs (classification)
 
 
+class SparkConfig(_Strict):
+    """Engine spark's session: a cluster's master URL or a Spark Connect server, and conf."""
+
+    master: str | None = None  # e.g. local[2], spark://host:7077, yarn; default: Spark's own
+    remote: str | None = Field(None, pattern=r"^sc://")  # Spark Connect, e.g. sc://host:15002
+    conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _master_or_remote(self) -> SparkConfig:
+        if self.master is not None and self.remote is not None:
+            raise ValueError(
+                "data.spark sets both master and remote; a session either runs on a master "
+                "(master: local[2], spark://host:7077) or talks to a Spark Connect server "
+                "(remote: sc://host:15002): keep one"
+            )
+        return self
+
+
 class DataConfig(_Strict):
     """Where the data lives and what to learn from it."""
 
@@ -60,6 +78,7 @@ class DataConfig(_Strict):
     max_overlap_percent: float = Field(0.0, ge=0, le=100)
     engine: Engine = "pandas"
     memory_limit: str = "1GB"  # engine duckdb's, e.g. 1GB, 512MB
+    spark: SparkConfig = Field(default_factory=SparkConfig)  # engine spark's session
 
     @field_validator("positive_class", mode="before")
     @classmethod
@@ -83,9 +102,10 @@ class DataConfig(_Strict):
                 f"data.drop names the target column '{self.target}'; the target is never a "
                 "feature, so remove it from data.drop"
             )
-        if self.engine == "duckdb" and not self.holdout.file:
+        if self.engine != "pandas" and not self.holdout.file:
             raise ValueError(
-                "data.engine 'duckdb' needs an explicit holdout file (data.holdout.file): the "
+                f"data.engine '{self.engine}' needs an explicit holdout file "
+                "(data.holdout.file): the "
                 "seeded split is computed by the pandas engine only; split the data into two "
                 "files (e.g. a dvc.yaml stage) or use data.engine 'pandas'"
             )

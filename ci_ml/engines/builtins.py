@@ -1,12 +1,16 @@
-"""The built-in data checks of :mod:`ci_ml.quality`, computed in DuckDB over the views of
-:mod:`ci_ml.engines.database`: same names, outcomes, observed values and counts as the pandas
-engine, without loading the rows (only counts per class and a few sample rows come back).
+"""The built-in data checks of :mod:`ci_ml.quality`, computed where the data lives: same
+names, outcomes, observed values and counts as the pandas engine, without loading the rows
+(only counts per class and a few sample rows come back).
+
+The checks are made here from a few answers of an engine (:class:`Queries`): the task, each
+side's rows and labels, the bad targets, the leaked rows. :class:`SqlQueries` asks DuckDB over
+the views of :mod:`ci_ml.engines.database`; :mod:`ci_ml.engines.spark` asks Spark.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ci_ml.config import DataConfig, Task
 from ci_ml.data import MAX_CLASSES_FOR_INFERENCE, class_labels
@@ -30,50 +34,111 @@ class Side:
     labels: dict[Any, int]
 
 
+class Queries(Protocol):
+    """What an engine answers for the checks (train and holdout as pandas reads them)."""
+
+    @property
+    def target(self) -> str:
+        """The target column."""
+        ...
+
+    def infer_task(self) -> Task:
+        """:func:`ci_ml.data.infer_task` of the train side's target."""
+        ...
+
+    def side(self, side: str, task: Task) -> Side:
+        """The rows of ``side`` and, for classification, its labels' counts."""
+        ...
+
+    def bad_targets(self) -> tuple[int, list[Any]]:
+        """Regression: the rows of both sides whose target is not a finite number, and a few
+        of those values."""
+        ...
+
+    def leaked(self) -> tuple[int, list[Any]]:
+        """How many holdout rows have the features of a train row (missing equals missing),
+        and a few of them as records."""
+        ...
+
+
 def builtin_checks(
-    con: duckdb.DuckDBPyConnection, tables: Tables, config: DataConfig
+    queries: Queries, config: DataConfig
 ) -> tuple[Task, tuple[str, ...], list[Check]]:
     """The task, the classes and the checks of :func:`ci_ml.quality.builtin_checks`."""
-    task = config.task or _infer_task(con, tables)
-    sides = {side: _side(con, tables, side, task) for side in SIDES}
+    task = config.task or queries.infer_task()
+    sides = {side: queries.side(side, task) for side in SIDES}
     classes = _classes(sides, config, task)
+    target = queries.target
     quality_checks = [
         _not_empty(sides),
-        _target_valid(con, tables, task, sides),
-        _classes_on(
-            sides, "train", tables.target, task, "to learn them (too few rows of a class?)"
-        ),
-        _classes_on(sides, "holdout", tables.target, task, "to compute ranking metrics"),
-        _holdout_class_counts(sides["holdout"], classes, tables.target, task, config),
-        _overlap(con, tables, sides["holdout"].rows, config.max_overlap_percent),
+        _target_valid(queries, task, sides),
+        _classes_on(sides, "train", target, task, "to learn them (too few rows of a class?)"),
+        _classes_on(sides, "holdout", target, task, "to compute ranking metrics"),
+        _holdout_class_counts(sides["holdout"], classes, target, task, config),
+        _overlap(queries, sides["holdout"].rows, config.max_overlap_percent),
     ]
     return task, classes, quality_checks
 
 
-def _infer_task(con: duckdb.DuckDBPyConnection, tables: Tables) -> Task:
-    """:func:`ci_ml.data.infer_task` of the train side's target."""
-    kind = tables.kind("train", tables.target)
-    if kind not in ("float", "integer", "number"):
-        return "classification"
-    target = ident(tables.target)
-    fractional = f"bool_or({target} <> round({target}))" if kind != "integer" else "false"
-    row = con.execute(f"SELECT {fractional}, count(DISTINCT {target}) FROM train").fetchone()
-    assert row is not None
-    if row[0] or row[1] > MAX_CLASSES_FOR_INFERENCE:
-        return "regression"
-    return "classification"
+@dataclass(frozen=True)
+class SqlQueries:
+    """:class:`Queries` in DuckDB, over the views ``train`` and ``holdout``."""
 
+    con: duckdb.DuckDBPyConnection
+    tables: Tables
 
-def _side(con: duckdb.DuckDBPyConnection, tables: Tables, side: str, task: Task) -> Side:
-    target = ident(tables.target)
-    if task == "regression":
-        row = con.execute(f"SELECT count(*), count(*) - count({target}) FROM {side}").fetchone()
+    @property
+    def target(self) -> str:
+        return self.tables.target
+
+    def infer_task(self) -> Task:
+        con, tables = self.con, self.tables
+        kind = tables.kind("train", tables.target)
+        if kind not in ("float", "integer", "number"):
+            return "classification"
+        target = ident(tables.target)
+        fractional = f"bool_or({target} <> round({target}))" if kind != "integer" else "false"
+        row = con.execute(f"SELECT {fractional}, count(DISTINCT {target}) FROM train").fetchone()
         assert row is not None
-        return Side(int(row[0]), int(row[1]), {})
-    groups = con.execute(f"SELECT {target}, count(*) FROM {side} GROUP BY ALL").fetchall()
+        if row[0] or row[1] > MAX_CLASSES_FOR_INFERENCE:
+            return "regression"
+        return "classification"
+
+    def side(self, side: str, task: Task) -> Side:
+        target = ident(self.tables.target)
+        if task == "regression":
+            row = self.con.execute(
+                f"SELECT count(*), count(*) - count({target}) FROM {side}"
+            ).fetchone()
+            assert row is not None
+            return Side(int(row[0]), int(row[1]), {})
+        groups = self.con.execute(f"SELECT {target}, count(*) FROM {side} GROUP BY ALL")
+        return labelled(groups.fetchall(), self.tables.kind(side, self.tables.target))
+
+    def bad_targets(self) -> tuple[int, list[Any]]:
+        target = ident(self.tables.target)
+        value = f"TRY_CAST({target} AS DOUBLE)"
+        bad = f"{value} IS NULL OR NOT isfinite({value})"
+        counted = " + ".join(f"(SELECT count(*) FROM {side} WHERE {bad})" for side in SIDES)
+        row = self.con.execute(f"SELECT {counted}").fetchone()
+        count = int(row[0]) if row else 0
+        if not count:
+            return 0, []
+        shown = " UNION ALL ".join(
+            f"(SELECT {target} FROM {side} WHERE {bad} LIMIT {SAMPLE_SIZE})" for side in SIDES
+        )
+        return count, [r[0] for r in self.con.execute(shown).fetchall()][:SAMPLE_SIZE]
+
+    def leaked(self) -> tuple[int, list[Any]]:
+        return _leaked(self.con, self.tables.features)
+
+
+def labelled(groups: list[tuple[Any, int]], kind: str) -> Side:
+    """A classification side from its (label, rows) groups and the target's kind (see
+    :meth:`ci_ml.engines.database.Tables.kind`)."""
     labels = {value: int(n) for value, n in groups if value is not None}
     missing = sum(int(n) for value, n in groups if value is None)
-    if missing and tables.kind(side, tables.target) == "integer":
+    if missing and kind == "integer":
         labels = {float(value): n for value, n in labels.items()}
     return Side(sum(labels.values()) + missing, missing, labels)
 
@@ -104,30 +169,19 @@ def _not_empty(sides: dict[str, Side]) -> Check:
     return Check("dataset_not_empty", ok, observed=rows, details="train and holdout need rows")
 
 
-def _target_valid(
-    con: duckdb.DuckDBPyConnection, tables: Tables, task: Task, sides: dict[str, Side]
-) -> Check:
+def _target_valid(queries: Queries, task: Task, sides: dict[str, Side]) -> Check:
     total = sum(side.rows for side in sides.values())
     if task == "classification":
         count = sum(side.missing for side in sides.values())
         sample: list[Any] = [None] * min(count, SAMPLE_SIZE)
         rule = "every row needs a label"
     else:
-        value = f"TRY_CAST({ident(tables.target)} AS DOUBLE)"
-        bad = f"{value} IS NULL OR NOT isfinite({value})"
-        counted = " + ".join(f"(SELECT count(*) FROM {side} WHERE {bad})" for side in SIDES)
-        row = con.execute(f"SELECT {counted}").fetchone()
-        count = int(row[0]) if row else 0
-        shown = " UNION ALL ".join(
-            f"(SELECT {ident(tables.target)} FROM {side} WHERE {bad} LIMIT {SAMPLE_SIZE})"
-            for side in SIDES
-        )
-        sample = [r[0] for r in con.execute(shown).fetchall()][:SAMPLE_SIZE] if count else []
+        count, sample = queries.bad_targets()
         rule = "target values must be finite numbers"
     return Check(
         "target_valid",
         count == 0,
-        column=tables.target,
+        column=queries.target,
         unexpected_count=count,
         unexpected_percent=round(100.0 * count / max(1, total), 4),
         sample=jsonable(sample),
@@ -167,11 +221,9 @@ def _holdout_class_counts(
     return class_counts_check(every, target, minimum)
 
 
-def _overlap(
-    con: duckdb.DuckDBPyConnection, tables: Tables, holdout_rows: int, max_percent: float
-) -> Check:
+def _overlap(queries: Queries, holdout_rows: int, max_percent: float) -> Check:
     """Holdout rows whose features equal a train row's (missing equals missing)."""
-    count, sample = _leaked(con, tables.features)
+    count, sample = queries.leaked()
     percent = 100.0 * count / max(1, holdout_rows)
     return Check(
         "train_holdout_overlap",

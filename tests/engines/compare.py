@@ -1,4 +1,4 @@
-"""Both engines on the same files: the checks of the pandas engine and of engine duckdb."""
+"""Two engines on the same files: the checks of the pandas engine and of another engine."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from ci_ml.data import load_dataset
 from ci_ml.quality import Check
 
 
-def config(path: str = "train.csv", holdout: str = "holdout.csv", **options: Any) -> DataConfig:
+def config(
+    path: str = "train.csv", holdout: str = "holdout.csv", engine: str = "duckdb", **options: Any
+) -> DataConfig:
     return DataConfig(
-        path=path, target="label", holdout=HoldoutConfig(file=holdout), engine="duckdb", **options
+        path=path, target="label", holdout=HoldoutConfig(file=holdout), engine=engine, **options
     )
 
 
@@ -34,7 +36,7 @@ def write(path: Path, table: pd.DataFrame | pa.Table) -> None:
 def both(
     root: Path, data: DataConfig, suite: ExpectationsConfig | None = None
 ) -> tuple[list[Check], list[Check]]:
-    """(pandas engine's checks, engine duckdb's checks) of the same files."""
+    """(pandas engine's checks, ``data.engine``'s checks) of the same files."""
     dataset = load_dataset(root, data.model_copy(update={"engine": "pandas"}))
     expected = quality.builtin_checks(dataset, data)
     if suite is not None:

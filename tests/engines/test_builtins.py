@@ -1,5 +1,5 @@
-"""The built-in checks on engine duckdb give what the pandas engine gives, on clean and on
-adversarial data, from CSV and from Parquet (ci_ml.engines.builtins)."""
+"""The built-in checks on engines duckdb and spark give what the pandas engine gives, on
+clean and on adversarial data, from CSV and from Parquet (ci_ml.engines.builtins)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ci_ml.config import ExpectationsConfig, load_config
+from ci_ml.config import DataConfig, ExpectationsConfig, load_config
 from ci_ml.data import load_dataset
 from ci_ml.errors import DataError
 from tests.engines.compare import assert_same, both, config, write
@@ -34,20 +34,20 @@ def files(root: Path, fmt: str, train: pd.DataFrame, holdout: pd.DataFrame) -> N
     write(root / f"holdout.{fmt}", holdout)
 
 
-def fmt_config(fmt: str, **options: object) -> object:
-    return config(f"train.{fmt}", f"holdout.{fmt}", **options)
+def fmt_config(fmt: str, engine: str, **options: object) -> DataConfig:
+    return config(f"train.{fmt}", f"holdout.{fmt}", engine, **options)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_clean_data(tmp_path: Path, fmt: str) -> None:
+def test_clean_data(tmp_path: Path, fmt: str, engine: str) -> None:
     files(tmp_path, fmt, frame(300, 1), frame(80, 2))
-    expected, found = both(tmp_path, fmt_config(fmt))
+    expected, found = both(tmp_path, fmt_config(fmt, engine))
     assert_same(expected, found)
     assert all(c.success for c in found)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_adversarial_data(tmp_path: Path, fmt: str) -> None:
+def test_adversarial_data(tmp_path: Path, fmt: str, engine: str) -> None:
     """Missing labels, missing features, leaked rows with missing values (missing equals
     missing), a leaked row twice in the holdout, a class the holdout lacks."""
     train, holdout = frame(300, 1), frame(80, 2)
@@ -62,7 +62,7 @@ def test_adversarial_data(tmp_path: Path, fmt: str) -> None:
     train = pd.concat([train, leaked], ignore_index=True)
     holdout = pd.concat([holdout, holdout.iloc[[5]]], ignore_index=True)
     files(tmp_path, fmt, train, holdout)
-    expected, found = both(tmp_path, fmt_config(fmt, max_overlap_percent=1))
+    expected, found = both(tmp_path, fmt_config(fmt, engine, max_overlap_percent=1))
     assert_same(expected, found)
     failed = {c.name: c for c in found if not c.success}
     assert set(failed) == {
@@ -77,31 +77,31 @@ def test_adversarial_data(tmp_path: Path, fmt: str) -> None:
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_integer_labels_with_a_missing_one_read_as_pandas_reads_them(
-    tmp_path: Path, fmt: str
+    tmp_path: Path, fmt: str, engine: str
 ) -> None:
     train, holdout = frame(200, 1), frame(60, 2)
     train["label"] = (train["x"] > 0).astype(int)
     holdout["label"] = (holdout["x"] > 0).astype(float)
     holdout.loc[4, "label"] = np.nan
     files(tmp_path, fmt, train, holdout)
-    expected, found = both(tmp_path, fmt_config(fmt))
+    expected, found = both(tmp_path, fmt_config(fmt, engine))
     assert_same(expected, found)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_regression_target_with_missing_and_text(tmp_path: Path, fmt: str) -> None:
+def test_regression_target_with_missing_and_text(tmp_path: Path, fmt: str, engine: str) -> None:
     train, holdout = frame(200, 1), frame(60, 2)
     train["label"] = np.linspace(0, 1, len(train))
     holdout["label"] = np.linspace(0, 1, len(holdout))
     train.loc[[1, 2], "label"] = np.nan
     holdout.loc[3, "label"] = np.inf
     files(tmp_path, fmt, train, holdout)
-    expected, found = both(tmp_path, fmt_config(fmt, task="regression"))
+    expected, found = both(tmp_path, fmt_config(fmt, engine, task="regression"))
     assert_same(expected, found)
     assert {c.name: c for c in found}["target_valid"].unexpected_count == 3
 
 
-def test_inferred_tasks_agree(tmp_path: Path) -> None:
+def test_inferred_tasks_agree(tmp_path: Path, engine: str) -> None:
     for name, label in {
         "few-integers": lambda n: np.arange(n) % 3,
         "many-integers": lambda n: np.arange(n) % 40,
@@ -112,7 +112,7 @@ def test_inferred_tasks_agree(tmp_path: Path) -> None:
         train, holdout = frame(200, 1), frame(60, 2)
         train["label"], holdout["label"] = label(200), label(60)
         files(root, "csv", train, holdout)
-        assert_same(*both(root, config()))
+        assert_same(*both(root, config(engine=engine)))
 
 
 @pytest.mark.parametrize(
@@ -125,29 +125,31 @@ def test_inferred_tasks_agree(tmp_path: Path) -> None:
         (lambda t: t.head(0), "no data rows"),
     ],
 )
-def test_unusable_train_files_are_refused_by_both(tmp_path: Path, change, message: str) -> None:
+def test_unusable_train_files_are_refused_by_both(
+    tmp_path: Path, change, message: str, engine: str
+) -> None:
     write(tmp_path / "train.parquet", change(frame(100, 1)))
     write(tmp_path / "holdout.parquet", frame(40, 2))
-    data = config("train.parquet", "holdout.parquet")
+    data = config("train.parquet", "holdout.parquet", engine)
     with pytest.raises(DataError, match=message):
         load_dataset(tmp_path, data.model_copy(update={"engine": "pandas"}))
     with pytest.raises(DataError, match=message):
         both(tmp_path, data)
 
 
-def test_a_holdout_file_without_a_column_is_refused(tmp_path: Path) -> None:
+def test_a_holdout_file_without_a_column_is_refused(tmp_path: Path, engine: str) -> None:
     files(tmp_path, "csv", frame(100, 1), frame(40, 2).drop(columns="kind"))
     with pytest.raises(DataError, match=r"holdout file lacks column\(s\) kind"):
-        both(tmp_path, config())
+        both(tmp_path, config(engine=engine))
 
 
-def test_the_example_data(pulled_example: Path, tmp_path: Path) -> None:
+def test_the_example_data(pulled_example: Path, tmp_path: Path, engine: str) -> None:
     """The example project split as the pandas engine splits it, both sides as files."""
     example = load_config(pulled_example / "ci-ml.yaml")
     dataset = load_dataset(pulled_example, example.data)
     files(tmp_path, "csv", dataset.train, dataset.holdout)
     data = example.data.model_copy(
-        update={"path": "train.csv", "holdout": config().holdout, "engine": "duckdb"}
+        update={"path": "train.csv", "holdout": config().holdout, "engine": engine}
     )
     (tmp_path / "expectations").mkdir()
     suite = pulled_example / "expectations" / "credit_data.json"

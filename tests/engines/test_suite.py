@@ -1,5 +1,6 @@
-"""The GX suite through GX's SQL datasource on DuckDB (ci_ml.engines.suite): the same Check
-records as the pandas engine, and an expectation GX cannot evaluate on duckdb fails closed."""
+"""The GX suite through GX's datasource for the engine (ci_ml.engines.suite: SQL on DuckDB,
+a Spark DataFrame on Spark): the same Check records as the pandas engine, and an expectation
+GX cannot evaluate on duckdb fails closed."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def suite_file(root: Path, entries: list[dict[str, object]]) -> ExpectationsConf
     return ExpectationsConfig(suite="suite.json")
 
 
-def test_failing_expectations_agree(tmp_path: Path) -> None:
+def test_failing_expectations_agree(tmp_path: Path, engine: str) -> None:
     write(tmp_path / "train.csv", frame(300, 1))
     write(tmp_path / "holdout.csv", frame(100, 2))
     suite = suite_file(
@@ -61,7 +62,7 @@ def test_failing_expectations_agree(tmp_path: Path) -> None:
             {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 500}},
         ],
     )
-    expected, found = both(tmp_path, config(), suite)
+    expected, found = both(tmp_path, config(engine=engine), suite)
     assert_same(expected, found)
     suite_checks = [c for c in found if c.source == "suite"]
     assert [c.success for c in suite_checks] == [False] * 6

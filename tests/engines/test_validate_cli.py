@@ -1,5 +1,6 @@
-"""``ci-ml validate`` and ``ci-ml run`` with ``data.engine: duckdb``, end to end on the DVC
-pipeline example (its explicit holdout file): the same data report as engine pandas."""
+"""``ci-ml validate`` with ``data.engine: duckdb`` and ``spark`` (Spark's default master,
+local), and ``ci-ml run`` on duckdb, end to end on the DVC pipeline example (its explicit
+holdout file): the same data report as engine pandas."""
 
 from __future__ import annotations
 
@@ -41,9 +42,11 @@ def checks(run_dir: Path) -> list[dict[str, Any]]:
     return [{k: c.get(k) for k in keep} for c in report["checks"]]
 
 
-def test_validate_on_duckdb_reports_what_pandas_reports(pulled: Path, tmp_path: Path) -> None:
+def test_validate_on_duckdb_and_spark_reports_what_pandas_reports(
+    pulled: Path, tmp_path: Path
+) -> None:
     found = {}
-    for engine in ("pandas", "duckdb"):
+    for engine in ("pandas", "duckdb", "spark"):
         repo = with_engine(pulled, engine, tmp_path)
         run_dir = repo / PIPELINE / ".ci-ml/runs/check"
         for step in ("pull", "validate"):
@@ -53,6 +56,7 @@ def test_validate_on_duckdb_reports_what_pandas_reports(pulled: Path, tmp_path: 
             assert done.returncode == 0, done.stderr
         found[engine] = checks(run_dir)
     assert found["duckdb"] == found["pandas"]
+    assert found["spark"] == found["pandas"]
     assert len(found["pandas"]) > 20  # built-ins and the example's whole suite
 
 
