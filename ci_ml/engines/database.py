@@ -9,6 +9,7 @@ together). The database is a file so that GX's SQL datasource can open it too.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -168,23 +169,41 @@ def _normalised(name: str, kind: str) -> str:
 def _check_columns(
     con: duckdb.DuckDBPyConnection, side: str, path: Path, types: dict[str, str], config: DataConfig
 ) -> None:
-    """What :func:`ci_ml.data._prepared` refuses: no rows, no target, unknown drop columns,
-    columns without a value, infinite features."""
-    if config.target not in types:
-        cols = ", ".join(list(types)[:12])
+    """:func:`check_columns` on the view ``side``, in one query."""
+
+    def counted(kept: list[str], floats: list[str]) -> Sequence[Any]:
+        counts = [f"count({ident(c)})" for c in kept]
+        infinite = [f"count(*) FILTER (WHERE isinf({ident(c)}))" for c in floats]
+        row = con.execute(f"SELECT count(*), {', '.join(counts + infinite)} FROM {side}").fetchone()
+        assert row is not None
+        return row
+
+    floats = {c for c, kind in types.items() if kind.split("(")[0] in FLOATS}
+    check_columns(path, config, list(types), floats, counted)
+
+
+def check_columns(
+    path: Path,
+    config: DataConfig,
+    columns: list[str],
+    floats: set[str],
+    counted: Callable[[list[str], list[str]], Sequence[Any]],
+) -> None:
+    """What :func:`ci_ml.data._prepared` refuses, on any engine: no target, unknown drop
+    columns, no rows, columns without a value, infinite features. ``counted(kept, floats)``
+    answers the rows, the non-missing count of each kept column and the infinite count of
+    each float feature, in that order, in one pass of the engine."""
+    if config.target not in columns:
         raise DataError(
-            f"{path}: target column '{config.target}' not found; columns are {cols}; "
-            "fix data.target in ci-ml.yaml."
+            f"{path}: target column '{config.target}' not found; columns are "
+            f"{', '.join(columns[:12])}; fix data.target in ci-ml.yaml."
         )
-    missing_drop = [c for c in config.drop if c not in types]
+    missing_drop = [c for c in config.drop if c not in columns]
     if missing_drop:
         raise DataError(f"{path}: data.drop names columns that do not exist: {missing_drop}.")
-    kept = [c for c in types if c not in config.drop]
-    floats = [c for c in kept if c != config.target and types[c].split("(")[0] in FLOATS]
-    counts = [f"count({ident(c)})" for c in kept]
-    infinite = [f"count(*) FILTER (WHERE isinf({ident(c)}))" for c in floats]
-    row = con.execute(f"SELECT count(*), {', '.join(counts + infinite)} FROM {side}").fetchone()
-    assert row is not None
+    kept = [c for c in columns if c not in config.drop]
+    features = [c for c in kept if c != config.target and c in floats]
+    row = counted(kept, features)
     if row[0] == 0:
         raise DataError(f"{path} has a header but no data rows.")
     empty = [c for c, n in zip(kept, row[1 : 1 + len(kept)], strict=True) if n == 0]
@@ -193,7 +212,7 @@ def _check_columns(
             f"{path}: column(s) {', '.join(empty)} have no values at all; "
             "fix the data or list them under data.drop."
         )
-    for column, n in zip(floats, row[1 + len(kept) :], strict=True):
+    for column, n in zip(features, row[1 + len(kept) :], strict=True):
         if n:
             raise DataError(
                 f"{path}: column '{column}' has {n} infinite value(s) (inf or -inf); replace "

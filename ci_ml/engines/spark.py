@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ci_ml.config import DataConfig, SparkConfig, Task
 from ci_ml.data import MAX_CLASSES_FOR_INFERENCE, READERS, check_header
 from ci_ml.engines.builtins import Side, labelled
-from ci_ml.engines.database import PANDAS_NA, SIDES
+from ci_ml.engines.database import PANDAS_NA, SIDES, check_columns
 from ci_ml.errors import DataError, MissingExtra, ServiceError
 from ci_ml.quality import SAMPLE_SIZE
 
@@ -233,38 +233,17 @@ def _cause(exc: Exception) -> str:
 
 
 def _check_columns(frame: DataFrame, path: Path, config: DataConfig) -> None:
-    """What :func:`ci_ml.data._prepared` refuses (as database._check_columns does)."""
+    """:func:`ci_ml.engines.database.check_columns` on ``frame``, in one Spark job."""
     F = functions()
-    columns = frame.columns
-    if config.target not in columns:
-        raise DataError(
-            f"{path}: target column '{config.target}' not found; columns are "
-            f"{', '.join(columns[:12])}; fix data.target in ci-ml.yaml."
-        )
-    missing_drop = [c for c in config.drop if c not in columns]
-    if missing_drop:
-        raise DataError(f"{path}: data.drop names columns that do not exist: {missing_drop}.")
-    kept = [c for c in columns if c not in config.drop]
-    floats = [
-        c for c in kept if c != config.target and kind_of(frame.schema[c].dataType) == "float"
-    ]
-    infinite = [F.count(F.when(col(c).isin(INFINITY, -INFINITY), 1)) for c in floats]
-    row = frame.agg(F.count(F.lit(1)), *[F.count(col(c)) for c in kept], *infinite).first()
-    assert row is not None
-    if row[0] == 0:
-        raise DataError(f"{path} has a header but no data rows.")
-    empty = [c for c, n in zip(kept, row[1 : 1 + len(kept)], strict=True) if n == 0]
-    if empty:
-        raise DataError(
-            f"{path}: column(s) {', '.join(empty)} have no values at all; "
-            "fix the data or list them under data.drop."
-        )
-    for column, n in zip(floats, row[1 + len(kept) :], strict=True):
-        if n:
-            raise DataError(
-                f"{path}: column '{column}' has {n} infinite value(s) (inf or -inf); replace "
-                "them with numbers, or leave the cells empty (missing values are imputed)."
-            )
+
+    def counted(kept: list[str], floats: list[str]) -> Any:
+        infinite = [F.count(F.when(col(c).isin(INFINITY, -INFINITY), 1)) for c in floats]
+        row = frame.agg(F.count(F.lit(1)), *[F.count(col(c)) for c in kept], *infinite).first()
+        assert row is not None
+        return row
+
+    floats = {c for c in frame.columns if kind_of(frame.schema[c].dataType) == "float"}
+    check_columns(path, config, list(frame.columns), floats, counted)
 
 
 @dataclass(frozen=True)
