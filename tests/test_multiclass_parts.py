@@ -156,7 +156,7 @@ def test_positive_class_is_for_binary_targets_only(tmp_path: Path) -> None:
     run_dir.mkdir()
     api.write_pull(project, run_dir)
     with pytest.raises(DataError, match=r"positive_class 'class-01' is for a binary target"):
-        api.load_data(project, run_dir)
+        load_data(project, run_dir)
 
 
 def test_a_class_with_too_few_holdout_rows_fails_the_data_gate(tmp_path: Path) -> None:
