@@ -42,7 +42,9 @@ def duckdb_gates(
         database = Database(Path(work) / "data.duckdb", Path(work) / "spill", config.memory_limit)
         tables = open_database(database, root, config)
         with database.connect() as con:
-            task, _, checks = builtins.builtin_checks(builtins.SqlQueries(con, tables), config)
+            task, _, checks = builtins.builtin_checks(
+                builtins.SqlQueries(con, tables, database.memory_bytes()), config
+            )
         rows = checks[0].observed  # dataset_not_empty's row counts
         if expectations is not None:
             checks += suite.run_suite(database, root / expectations.suite, expectations.suite)

@@ -55,9 +55,9 @@ class Queries(Protocol):
         of those values."""
         ...
 
-    def leaked(self) -> tuple[int, list[Any]]:
-        """How many holdout rows have the features of a train row (missing equals missing),
-        and a few of them as records."""
+    def leaked(self, holdout_rows: int) -> tuple[int, list[Any]]:
+        """How many of the ``holdout_rows`` holdout rows have the features of a train row
+        (missing equals missing), and a few of them as records."""
         ...
 
 
@@ -86,6 +86,7 @@ class SqlQueries:
 
     con: duckdb.DuckDBPyConnection
     tables: Tables
+    memory_bytes: int = 1 << 30  # the connection's memory limit (data.memory_limit)
 
     @property
     def target(self) -> str:
@@ -129,8 +130,9 @@ class SqlQueries:
         )
         return count, [r[0] for r in self.con.execute(shown).fetchall()][:SAMPLE_SIZE]
 
-    def leaked(self) -> tuple[int, list[Any]]:
-        return _leaked(self.con, self.tables.features)
+    def leaked(self, holdout_rows: int) -> tuple[int, list[Any]]:
+        passes = overlap_passes(holdout_rows, self.memory_bytes)
+        return _leaked(self.con, self.tables.features, passes)
 
 
 def labelled(groups: list[tuple[Any, int]], kind: str) -> Side:
@@ -223,7 +225,7 @@ def _holdout_class_counts(
 
 def _overlap(queries: Queries, holdout_rows: int, max_percent: float) -> Check:
     """Holdout rows whose features equal a train row's (missing equals missing)."""
-    count, sample = queries.leaked()
+    count, sample = queries.leaked(holdout_rows)
     percent = 100.0 * count / max(1, holdout_rows)
     return Check(
         "train_holdout_overlap",
@@ -236,25 +238,48 @@ def _overlap(queries: Queries, holdout_rows: int, max_percent: float) -> Check:
     )
 
 
-def _leaked(con: duckdb.DuckDBPyConnection, features: tuple[str, ...]) -> tuple[int, list[Any]]:
+# What one holdout key costs DuckDB's hash join, with its headroom: a build side larger
+# than the memory limit allows goes external and gets ~3x slower (20M holdout rows at 1GB:
+# 43 s in one pass, 15 s in two; benchmarks/bench_data_gates.py).
+JOIN_BYTES_PER_KEY = 64
+
+
+def overlap_passes(holdout_rows: int, memory_bytes: int) -> int:
+    """In how many passes the overlap check joins, each over a slice of the holdout's keys
+    whose hash table fits in memory."""
+    return max(1, -(-holdout_rows * JOIN_BYTES_PER_KEY // max(1, memory_bytes)))
+
+
+def _leaked(
+    con: duckdb.DuckDBPyConnection, features: tuple[str, ...], passes: int = 1
+) -> tuple[int, list[Any]]:
     """How many holdout rows also are train rows, and a few of them.
 
     A 64-bit hash of each row's features narrows the rows down: the train rows whose hash a
-    holdout row has (the holdout's hashes are the build side, the smaller one), then the
-    holdout rows whose hash one of those has. Only those few rows are compared column by
-    column with ``IS NOT DISTINCT FROM``, so a hash collision never counts.
+    holdout row has (a semi-join, the holdout's hashes the build side, the smaller one), then
+    the holdout rows whose hash one of those has. With ``passes`` > 1 the first join runs
+    once per slice ``hash % passes`` of the keys, so that its hash table stays within the
+    memory limit. Only the few rows found are compared column by column with ``IS NOT
+    DISTINCT FROM``, so a hash collision never counts.
     """
     columns = ", ".join(ident(c) for c in features)
     key = f"hash({columns})"
-    con.execute(
-        f"CREATE TEMP TABLE train_rows AS SELECT DISTINCT {key} AS k, {columns} FROM train "
-        f"WHERE {key} IN (SELECT {key} FROM holdout)"
-    )
+    keyed = f"SELECT {key} AS k, {columns} FROM train"
+    for part in range(passes):
+        where = f" WHERE k % {passes} = {part}" if passes > 1 else ""
+        query = (
+            f"SELECT DISTINCT * FROM (SELECT * FROM ({keyed}){where}) t "
+            f"SEMI JOIN (SELECT * FROM (SELECT {key} AS k FROM holdout){where}) h USING (k)"
+        )
+        if part == 0:
+            con.execute(f"CREATE TEMP TABLE train_rows AS {query}")
+        else:
+            con.execute(f"INSERT INTO train_rows {query}")
     if con.execute("SELECT count(*) FROM train_rows").fetchone() == (0,):
         return 0, []
     con.execute(
-        f"CREATE TEMP TABLE holdout_rows AS SELECT {key} AS k, {columns} FROM holdout "
-        f"WHERE {key} IN (SELECT k FROM train_rows)"
+        f"CREATE TEMP TABLE holdout_rows AS SELECT * FROM (SELECT {key} AS k, {columns} "
+        "FROM holdout) h SEMI JOIN train_rows USING (k)"
     )
     same = " AND ".join(f"t.{ident(c)} IS NOT DISTINCT FROM h.{ident(c)}" for c in features)
     leaked = (

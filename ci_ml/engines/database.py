@@ -9,6 +9,7 @@ together). The database is a file so that GX's SQL datasource can open it too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,16 @@ class Database:
             "temp_directory": str(self.spill),
             "preserve_insertion_order": False,
         }
+
+    def memory_bytes(self) -> int:
+        """The memory limit in bytes (DuckDB's units: KB = 1000 bytes, KiB = 1024)."""
+        found = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B)\s*$", self.memory_limit)
+        if found is None:
+            raise ValueError(f"not a memory size: {self.memory_limit!r}")
+        unit = found.group(2)
+        base = 1024 if "i" in unit else 1000
+        power = "BKMGT".index(unit[0])
+        return int(float(found.group(1)) * base**power)
 
     def connect(self) -> duckdb.DuckDBPyConnection:
         return import_duckdb().connect(str(self.path), config=self.settings())

@@ -287,7 +287,7 @@ class SparkQueries:
         sample = [v[0] for r in rows for v in r.limit(SAMPLE_SIZE).collect()] if count else []
         return count, sample[:SAMPLE_SIZE]
 
-    def leaked(self) -> tuple[int, list[Any]]:
+    def leaked(self, holdout_rows: int) -> tuple[int, list[Any]]:
         """Holdout rows with a train row's features: a left semi join on every feature with
         null-safe equality (missing equals missing; Spark hashes the join keys, and compares
         the values of rows whose hashes match, so a collision never counts)."""

@@ -75,6 +75,29 @@ def test_adversarial_data(tmp_path: Path, fmt: str, engine: str) -> None:
     assert failed["target_valid"].unexpected_count == 3
 
 
+@pytest.mark.parametrize("passes", [1, 3, 8])
+def test_the_overlap_in_several_passes_finds_the_same_rows(
+    tmp_path: Path, passes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A holdout too large for one hash join in data.memory_limit is joined in slices of its
+    keys; every slice count finds the same leaked rows (missing equals missing) as pandas."""
+    from ci_ml.engines import builtins
+
+    assert builtins.overlap_passes(20_000_000, 10**9) == 2  # 100M rows at 1GB: the benchmark
+    assert builtins.overlap_passes(1_000, 10**9) == 1
+    train, holdout = frame(400, 1), frame(120, 2)
+    train.loc[[10, 11], "x"] = np.nan
+    holdout.loc[[20, 21], "x"] = np.nan
+    holdout.loc[[21, 22], "kind"] = None
+    train = pd.concat([train, holdout.iloc[[3, 5, 20, 21, 22, 40, 41, 90]]], ignore_index=True)
+    files(tmp_path, "parquet", train, holdout)
+    monkeypatch.setattr(builtins, "overlap_passes", lambda _rows, _memory: passes)
+    expected, found = both(tmp_path, fmt_config("parquet", "duckdb", max_overlap_percent=1))
+    assert_same(expected, found)
+    overlap = {c.name: c for c in found}["train_holdout_overlap"]
+    assert overlap.unexpected_count == 8
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_integer_labels_with_a_missing_one_read_as_pandas_reads_them(
     tmp_path: Path, fmt: str, engine: str
