@@ -524,7 +524,7 @@ def split_rows(
     # rank groups by a seeded hash of their own key, not by a shuffle of their positions:
     # a shuffle reorders everything when one row is added, moving rows the production
     # model trained on into the holdout it is compared on
-    order = _seeded_hash(keys[first], holdout.seed)
+    order = seeded_order(keys[first], holdout.seed)
     in_holdout = np.zeros(len(first), dtype=bool)
     for stratum in sorted(set(strata.tolist()), key=str):
         groups = np.flatnonzero(strata == stratum)
@@ -534,7 +534,7 @@ def split_rows(
     return np.flatnonzero(~mask), np.flatnonzero(mask)
 
 
-def _seeded_hash(keys: np.ndarray, seed: int) -> np.ndarray:
+def seeded_order(keys: np.ndarray, seed: int) -> np.ndarray:
     """A seeded 64-bit mix (splitmix64) of each key: a fixed pseudo-random order per seed."""
     import numpy as np
 

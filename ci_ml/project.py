@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ci_ml import gates, quality, rundir, training
-from ci_ml.config import CONFIG_FILE, Config, ModelConfig, load_config
+from ci_ml.config import CONFIG_FILE, Config, DataConfig, ModelConfig, load_config
 from ci_ml.data import Dataset, data_version, load_dataset
+from ci_ml.engines.split import split_files
 from ci_ml.errors import BadInputError, ConfigError, MissingExtra, ModelFileError, RunDirError
 from ci_ml.export import boosters
 from ci_ml.export.convert import SUPPORTED_ESTIMATORS, require_onnx
@@ -193,6 +194,36 @@ def load_data(project: Project, run_dir: Path) -> tuple[Dataset, str]:
         _loaded.clear()
         _loaded[key] = load_dataset(project.root, project.config.data, identity)
     return _loaded[key], current
+
+
+def split_data(project: Project, run_dir: Path) -> DataConfig:
+    """The data the out-of-core engines read (see :func:`engine_data`), made first: with no
+    ``data.holdout.file``, ``data.path`` split as the pandas engine splits it into the run's
+    ``split/`` (:mod:`ci_ml.engines.split`). The validate step calls it."""
+    data = project.config.data
+    if data.engine != "pandas" and not data.holdout.file:
+        identity = read_record(run_dir / rundir.PULL, PullRecord).row_identity
+        split_files(project.root, data, run_dir / rundir.SPLIT, identity)
+    return engine_data(project, run_dir)
+
+
+def engine_data(project: Project, run_dir: Path) -> DataConfig:
+    """``data`` as the out-of-core engines read it: as configured, or — with no
+    ``data.holdout.file`` — ``data.path`` and ``data.holdout.file`` naming the two files of
+    the run's split (absolute paths), which the validate step wrote."""
+    data = project.config.data
+    if data.engine == "pandas" or data.holdout.file:
+        return data
+    folder = run_dir / rundir.SPLIT
+    train, holdout = folder / "train.parquet", folder / "holdout.parquet"
+    if not (train.is_file() and holdout.is_file()):
+        raise RunDirError(
+            f"{folder} holds no split of {data.path}; run 'ci-ml validate' first (it splits "
+            "the data when data.holdout.file is not set)."
+        )
+    files = {"path": str(train.resolve())}
+    held = data.holdout.model_copy(update={"file": str(holdout.resolve())})
+    return data.model_copy(update={**files, "holdout": held})
 
 
 def load_candidate(project: Project, run_dir: Path) -> tuple[Any, ModelCard]:

@@ -26,7 +26,15 @@ from ci_ml.export.convert import export_onnx
 from ci_ml.export.parity import DEFAULT_TOLERANCE, parity
 from ci_ml.github.actions import read_context
 from ci_ml.models import sha256_file
-from ci_ml.project import Project, actor, load_candidate, load_data, now, pulled_version
+from ci_ml.project import (
+    Project,
+    actor,
+    load_candidate,
+    load_data,
+    now,
+    pulled_version,
+    split_data,
+)
 from ci_ml.records import (
     BaselineRef,
     Curve,
@@ -92,7 +100,8 @@ def validate(project: Project, run_dir: Path) -> DataReport:
     suite = project.config.expectations
     if project.config.data.engine != "pandas":  # out of core: nothing loaded into pandas
         version = pulled_version(project, run_dir)
-        found = engines.data_gates(project.root, project.config.data, suite)
+        data = split_data(project, run_dir)  # data.path split, if no holdout file is given
+        found = engines.data_gates(project.root, data, suite)
         checks, task, rows = found.checks, found.task, found.rows
     else:
         import pandas as pd

@@ -110,7 +110,7 @@ def open_database(database: Database, root: Path, config: DataConfig) -> Tables:
     types: dict[str, dict[str, str]] = {}
     with database.connect() as con:
         for side, path in files.items():
-            types[side] = _view(con, side, path)
+            types[side] = view(con, side, path)
             _check_columns(con, side, path, types[side], config)
         missing = [c for c in types["train"] if c not in types["holdout"]]
         if missing:
@@ -125,7 +125,7 @@ def open_database(database: Database, root: Path, config: DataConfig) -> Tables:
     return Tables(types, config.target, features)
 
 
-def _view(con: duckdb.DuckDBPyConnection, side: str, path: Path) -> dict[str, str]:
+def view(con: duckdb.DuckDBPyConnection, side: str, path: Path) -> dict[str, str]:
     """The view ``side`` over the file at ``path`` (NaN as missing); its columns' types."""
     duckdb = import_duckdb()
     if path.suffix.lower() not in READERS:

@@ -72,11 +72,10 @@ def test_a_filter_on_the_view_sees_nan_as_missing(tmp_path: Path) -> None:
         assert con.execute("SELECT count(*) - count(x) FROM data").fetchone() == (16,)
 
 
-def test_engine_duckdb_needs_a_holdout_file() -> None:
+def test_engine_duckdb_splits_and_needs_a_memory_size() -> None:
     from ci_ml.config import DataConfig
 
-    with pytest.raises(ValueError, match=r"needs an explicit holdout file \(data.holdout.file\)"):
-        DataConfig(path="data.parquet", target="label", engine="duckdb")
+    assert DataConfig(path="data.parquet", target="label", engine="duckdb").holdout.file is None
     with pytest.raises(ValueError, match="a size with a unit is allowed"):
         DataConfig(path="data.parquet", target="label", memory_limit="lots")
 
