@@ -63,6 +63,19 @@ def functions() -> Any:
     return functions
 
 
+def connect_client() -> None:
+    """PySpark's Spark Connect client libraries, or MissingExtra naming ``spark-connect``."""
+    import importlib.util
+
+    for module in ("grpc", "grpc_status", "google.rpc", "zstandard"):
+        try:
+            found = importlib.util.find_spec(module)
+        except ModuleNotFoundError:
+            found = None
+        if found is None:
+            raise MissingExtra("data.spark.remote (Spark Connect)", "spark-connect", module)
+
+
 def session(config: SparkConfig) -> SparkSession:
     """The Spark session (an existing one of this process is reused, as GX reuses it)."""
     functions()
@@ -71,6 +84,7 @@ def session(config: SparkConfig) -> SparkSession:
 
     builder = SparkSession.builder.appName("ci-ml")
     if config.remote is not None:
+        connect_client()
         builder = builder.remote(config.remote)
     else:
         if config.master is not None:

@@ -128,6 +128,16 @@ def test_without_the_extra_it_says_what_to_install(monkeypatch: pytest.MonkeyPat
         functions()
 
 
+def test_spark_connect_without_its_client_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ci_ml.engines.spark import session
+
+    monkeypatch.setitem(sys.modules, "grpc", None)
+    with pytest.raises(MissingExtra, match=r"remote \(Spark Connect\) needs the 'spark-connect'"):
+        session(SparkConfig(remote="sc://localhost:15002"))
+
+
 @slow
 def test_a_malformed_csv_row_is_refused_naming_it(spark_session: Any, tmp_path: Path) -> None:
     from ci_ml import engines
