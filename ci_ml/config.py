@@ -102,12 +102,6 @@ class DataConfig(_Strict):
                 f"data.drop names the target column '{self.target}'; the target is never a "
                 "feature, so remove it from data.drop"
             )
-        if self.engine == "spark" and not self.holdout.file:
-            raise ValueError(
-                "data.engine 'spark' needs an explicit holdout file (data.holdout.file): the "
-                "seeded split runs on the pandas and duckdb engines; split the data into two "
-                "files (e.g. a dvc.yaml stage) or use data.engine 'duckdb'"
-            )
         return self
 
 

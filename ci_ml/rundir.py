@@ -40,7 +40,7 @@ PARITY = "parity.json"
 EXPERIMENTS = "experiments.json"  # ci-ml experiments: every DVC experiment's verdict, the winner
 EXPERIMENT_RUNS = "experiments"  # ci-ml experiments: experiments/<name>/, a run directory each
 PLOTS = "plots"  # the curves as DVC plot files, plots/<curve>.json (docs/report.md#curves)
-# data.engine duckdb's seeded split of data.path: split/train.parquet, split/holdout.parquet
+# the out-of-core engines' seeded split of data.path: split/train.parquet, split/holdout.parquet
 SPLIT = "split"
 
 # which command writes each file: used to tell the user what to run first

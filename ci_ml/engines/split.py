@@ -3,8 +3,9 @@
 
 With ``data.engine`` duckdb or spark and no ``data.holdout.file``, the validate step splits
 ``data.path`` into ``split/train.parquet`` and ``split/holdout.parquet`` of the run directory,
-and every later step reads those (:func:`ci_ml.project.engine_data`). The rows are the pandas
-engine's, in the same order:
+and every later step reads those (:func:`ci_ml.project.engine_data`). On engine spark too the
+split runs here, in DuckDB on the driver, as the files are local paths there. The rows are the
+pandas engine's, in the same order:
 
 1. The file is read in record batches, in file order, by DuckDB (a CSV typed as the engine's
    checks type it: integers, floats or text, :mod:`ci_ml.engines.database`). Each batch's row
@@ -32,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 from ci_ml.config import DataConfig
 from ci_ml.data import identity_columns, row_ids, seeded_order
 from ci_ml.engines.builtins import SqlQueries
-from ci_ml.engines.database import Database, Tables, ident, text, view
-from ci_ml.errors import DataError
+from ci_ml.engines.database import Database, Tables, ident, import_duckdb, text, view
+from ci_ml.errors import DataError, MissingExtra
 
 if TYPE_CHECKING:
     import duckdb
@@ -58,6 +59,15 @@ def split_files(
     :func:`ci_ml.data.load_dataset`."""
     import pyarrow as pa
 
+    try:
+        import_duckdb()
+    except MissingExtra:
+        raise MissingExtra(
+            f"the seeded split of data.engine '{config.engine}' (it runs in DuckDB; or set "
+            "data.holdout.file)",
+            "duckdb",
+            "duckdb",
+        ) from None
     path = root / config.path
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ci-ml-split-") as work:

@@ -99,9 +99,8 @@ def test_a_regex_expectation_runs_on_spark(spark_session: Any, tmp_path: Path) -
     assert found[-1].unexpected_count == 4 and not found[-1].success
 
 
-def test_engine_spark_needs_a_holdout_file_and_one_way_to_a_cluster() -> None:
-    with pytest.raises(ValueError, match=r"'spark' needs an explicit holdout file"):
-        DataConfig(path="data.parquet", target="label", engine="spark")
+def test_engine_spark_takes_one_way_to_a_cluster() -> None:
+    assert DataConfig(path="data.parquet", target="label", engine="spark").holdout.file is None
     with pytest.raises(ValueError, match="keep one"):
         SparkConfig(master="local[2]", remote="sc://localhost:15002")
     with pytest.raises(ValueError, match="sc://"):

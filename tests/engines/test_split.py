@@ -109,6 +109,22 @@ def test_booleans_nan_and_null_hash_as_pandas_reads_the_whole_file(tmp_path: Pat
     assert_pandas_split(tmp_path, DataConfig(path="data.parquet", target="label"))
 
 
+def test_without_duckdb_the_split_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from ci_ml.errors import MissingExtra
+
+    frame(100, 1).to_parquet(tmp_path / "data.parquet", index=False)
+    monkeypatch.setitem(sys.modules, "duckdb", None)
+    data = DataConfig(path="data.parquet", target="label", engine="spark")
+    with pytest.raises(
+        MissingExtra, match=r"split of data.engine 'spark' .* pip install 'ci-ml\[duckdb\]'"
+    ):
+        split.split_files(tmp_path, data, tmp_path / "out")
+
+
 def test_bad_files_are_one_sentence_and_leave_nothing(tmp_path: Path) -> None:
     frame(200, 1).to_parquet(tmp_path / "data.parquet", index=False)
     with pytest.raises(DataError, match="target column 'y' not found; columns are x, kind"):
@@ -119,24 +135,26 @@ def test_bad_files_are_one_sentence_and_leave_nothing(tmp_path: Path) -> None:
     assert list((tmp_path / "out").iterdir()) == []
 
 
-def test_validate_on_duckdb_without_a_holdout_file_reports_what_pandas_reports(
-    project: Path, tmp_path: Path
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("spark", marks=pytest.mark.slow)])
+def test_validate_without_a_holdout_file_reports_what_pandas_reports(
+    project: Path, tmp_path: Path, engine: str
 ) -> None:
-    """The example project (a seeded split of one CSV): engine duckdb splits it into the
-    run's split/ and its data report equals engine pandas' check for check."""
+    """The example project (a seeded split of one CSV): engine duckdb (and spark, whose split
+    runs in DuckDB on the driver) splits it into the run's split/, and its data report equals
+    engine pandas' check for check."""
     reports = {}
-    for engine in ("pandas", "duckdb"):
+    for name in ("pandas", engine):
         config = yaml.safe_load((project / "ci-ml.yaml").read_text())
-        config["data"]["engine"] = engine
-        path = project / f"ci-ml.{engine}.yaml"
+        config["data"]["engine"] = name
+        path = project / f"ci-ml.{name}.yaml"
         path.write_text(yaml.safe_dump(config, sort_keys=False))
-        run_dir = tmp_path / engine
+        run_dir = tmp_path / name
         for step in ("pull", "validate"):
             done = run_cli(step, "--config", path.name, "--run-dir", str(run_dir), cwd=project)
             assert done.returncode == 0, done.stderr
         report = json.loads((run_dir / "data-report.json").read_text())
         keep = ("name", "success", "column", "unexpected_count", "observed")
-        reports[engine] = ([{k: c.get(k) for k in keep} for c in report["checks"]], report["rows"])
-    assert reports["duckdb"] == reports["pandas"]
-    assert (tmp_path / "duckdb" / "split" / "holdout.parquet").is_file()
+        reports[name] = ([{k: c.get(k) for k in keep} for c in report["checks"]], report["rows"])
+    assert reports[engine] == reports["pandas"]
+    assert (tmp_path / engine / "split" / "holdout.parquet").is_file()
     assert not (tmp_path / "pandas" / "split").exists()
