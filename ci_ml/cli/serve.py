@@ -45,6 +45,14 @@ ThreadsOpt = Annotated[
         "into one model call, so 1 suits scikit-learn pipelines best.",
     ),
 ]
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        help="Worker processes answering on the one port (1 to 64); a reload switches them "
+        "all, or none; a worker that exits is restarted. See docs/serving.md#workers.",
+    ),
+]
 LogDirOpt = Annotated[
     Path | None,
     typer.Option(
@@ -111,6 +119,7 @@ def serve(
     max_body: MaxBodyOpt = "1MiB",
     max_rows: MaxRowsOpt = 1000,
     threads: ThreadsOpt = 1,
+    workers: WorkersOpt = 1,
     log_requests: LogDirOpt = None,
     log_sample: LogSampleOpt = None,
     log_max_bytes: LogBytesOpt = None,
@@ -133,6 +142,7 @@ def serve(
     if poll is not None and not 0 < poll <= 86_400:
         raise BadInputError(f"--poll is {poll}; give a number of seconds in (0, 86400]")
     _check_range("--threads", threads, 1, 64)
+    _check_range("--workers", workers, 1, 64)
     if not re.fullmatch(r"[A-Za-z0-9][\w.-]{0,127}", model_name):
         raise BadInputError(
             f"--model-name is {model_name!r}; give 1 to 128 letters, digits, '.', '_' or '-' "
@@ -153,9 +163,16 @@ def serve(
         **shadow_settings,
     )
     holder = _holder(config, registry, trust or [])
+    _configure_logging()
+    if workers > 1:
+        from ci_ml.serve.workers import serve_workers
+
+        if shadow is not None:
+            holder.registry.get(shadow)  # a version that is not there stops the start; each
+        serve_workers(holder, settings, workers, shadow)  # worker loads it for itself
+        return
     if shadow is not None:
         holder.load_shadow(shadow)
-    _configure_logging()
     from ci_ml.serve.server import serve as run_service
 
     run_service(holder, settings)

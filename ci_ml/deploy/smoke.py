@@ -21,7 +21,8 @@ def detail_of(answer: Any) -> str:
 
 
 def wait_for_digest(service_url: str, digest: str, timeout: float) -> None:
-    """Poll ``/version`` until the service reports ``digest``; ServiceError on timeout."""
+    """Poll ``/version`` until the service reports ``digest`` (on every worker, when it lists
+    its workers); ServiceError on timeout."""
     import requests
 
     deadline = time.monotonic() + timeout
@@ -30,7 +31,7 @@ def wait_for_digest(service_url: str, digest: str, timeout: float) -> None:
         try:
             answer = requests.get(f"{service_url.rstrip('/')}/version", timeout=5)
             if answer.ok:
-                seen = str(answer.json().get("model_digest"))
+                seen = _serves(answer.json(), digest)
                 if seen == digest:
                     return
             else:
@@ -39,8 +40,21 @@ def wait_for_digest(service_url: str, digest: str, timeout: float) -> None:
             seen = type(exc).__name__
         time.sleep(POLL_SECONDS)
     raise ServiceError(
-        f"{service_url}/version still reports {seen[:12]} after {timeout:g} s, not {digest[:12]}."
+        f"{service_url}/version still reports {_short(seen)} after {timeout:g} s, not "
+        f"{digest[:12]}."
     )
+
+
+def _serves(version: dict[str, Any], digest: str) -> str:
+    """The digest ``/version`` reports; with several workers (``ci-ml serve --workers N``
+    lists them), ``digest`` only when every worker serves it, else how many do."""
+    workers = version.get("workers")
+    if not isinstance(workers, list) or not workers:
+        return str(version.get("model_digest"))
+    serving = sum(1 for w in workers if isinstance(w, dict) and w.get("model_digest") == digest)
+    if serving == len(workers):
+        return digest
+    return f"{digest[:12]} on {serving} of {len(workers)} workers"
 
 
 def check_predictions(service_url: str, sample: SmokeSample, tolerance: float) -> None:
@@ -108,3 +122,7 @@ def smoke(config: DeployConfig, digest: str, sample: SmokeSample | None) -> list
         check_predictions(config.service_url, sample, config.tolerance)
         steps.append(f"/predict matches the candidate on {len(sample.records)} rows")
     return steps
+
+
+def _short(seen: str) -> str:
+    return seen if " " in seen else seen[:12]

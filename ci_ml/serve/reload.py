@@ -6,6 +6,10 @@ it in by one reference assignment under a lock. A request reads :attr:`ModelHold
 and uses that object to the end, so no response mixes two models; the old model lives on until
 its last request ends. A version that fails to load or to predict is refused and the model that
 was serving keeps serving. :class:`Poller` reloads every few seconds.
+
+With several workers (``ci-ml serve --workers N``) the supervisor drives each worker's holder in
+two phases instead (see :mod:`ci_ml.serve.workers`): :meth:`ModelHolder.stage` loads and
+smoke-tests a version beside the served one, :meth:`ModelHolder.commit` swaps it in.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class ModelHolder:
         self.problem: str | None = None
         self.refused_digest: str | None = None
         self.shadow: LoadedModel | None = None
+        self._staged: LoadedModel | None = None
 
     def load_shadow(self, version: str) -> LoadedModel:
         """Load ``version`` as the shadow model, with the checks production gets (its
@@ -80,6 +85,35 @@ class ModelHolder:
                 self._current = new
             self.problem, self.refused_digest = None, None
             return ReloadResult("swapped", old_version, new.version, new.digest)
+
+    def stage(self, version: str) -> LoadedModel:
+        """Load and smoke-test ``version`` beside the served model, to be swapped in by
+        :meth:`commit`; ModelRefused if it cannot be served (the served model stays)."""
+        with self._reload_lock:
+            self._staged = None
+            found = self.registry.get(version)
+            current = self._current
+            if current is not None and current.digest == found.digest:
+                self._staged = current
+            else:
+                self._staged = self._load(found)
+            return self._staged
+
+    def commit(self) -> LoadedModel:
+        """Serve the staged model (one assignment); CiMlError if nothing is staged."""
+        with self._reload_lock:
+            staged, self._staged = self._staged, None
+            if staged is None:
+                raise CiMlError("nothing is staged to serve; this is a bug of the supervisor")
+            with self._swap_lock:
+                self._current = staged
+            self.problem, self.refused_digest = None, None
+            return staged
+
+    def abort(self) -> None:
+        """Forget the staged model; the served one keeps serving."""
+        with self._reload_lock:
+            self._staged = None
 
     def _production(self) -> ModelVersion:
         """The production version; NoProduction if none, and the problem noted while not ready."""

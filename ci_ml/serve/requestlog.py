@@ -7,6 +7,8 @@ model scored also ``"shadow": {"model_version", "prediction", "latency_ms"}`` (s
 ``requests-000001.jsonl``, ``requests-000002.jsonl``, ... A file is closed once the next line
 would take it past ``max_bytes`` (a single longer line gets a file of its own), and the oldest
 files are deleted so that at most ``max_files`` remain: the log never grows without bound.
+Each worker of ``ci-ml serve --workers N`` keeps its own files (``prefix``
+``requests-w1-``, ``requests-w2-``, ...), so that no two processes write or rotate one file.
 
 The request path only draws the sample and puts rows on a bounded queue; one writer thread
 does the JSON encoding and the writing. When the queue is full the row is dropped and counted,
@@ -32,7 +34,6 @@ log = logging.getLogger("ci_ml.serve")
 
 PREFIX = "requests-"
 SUFFIX = ".jsonl"
-_NAME = re.compile(rf"^{PREFIX}(\d{{6,}}){re.escape(SUFFIX)}$")
 _STOP = object()
 QUEUE_ROWS = 10_000
 
@@ -49,8 +50,11 @@ class RequestLog:
         max_files: int,
         queue_rows: int = QUEUE_ROWS,
         seed: int | None = None,
+        prefix: str = PREFIX,
     ) -> None:
         self.directory = Path(directory)
+        self.prefix = prefix
+        self._pattern = re.compile(rf"^{re.escape(prefix)}(\d{{6,}}){re.escape(SUFFIX)}$")
         self.directory.mkdir(parents=True, exist_ok=True)
         self.sample = sample
         self.max_bytes = max_bytes
@@ -59,7 +63,7 @@ class RequestLog:
         self.dropped = 0
         self._random = random.Random(seed)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_rows)
-        self._index = max(_indexes(self.directory), default=0)
+        self._index = max(self._indexes(), default=0)
         self._file: IO[bytes] | None = None
         self._size = 0
         self._warned = False
@@ -111,7 +115,17 @@ class RequestLog:
 
     def files(self) -> list[Path]:
         """The log files, oldest first."""
-        return [self.directory / _name(i) for i in sorted(_indexes(self.directory))]
+        return [self.directory / self._name(i) for i in sorted(self._indexes())]
+
+    def _name(self, index: int) -> str:
+        return f"{self.prefix}{index:06d}{SUFFIX}"
+
+    def _indexes(self) -> list[int]:
+        try:
+            names = [p.name for p in self.directory.iterdir()]
+        except FileNotFoundError:
+            return []
+        return [int(m.group(1)) for m in map(self._pattern.match, names) if m]
 
     # -- the writer thread ------------------------------------------------------------------
 
@@ -150,11 +164,11 @@ class RequestLog:
         if self._file is not None:
             self._file.close()
         self._index += 1
-        self._file = (self.directory / _name(self._index)).open("xb")
+        self._file = (self.directory / self._name(self._index)).open("xb")
         self._size = 0
-        for old in sorted(_indexes(self.directory))[: -self.max_files]:
+        for old in sorted(self._indexes())[: -self.max_files]:
             with contextlib.suppress(FileNotFoundError):
-                (self.directory / _name(old)).unlink()
+                (self.directory / self._name(old)).unlink()
 
     def _warn(self, err: OSError) -> None:
         if not self._warned:
@@ -186,15 +200,3 @@ def _line(
     if shadow is not None:
         record["shadow"] = shadow
     return json.dumps(record, separators=(",", ":"), allow_nan=False).encode() + b"\n"
-
-
-def _name(index: int) -> str:
-    return f"{PREFIX}{index:06d}{SUFFIX}"
-
-
-def _indexes(directory: Path) -> list[int]:
-    try:
-        names = [p.name for p in directory.iterdir()]
-    except FileNotFoundError:
-        return []
-    return [int(m.group(1)) for m in map(_NAME.match, names) if m]

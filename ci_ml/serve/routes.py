@@ -276,12 +276,23 @@ def _add_status(app: FastAPI, service: Service) -> None:
         model = service.holder.current
         if model is None:
             return _error(503, f"not ready: {service.not_ready_reason()}")
-        return JSONResponse(_describe(model))
+        found = _describe(model)
+        if service.link is not None:  # ci-ml serve --workers N: what each one serves
+            found["worker"] = service.link.slot + 1
+            found["workers"] = service.link.table.rows()
+        return JSONResponse(found)
 
     @app.get("/metrics", summary="Prometheus metrics (text format 0.0.4)")
     async def metrics() -> Response:
         """Requests, errors, latency, reloads and the served version, for Prometheus."""
-        text = service.metrics.render(service.holder.current, service.request_log, service.shadow)
+        try:  # with workers, the supervisor sums theirs (a wait: off the event loop)
+            text = (
+                service.metrics_text()
+                if service.link is None
+                else await asyncio.get_running_loop().run_in_executor(None, service.metrics_text)
+            )
+        except CiMlError as err:
+            return _error(503, str(err))
         return Response(text, media_type=CONTENT_TYPE)
 
 
@@ -307,6 +318,12 @@ def _add_admin(app: FastAPI, service: Service, token: str) -> None:
         """Load, check and swap in the registry's production version (bearer token)."""
         _authorize(request.headers.get("authorization"), expected)
         loop = asyncio.get_running_loop()
+        if service.link is not None:  # the supervisor reloads every worker
+            try:
+                status, body = await loop.run_in_executor(None, service.link.reload)
+            except CiMlError as err:
+                return _error(503, str(err))
+            return JSONResponse(body, status)
         old = service.holder.current
         try:
             result = await loop.run_in_executor(None, service.reload)

@@ -25,16 +25,19 @@ import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ci_ml.errors import BadInputError, CiMlError
 from ci_ml.serve.batch import Answers, Batcher
 from ci_ml.serve.input import Columns
 from ci_ml.serve.model import LoadedModel, ModelRefused
-from ci_ml.serve.prometheus import Metrics
+from ci_ml.serve.prometheus import Metrics, MetricsState, render
 from ci_ml.serve.reload import ModelHolder, Poller, ReloadResult
 from ci_ml.serve.requestlog import RequestLog
 from ci_ml.serve.shadow import ShadowScorer
+
+if TYPE_CHECKING:
+    from ci_ml.serve.cluster import WorkerLink
 
 log = logging.getLogger("ci_ml.serve")
 
@@ -50,6 +53,7 @@ class RequestLogSettings:
     sample: float = 0.1
     max_bytes: int = 50_000_000
     max_files: int = 5
+    prefix: str = "requests-"  # each worker's own: requests-w1-, ...
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ class Service:
 
     With ``freeze_heap`` (the service's own process, not a test's), the objects alive after a
     model is loaded are frozen out of the garbage collector's sight (see :func:`freeze_heap`).
+    A worker of ``ci-ml serve --workers N`` has a ``link`` to its supervisor, which then does
+    the loading, reloading and polling for every worker (see :mod:`ci_ml.serve.workers`).
     """
 
     def __init__(
@@ -88,12 +94,16 @@ class Service:
         self.batcher = Batcher(settings.threads, settings.max_rows, self.metrics.count_call)
         self.shadow = _shadow(holder.shadow, self.request_log, settings)
         self._poller: Poller | None = None
+        self.link: WorkerLink | None = None
 
     def start(self) -> None:
         """Load the production model (if any), start predicting, logging and polling."""
         self.batcher.start()
         if self.shadow is not None:
             self.shadow.start()
+        if self.link is not None:
+            self.link.answer()  # the supervisor loads the model
+            return
         try:
             self.reload()
         except CiMlError as err:
@@ -127,9 +137,23 @@ class Service:
         self.metrics.count_reload(result.outcome)
         if result.outcome == "swapped":
             log.info("now serving %s (was %s)", result.new_version, result.old_version or "none")
-            if self.freeze_heap:
-                freeze_heap()
+            self.swapped()
         return result
+
+    def swapped(self) -> None:
+        """After a new model is swapped in."""
+        if self.freeze_heap:
+            freeze_heap()
+
+    def metrics_state(self) -> MetricsState:
+        """This process's metrics."""
+        return self.metrics.state(self.holder.current, self.request_log, self.shadow)
+
+    def metrics_text(self) -> str:
+        """``GET /metrics``: this process's, or every worker's summed by the supervisor."""
+        if self.link is not None:
+            return render(self.link.metrics())
+        return render(self.metrics_state())
 
     def after_answer(
         self, model: LoadedModel, columns: Columns, rows: list[Any], answers: Answers, rid: str
@@ -192,6 +216,7 @@ def _request_log(settings: RequestLogSettings | None) -> RequestLog | None:
             sample=settings.sample,
             max_bytes=settings.max_bytes,
             max_files=settings.max_files,
+            prefix=settings.prefix,
         )
     except OSError as err:
         raise BadInputError(

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
 import requests
 
@@ -18,40 +17,17 @@ from ci_ml.registry import ModelVersion
 from ci_ml.registry.local import LocalRegistry
 from ci_ml.serve.requestlog import RequestLog
 from ci_ml.serve.service import RequestLogSettings
-from tests._custom_estimator import MeanThresholdClassifier
+from tests.serve.conftest import Versions
 from tests.serve.test_serve import (
     ROWS,
     TOKEN,
-    fit,
     make_data,
-    own_answers,
     predict,
     register,
     reload,
     running,
     same_answers,
 )
-
-Versions = tuple[LocalRegistry, ModelVersion, ModelVersion, dict[str, list[dict[str, Any]]]]
-
-
-@pytest.fixture(scope="module")
-def two_models() -> tuple[pd.DataFrame, Any, Any]:
-    frame, y = make_data()
-    return frame, fit(frame, y, max_iter=10), fit(frame, y, max_iter=30, learning_rate=0.2)
-
-
-@pytest.fixture
-def versions(two_models: tuple[pd.DataFrame, Any, Any], tmp_path: Path) -> Versions:
-    """A registry with two good versions, the first in production, and each one's answers."""
-    frame, first, second = two_models
-    registry = LocalRegistry(tmp_path / "registry")
-    v1 = register(registry, first, frame, tmp_path / "v1")
-    v2 = register(registry, second, frame, tmp_path / "v2")
-    registry.promote(v1.version, None, by="tests")
-    answers = {v1.version: own_answers(first, ROWS), v2.version: own_answers(second, ROWS)}
-    assert not same_answers(answers[v1.version], answers[v2.version])
-    return registry, v1, v2, answers
 
 
 def _version(url: str) -> dict[str, Any]:
@@ -79,18 +55,6 @@ def test_reload_serves_the_new_production_version(versions: Versions) -> None:
         body = predict(url, {"records": ROWS}).json()
         assert body["model_version"] == v2.version
         assert same_answers(body["predictions"], answers[v2.version])
-
-
-@pytest.fixture(scope="module")
-def broken_models() -> dict[str, Any]:
-    """Models that cannot serve the data's rows, each with a word of the reason."""
-    frame, y = make_data()
-    return {
-        # fitted on other columns: its smoke prediction raises
-        "failed": fit(frame.rename(columns={"income": "salary"}), y),
-        # a type that skops is not allowed to build
-        "untrusted type": MeanThresholdClassifier().fit(frame[["age"]].to_numpy(), y),
-    }
 
 
 @pytest.mark.parametrize("reason", ["failed", "untrusted type"])

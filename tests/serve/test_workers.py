@@ -1,0 +1,292 @@
+"""Tests for ``ci-ml serve --workers N`` (ci_ml/serve/workers.py, cluster.py): the command run
+as a real subprocess with real worker processes on a loopback port, real requests, a real
+directory registry; and the deploy smoke test's check of every worker (ci_ml/deploy/smoke.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from ci_ml.deploy.smoke import wait_for_digest
+from ci_ml.errors import ServiceError
+from ci_ml.registry.local import LocalRegistry
+from tests.conftest import REPO
+from tests.serve.conftest import Versions
+from tests.serve.test_serve import ROWS, TOKEN, make_data, register, reload, same_answers
+
+
+class Service:
+    """A running ``ci-ml serve`` process: its URL, and its stderr so far."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self.url = ""
+        listening = threading.Event()
+
+        def read() -> None:
+            assert process.stderr is not None
+            for line in process.stderr:
+                self.lines.append(line)
+                found = re.search(r"listening on (http://\S+)", line)
+                if found:
+                    self.url = found.group(1)
+                    listening.set()
+            listening.set()
+
+        self.reader = threading.Thread(target=read, daemon=True)
+        self.reader.start()
+        listening.wait(timeout=120)
+        assert self.url, "".join(self.lines)
+
+    def log(self) -> str:
+        return "".join(self.lines)
+
+
+@contextmanager
+def serving(registry: LocalRegistry, *args: str, cwd: Path) -> Iterator[Service]:
+    """``ci-ml serve --registry ... ARGS --port 0`` until the block ends (SIGTERM)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ci_ml", "serve", "--registry", str(registry.path), *args],
+        cwd=cwd,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "CI_ML_ADMIN_TOKEN": TOKEN},
+    )
+    service = Service(process)
+    try:
+        _wait_for(lambda: _all_ready(service.url))
+        yield service
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        finally:
+            process.kill()
+            process.wait()
+            service.reader.join(timeout=30)
+            assert process.stderr is not None
+            process.stderr.close()
+
+
+def _all_ready(url: str) -> bool:
+    try:
+        answer = requests.get(f"{url}/version", timeout=5)
+    except requests.RequestException:
+        return False
+    workers = answer.json().get("workers") if answer.ok else None
+    return bool(workers) and all(w["model_digest"] for w in workers)
+
+
+def _version(url: str) -> dict[str, Any]:
+    return requests.get(f"{url}/version", timeout=30).json()
+
+
+def _wait_for(condition: Any, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_two_workers_answer_and_each_gets_requests(versions: Versions, tmp_path: Path) -> None:
+    registry, v1, _, answers = versions
+    with serving(registry, "--workers", "2", "--port", "0", cwd=tmp_path) as service:
+        workers = _version(service.url)["workers"]
+        assert [w["worker"] for w in workers] == [1, 2]
+        assert len({w["pid"] for w in workers}) == 2
+        assert {w["model_digest"] for w in workers} == {v1.digest}
+        seen = set()
+        for _ in range(60):  # a new connection each: the kernel spreads them over the workers
+            seen.add(_version(service.url)["worker"])
+            body = requests.post(f"{service.url}/predict", json={"records": ROWS}, timeout=30)
+            assert same_answers(body.json()["predictions"], answers[v1.version])
+            if seen == {1, 2}:
+                break
+        assert seen == {1, 2}
+
+
+@pytest.mark.slow
+def test_a_reload_under_load_switches_every_worker_with_no_failed_or_mixed_answer(
+    versions: Versions, tmp_path: Path
+) -> None:
+    registry, v1, v2, answers = versions
+    stop = threading.Event()
+    results: list[tuple[float, float, int, str, dict[str, Any]]] = []  # sent, got, answer
+
+    def hammer(url: str, keep_alive: bool) -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                sent = time.monotonic()
+                post = session.post if keep_alive else requests.post
+                r = post(f"{url}/predict", json={"records": ROWS}, timeout=60)
+                got = time.monotonic()
+                version = r.headers.get("X-Model-Version", "")
+                results.append((sent, got, r.status_code, version, r.json()))
+
+    with serving(registry, "--workers", "2", "--port", "0", cwd=tmp_path) as service:
+        clients = [
+            threading.Thread(target=hammer, args=(service.url, i % 2 == 0)) for i in range(4)
+        ]
+        for client in clients:
+            client.start()
+        switched: list[tuple[float, float, str]] = []  # each reload's start, end, version
+        current, other = v1, v2
+        deadline = time.monotonic() + 4.0
+        while time.monotonic() < deadline or len(switched) < 4:
+            registry.promote(other.version, current.version, by="tests")
+            started = time.monotonic()
+            answer = reload(service.url)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["outcome"] == "swapped"
+            assert {w["model_version"] for w in answer.json()["workers"]} == {other.version}
+            switched.append((started, time.monotonic(), other.version))
+            current, other = other, current
+            time.sleep(0.3)
+        stop.set()
+        for client in clients:
+            client.join(timeout=120)
+    assert len(results) > 50
+    assert {status for _, _, status, _, _ in results} == {200}
+    for sent, got, _, header, body in results:
+        assert header == body["model_version"]
+        assert same_answers(body["predictions"], answers[header])  # never a mixed answer
+        before = [version for _, end, version in switched if end <= sent]
+        if before:  # sent after a reload answered: its version, or that of one under way
+            later = {version for start, end, version in switched if start < got and end > sent}
+            assert header in {before[-1], *later}, (sent, got, switched)
+    assert {header for _, _, _, header, _ in results} == {v1.version, v2.version}
+
+
+def test_a_refused_version_leaves_every_worker_on_the_old_one(
+    versions: Versions, tmp_path: Path, broken_models: dict[str, Any]
+) -> None:
+    registry, v1, _, _ = versions
+    broken = register(registry, broken_models["failed"], make_data()[0], tmp_path / "broken")
+    with serving(registry, "--workers", "2", "--port", "0", cwd=tmp_path) as service:
+        registry.promote(broken.version, v1.version, by="tests")
+        answer = reload(service.url)
+        assert answer.status_code == 422
+        detail = answer.json()["detail"]
+        assert detail.startswith(f"version {broken.version} cannot be served: ")
+        assert "2 of 2 refused it, so every worker keeps serving" in detail
+        assert answer.json()["serving"] == v1.version
+        assert {w["model_digest"] for w in _version(service.url)["workers"]} == {v1.digest}
+        assert requests.get(f"{service.url}/health", timeout=30).status_code == 200
+        metrics = requests.get(f"{service.url}/metrics", timeout=30).text
+        assert 'ci_ml_model_reloads_total{outcome="refused"} 1\n' in metrics
+
+
+def test_a_killed_worker_is_restarted_on_the_version_the_others_serve(
+    versions: Versions, tmp_path: Path
+) -> None:
+    registry, v1, v2, _ = versions
+    with serving(registry, "--workers", "2", "--port", "0", cwd=tmp_path) as service:
+        registry.promote(v2.version, v1.version, by="tests")
+        assert reload(service.url).json()["new_version"] == v2.version
+        registry.promote(v1.version, v2.version, by="tests")  # production moved; not reloaded
+        killed = _version(service.url)["workers"][0]["pid"]
+        os.kill(killed, signal.SIGKILL)
+
+        def restarted() -> bool:
+            workers = _version(service.url)["workers"]
+            return workers[0]["pid"] not in (None, killed) and bool(workers[0]["model_digest"])
+
+        _wait_for(restarted)
+        assert {w["model_version"] for w in _version(service.url)["workers"]} == {v2.version}
+        assert f"(pid {killed}) exited with code -9; restarting it" in service.log()
+
+
+def test_metrics_sum_the_requests_of_every_worker(versions: Versions, tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    registry, v1, _, _ = versions
+    with serving(registry, "--workers", "2", "--port", "0", cwd=tmp_path) as service:
+        for _ in range(30):  # a new connection each
+            assert requests.post(f"{service.url}/predict", json={"records": ROWS}, timeout=30).ok
+        text = requests.get(f"{service.url}/metrics", timeout=30).text
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    ok = (("method", "POST"), ("route", "/predict"), ("status", "200"))
+    assert samples[("ci_ml_http_requests_total", ok)] == 30
+    assert samples[("ci_ml_http_request_duration_seconds_count", (("route", "/predict"),))] == 30
+    assert samples[("ci_ml_predicted_rows_total", ())] == 30 * len(ROWS)
+    info = (("digest", v1.digest), ("version", v1.version))
+    assert samples[("ci_ml_model_info", info)] == 2  # both workers serve it
+    assert samples[("ci_ml_model_loaded", ())] == 1
+    assert samples[("ci_ml_workers", ())] == 2
+    assert samples[("ci_ml_model_reloads_total", (("outcome", "swapped"),))] == 1
+
+
+def test_each_worker_logs_requests_in_its_own_files(versions: Versions, tmp_path: Path) -> None:
+    registry = versions[0]
+    logs = tmp_path / "logs"
+    args = ("--workers", "2", "--log-requests", str(logs), "--log-sample", "1")
+    with serving(registry, *args, "--port", "0", cwd=tmp_path) as service:
+        for _ in range(40):
+            assert requests.post(f"{service.url}/predict", json={"records": ROWS}, timeout=30).ok
+        metrics = f'ci_ml_request_log_rows_total{{result="written"}} {40 * len(ROWS)}\n'
+        _wait_for(lambda: metrics in requests.get(f"{service.url}/metrics", timeout=30).text)
+    names = sorted(p.name for p in logs.iterdir())
+    assert {n[:12] for n in names} == {"requests-w1-", "requests-w2-"}
+    lines = [line for p in logs.iterdir() for line in p.read_text().splitlines()]
+    assert len(lines) == 40 * len(ROWS)  # whole lines, none lost or torn
+
+
+def test_the_deploy_smoke_test_waits_for_every_worker(versions: Versions, tmp_path: Path) -> None:
+    registry, v1, v2, _ = versions
+    with serving(registry, "--workers", "2", "--port", "0", cwd=tmp_path) as service:
+        wait_for_digest(service.url, v1.digest, timeout=10)
+        with pytest.raises(ServiceError, match=f"{v2.digest[:12]} on 0 of 2 workers"):
+            wait_for_digest(service.url, v2.digest, timeout=1)
+
+
+def test_sigterm_stops_every_worker(versions: Versions, tmp_path: Path) -> None:
+    with serving(versions[0], "--workers", "2", "--port", "0", cwd=tmp_path) as service:
+        pids = [w["pid"] for w in _version(service.url)["workers"]]
+        service.process.send_signal(signal.SIGTERM)
+        assert service.process.wait(timeout=60) == 0
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert service.log().count("Application shutdown complete") == 2  # read to the end
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "--workers is 0; give a whole number from 1 to 64"),
+        ("65", "--workers is 65; give a whole number from 1 to 64"),
+        ("many", "Invalid value for '--workers'"),
+    ],
+)
+def test_bad_workers_exit_2_with_one_line(
+    value: str, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from ci_ml.cli.app import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CI_ML_ADMIN_TOKEN", raising=False)
+    args = ["serve", "--registry", str(tmp_path / "r"), "--workers", value]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert result.stderr.startswith("ci-ml: ") and result.stderr.count("\n") == 1
