@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ci_ml import decide, engines, gates, quality, rundir, training
 from ci_ml import report as render
+from ci_ml.api import outofcore
 from ci_ml.data import Dataset, data_version, dvc_pull, dvc_targets
 from ci_ml.errors import (
     BadInputError,
@@ -26,7 +28,15 @@ from ci_ml.export.convert import export_onnx
 from ci_ml.export.parity import DEFAULT_TOLERANCE, parity
 from ci_ml.github.actions import read_context
 from ci_ml.models import sha256_file
-from ci_ml.project import Project, actor, load_candidate, load_data, now, pulled_version
+from ci_ml.project import (
+    Project,
+    actor,
+    load_candidate,
+    load_data,
+    load_training,
+    now,
+    pulled_version,
+)
 from ci_ml.records import (
     BaselineRef,
     Curve,
@@ -123,9 +133,10 @@ def train(project: Project, run_dir: Path) -> ModelCard:
             f"data gates failed ({', '.join(data_report.blocking)}); "
             f"not training — see {run_dir / rundir.DATA_REPORT}."
         )
-    dataset, version = load_data(project, run_dir)
-    project.check_metrics(dataset.task, dataset.classes)  # before fitting: the names it needs
     model_cfg = project.config.model
+    # a stage reads data.path itself: its model trained on every row, and model.json says so
+    dataset, version = load_training(project, run_dir, whole=model_cfg.dvc_stage is not None)
+    project.check_metrics(dataset.task, dataset.classes)  # before fitting: the names it needs
     dvc: dict[str, Any] | None = None
     if model_cfg.dvc_stage:
         model, model_path, dvc = train_stage(project, dataset, run_dir)
@@ -145,6 +156,7 @@ def train(project: Project, run_dir: Path) -> ModelCard:
         "row_identity": list(dataset.identity),
         "model_file": model_path.name,
         "dvc": dvc,
+        "train_sample": asdict(dataset.train_sample) if dataset.train_sample else None,
     }
     card = ModelCard.model_validate(training.model_card(model_cfg, dataset, model, digest, extra))
     write_record(run_dir, rundir.MODEL_CARD, card)
@@ -181,13 +193,17 @@ def evaluate(project: Project, run_dir: Path) -> Evaluation:
     """Candidate and production on the same holdout rows; writes metrics.json, evaluation.json."""
     config = project.config
     model, card = load_candidate(project, run_dir)
-    dataset, version = load_data(project, run_dir)
+    streamed = outofcore.streams(project, run_dir)  # engines duckdb, spark: a large holdout
+    dataset, version = (load_training if streamed else load_data)(project, run_dir)
     project.check_metrics(dataset.task, dataset.classes)
     try:
         baseline = fetch_production(project.registry(), run_dir, config.model.trusted_types)
     except CredentialsMissing as exc:
         baseline = unread_in_fork(exc)
-    found = evaluation_record.evaluate(config, dataset, version, model, card, baseline, now())
+    if streamed:
+        found = outofcore.evaluate(project, run_dir, dataset, version, model, card, baseline)
+    else:
+        found = evaluation_record.evaluate(config, dataset, version, model, card, baseline, now())
     write_record(run_dir, rundir.SMOKE, found.smoke)
     write_reference(dataset, run_dir)
     write_training_ids(dataset, run_dir)
