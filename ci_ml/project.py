@@ -207,26 +207,28 @@ def load_data(project: Project, run_dir: Path) -> tuple[Dataset, str]:
     return _loaded[key], current
 
 
-def load_training(project: Project, run_dir: Path, *, whole: bool = False) -> tuple[Dataset, str]:
+def load_training(project: Project, run_dir: Path) -> tuple[Dataset, str]:
     """The rows the model trains on: the dataset (pandas engine); on engines duckdb and spark
-    a seeded sample of ``data.train_rows`` rows of the train file (``whole``: all of it) and
-    no holdout rows (:mod:`ci_ml.engines.rows`)."""
+    a seeded sample of ``data.train_rows`` rows of the train file and no holdout rows
+    (:mod:`ci_ml.engines.rows`). A ``dvc.yaml`` stage reads the train file itself, so for
+    it every row is read: model.json and training-ids.parquet name every row it trained on."""
     if project.config.data.engine == "pandas":
         return load_data(project, run_dir)
-    return _out_of_core(project, run_dir, in_memory=False, whole=whole)
+    return _out_of_core(project, run_dir, in_memory=False)
 
 
 def holdout_rows(project: Project, run_dir: Path) -> int:
     """The holdout's row count, as the engine counted it (the pandas engine's rows)."""
     if project.config.data.engine == "pandas":
         return len(load_data(project, run_dir)[0].holdout)
-    return _engine_rows(project, run_dir, whole=False).holdout_rows
+    return _engine_rows(project, run_dir).holdout_rows
 
 
 _found: dict[tuple[str, ...], Found] = {}  # out of core: the engine's rows, as _loaded
 
 
-def _engine_rows(project: Project, run_dir: Path, *, whole: bool) -> Found:
+def _engine_rows(project: Project, run_dir: Path) -> Found:
+    whole = project.config.model.dvc_stage is not None
     pull = read_record(run_dir / rundir.PULL, PullRecord)
     key = (*_key(project, pulled_version(project, run_dir), pull.row_identity), str(whole))
     if key not in _found:
@@ -236,12 +238,10 @@ def _engine_rows(project: Project, run_dir: Path, *, whole: bool) -> Found:
     return _found[key]
 
 
-def _out_of_core(
-    project: Project, run_dir: Path, *, in_memory: bool, whole: bool = False
-) -> tuple[Dataset, str]:
+def _out_of_core(project: Project, run_dir: Path, *, in_memory: bool) -> tuple[Dataset, str]:
     data = project.config.data
     version = pulled_version(project, run_dir)
-    found = _engine_rows(project, run_dir, whole=whole)
+    found = _engine_rows(project, run_dir)
     holdout = None
     if in_memory:
         if found.holdout_rows > data.streaming_rows:

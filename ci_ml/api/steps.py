@@ -134,8 +134,7 @@ def train(project: Project, run_dir: Path) -> ModelCard:
             f"not training — see {run_dir / rundir.DATA_REPORT}."
         )
     model_cfg = project.config.model
-    # a stage reads data.path itself: its model trained on every row, and model.json says so
-    dataset, version = load_training(project, run_dir, whole=model_cfg.dvc_stage is not None)
+    dataset, version = load_training(project, run_dir)
     project.check_metrics(dataset.task, dataset.classes)  # before fitting: the names it needs
     dvc: dict[str, Any] | None = None
     if model_cfg.dvc_stage:
