@@ -30,6 +30,10 @@ YAML_BOOLEAN = (
 Direction = Literal["higher", "lower"]
 # the engine of the data gates (docs/data.md#data-larger-than-memory)
 Engine = Literal["pandas", "duckdb", "spark"]
+# engines duckdb and spark (docs/data.md#training-on-a-sample): the default training sample,
+# and the holdout size above which evaluate streams (ci_ml/evaluation/outofcore.py)
+TRAIN_ROWS = 1_000_000
+STREAMING_ROWS = 5_000_000
 MEMORY_SIZE = r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$"
 
 
@@ -79,6 +83,10 @@ class DataConfig(_Strict):
     engine: Engine = "pandas"
     memory_limit: str = "1GB"  # engine duckdb's, e.g. 1GB, 512MB
     spark: SparkConfig = Field(default_factory=SparkConfig)  # engine spark's session
+    # engines duckdb and spark: the rows the model trains on (a seeded sample), or all
+    train_rows: int | Literal["all"] = Field(TRAIN_ROWS, ge=1)
+    # engines duckdb and spark: a holdout of more rows is streamed, not loaded, by evaluate
+    streaming_rows: int = Field(STREAMING_ROWS, ge=0)
 
     @field_validator("positive_class", mode="before")
     @classmethod

@@ -38,6 +38,17 @@ MAX_CLASSES_FOR_INFERENCE = 10
 
 
 @dataclass(frozen=True)
+class TrainSample:
+    """How an out-of-core engine drew the training rows from the train file: ``rows`` of its
+    ``file_rows``, by ``seed`` and ``method`` (model.json's ``train_sample``)."""
+
+    rows: int
+    file_rows: int
+    seed: int
+    method: str
+
+
+@dataclass(frozen=True)
 class Dataset:
     """Train and holdout rows of one data version, ready for the steps.
 
@@ -45,7 +56,8 @@ class Dataset:
     one 64-bit hash per row, see :func:`row_ids`) are made of. ``classes`` (classification)
     holds every label of the target as text, in the fixed order the models' probability
     columns take (sorted as scikit-learn sorts its ``classes_``); ``positive_class`` is set
-    for a binary target only.
+    for a binary target only. ``train_sample`` says how the training rows were drawn when
+    they are a sample of the train file (engines duckdb and spark); None: every row.
     """
 
     train: pd.DataFrame
@@ -58,6 +70,7 @@ class Dataset:
     train_ids: np.ndarray | None = None
     holdout_ids: np.ndarray | None = None
     classes: tuple[str, ...] = ()
+    train_sample: TrainSample | None = None
 
     @property
     def multiclass(self) -> bool:
@@ -293,32 +306,15 @@ def load_dataset(root: Path, config: DataConfig, identity: list[str] | None = No
     ``identity``: the identity columns production's rows were keyed on (pull.json records
     them); used while the file has them all and ``data.id`` is not set.
     """
+    if config.holdout.file:
+        paths = (root / config.path, root / config.holdout.file)
+        return with_holdout(read_table(paths[0]), read_table(paths[1]), config, identity, paths)
     frame = _prepared(read_table(root / config.path), config, root / config.path)
     task = config.task or infer_task(frame[config.target])
     features = [c for c in frame.columns if c != config.target and c not in config.drop]
     positive, classes = _classes(frame[config.target], config, task)
     columns = identity_columns(frame, config, identity)
     ids = row_ids(frame, columns)
-    if config.holdout.file:
-        holdout_path = root / config.holdout.file
-        holdout = _prepared(read_table(holdout_path), config, holdout_path)
-        _same_columns(frame, holdout, holdout_path)
-        holdout_ids = row_ids(holdout, columns)
-        # a class only the holdout file has is still a class: the data gates name it
-        both = frame[config.target].tolist() + holdout[config.target].tolist()
-        positive, classes = _classes(_series(both, config.target), config, task)
-        return Dataset(
-            frame,
-            holdout,
-            config.target,
-            task,
-            features,
-            positive,
-            columns,
-            ids,
-            holdout_ids,
-            classes,
-        )
     train_idx, holdout_idx = split_rows(frame, ids, config.target, task, config.holdout)
     return Dataset(
         frame.iloc[train_idx].reset_index(drop=True),
@@ -330,6 +326,49 @@ def load_dataset(root: Path, config: DataConfig, identity: list[str] | None = No
         columns,
         ids[train_idx],
         ids[holdout_idx],
+        classes,
+    )
+
+
+def with_holdout(
+    frame: pd.DataFrame,
+    holdout: pd.DataFrame | None,
+    config: DataConfig,
+    identity: list[str] | None,
+    paths: tuple[Path, Path],
+    *,
+    task: Task | None = None,
+    counts: pd.Series | None = None,
+) -> Dataset:
+    """The dataset of train rows and holdout rows read from their own files (``paths``),
+    checked and prepared as :func:`load_dataset` does.
+
+    The out-of-core engines give the whole data's ``task`` and target ``counts`` (most
+    frequent first), as the rows here may be a sample of it; by default both come from
+    these rows (a class only the holdout file has is still a class: the data gates name it).
+    """
+    frame = _prepared(frame, config, paths[0])
+    # no holdout rows (an out-of-core engine streams them later): the train file's columns
+    holdout = frame.head(0) if holdout is None else _prepared(holdout, config, paths[1])
+    task = task or config.task or infer_task(frame[config.target])
+    features = [c for c in frame.columns if c != config.target and c not in config.drop]
+    _classes(frame[config.target], config, task)  # a single training class is refused
+    columns = identity_columns(frame, config, identity)
+    _same_columns(frame, holdout, paths[1])
+    if counts is None:
+        both = frame[config.target].tolist() + holdout[config.target].tolist()
+        counts = _series(both, config.target).value_counts()
+    positive, classes = class_labels(counts, config) if task == "classification" else (None, ())
+    return Dataset(
+        frame,
+        holdout,
+        config.target,
+        task,
+        features,
+        positive,
+        columns,
+        row_ids(frame, columns),
+        row_ids(holdout, columns),
         classes,
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +128,10 @@ def _slice_gates(
             f"gate on '{gate_cfg.metric}' has 'slices: true' but ci-ml.yaml has no "
             "'slices' section naming the columns."
         )
+    if evaluation.streamed is not None:  # never computed: the gate fails, it cannot pass
+        why = "slices are not computed on a holdout streamed by data.engine (docs/data.md)"
+        failed = gates.policy_gate(gate_cfg, "fail", why, line)
+        return [replace(failed, name=f"{gate_cfg.metric} change per slice")]
     slices = evaluation.slices
     if not slices:
         raise ConfigError(f"gate on '{gate_cfg.metric}': no slice was computed; run evaluate.")

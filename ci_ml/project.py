@@ -3,7 +3,8 @@
 Everything a step needs from the project comes through :class:`Project`: the one way to open
 the registry (:meth:`Project.registry`), to resolve a run directory (:meth:`Project.run_dir`),
 to load the data a run pulled (:func:`load_data`, cached so that one ``ci-ml run`` reads and
-splits it once) and the candidate it trained (:func:`load_candidate`).
+splits it once; on engines duckdb and spark :func:`load_training` reads only the rows the
+model trains on) and the candidate it trained (:func:`load_candidate`).
 """
 
 from __future__ import annotations
@@ -11,21 +12,29 @@ from __future__ import annotations
 import getpass
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ci_ml import gates, quality, rundir, training
-from ci_ml.config import CONFIG_FILE, Config, DataConfig, ModelConfig, load_config
-from ci_ml.data import Dataset, data_version, load_dataset
+from ci_ml.config import CONFIG_FILE, Config, DataConfig, ModelConfig, Task, load_config
+from ci_ml.data import Dataset, data_version, load_dataset, read_table, with_holdout
+from ci_ml.engines.rows import Found, read_rows
 from ci_ml.engines.split import split_files
-from ci_ml.errors import BadInputError, ConfigError, MissingExtra, ModelFileError, RunDirError
+from ci_ml.errors import (
+    BadInputError,
+    ConfigError,
+    DataError,
+    MissingExtra,
+    ModelFileError,
+    RunDirError,
+)
 from ci_ml.export import boosters
 from ci_ml.export.convert import SUPPORTED_ESTIMATORS, require_onnx
 from ci_ml.models import load_model, sha256_file
 from ci_ml.models.bundle import framework_of
-from ci_ml.records import ModelCard, PullRecord, read_record
+from ci_ml.records import DataReport, ModelCard, PullRecord, read_record
 from ci_ml.registry import Registry, open_registry
 
 
@@ -182,18 +191,99 @@ def pulled_version(project: Project, run_dir: Path) -> str:
 
 
 def load_data(project: Project, run_dir: Path) -> tuple[Dataset, str]:
-    """The dataset, checked to be the version that ``pull`` recorded."""
+    """The dataset, checked to be the version that ``pull`` recorded.
+
+    On engines duckdb and spark: the training rows (:func:`load_training`) and the holdout
+    in memory, refused when it has more than ``data.streaming_rows`` rows (evaluate streams
+    such a holdout instead, :mod:`ci_ml.api.streamed`).
+    """
+    if project.config.data.engine != "pandas":
+        return _out_of_core(project, run_dir, in_memory=True)
     pull = read_record(run_dir / rundir.PULL, PullRecord)
     current = pulled_version(project, run_dir)
-    data = project.config.data
-    files = [data.path, *([data.holdout.file] if data.holdout.file else [])]
-    stamps = [_stamp(project.root / name) for name in files]
-    identity = pull.row_identity
-    key = (str(project.root), data.model_dump_json(), current, str(identity), *stamps)
+    key = _key(project, current, pull.row_identity)
     if key not in _loaded:
         _loaded.clear()
-        _loaded[key] = load_dataset(project.root, project.config.data, identity)
+        _loaded[key] = load_dataset(project.root, project.config.data, pull.row_identity)
     return _loaded[key], current
+
+
+def load_training(project: Project, run_dir: Path) -> tuple[Dataset, str]:
+    """The rows the model trains on: the dataset (pandas engine); on engines duckdb and spark
+    a seeded sample of ``data.train_rows`` rows of the train file and no holdout rows
+    (:mod:`ci_ml.engines.rows`). A ``dvc.yaml`` stage reads the train file itself, so for
+    it every row is read: model.json and training-ids.parquet name every row it trained on."""
+    if project.config.data.engine == "pandas":
+        return load_data(project, run_dir)
+    return _out_of_core(project, run_dir, in_memory=False)
+
+
+def holdout_rows(project: Project, run_dir: Path) -> int:
+    """The holdout's row count, as the engine counted it (the pandas engine's rows)."""
+    if project.config.data.engine == "pandas":
+        return len(load_data(project, run_dir)[0].holdout)
+    return _engine_rows(project, run_dir).holdout_rows
+
+
+_found: dict[tuple[str, ...], Found] = {}  # out of core: the engine's rows, as _loaded
+
+
+def _engine_rows(project: Project, run_dir: Path) -> Found:
+    whole = project.config.model.dvc_stage is not None
+    pull = read_record(run_dir / rundir.PULL, PullRecord)
+    data = engine_data(project, run_dir)
+    key = (*_key(project, pulled_version(project, run_dir), pull.row_identity, data), str(whole))
+    if key not in _found:
+        _found.clear()
+        task = data_task(project, run_dir)
+        _found[key] = read_rows(project.root, data, task, whole=whole)
+    return _found[key]
+
+
+def _out_of_core(project: Project, run_dir: Path, *, in_memory: bool) -> tuple[Dataset, str]:
+    data = engine_data(project, run_dir)  # the configured files, or the run's split
+    version = pulled_version(project, run_dir)
+    found = _engine_rows(project, run_dir)
+    holdout = None
+    if in_memory:
+        if found.holdout_rows > data.streaming_rows:
+            raise DataError(
+                f"the holdout {data.holdout.file} has {found.holdout_rows:,} rows, more than "
+                f"data.streaming_rows ({data.streaming_rows:,}), too many to load into memory "
+                "for this step; raise data.streaming_rows if the machine has the memory, or "
+                "give a smaller data.holdout.file."
+            )
+        holdout = read_table(project.root / str(data.holdout.file))
+    identity = read_record(run_dir / rundir.PULL, PullRecord).row_identity
+    paths = (project.root / data.path, project.root / str(data.holdout.file))
+    dataset = with_holdout(
+        found.train.copy(),
+        holdout,
+        data,
+        identity,
+        paths,
+        task=data_task(project, run_dir),
+        counts=found.counts,
+    )
+    return replace(dataset, train_sample=found.sample), version
+
+
+def data_task(project: Project, run_dir: Path) -> Task:
+    """``data.task``, else the task the data gates found (data-report.json)."""
+    if project.config.data.task is not None:
+        return project.config.data.task
+    return read_record(rundir.require(run_dir, rundir.DATA_REPORT), DataReport).task
+
+
+def _key(
+    project: Project, version: str, identity: list[str] | None, data: DataConfig | None = None
+) -> tuple[str, ...]:
+    """What a cached dataset depends on: the project, its data settings, the data version,
+    the identity columns and the files' size and mtime (``data``'s files: the run's split)."""
+    data = data or project.config.data
+    files = [data.path, *([data.holdout.file] if data.holdout.file else [])]
+    stamps = [_stamp(project.root / name) for name in files]
+    return (str(project.root), data.model_dump_json(), version, str(identity), *stamps)
 
 
 def split_data(project: Project, run_dir: Path) -> DataConfig:

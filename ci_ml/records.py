@@ -54,6 +54,8 @@ OPTIONAL_FIELDS = (
     "curves",
     "changes",
     "dvc",
+    "train_sample",
+    "streamed",
 )
 Label = str | int | float | bool  # a class label as the data file holds it
 RowLabel = int | str  # a holdout row's label in the data file (its row number)
@@ -172,9 +174,17 @@ class DvcStage(_Shape):
     model_path: str  # the output taken as the model
 
 
+class TrainSample(_Shape):  # engines duckdb/spark: `rows` of the train file's `file_rows`
+    rows: int
+    file_rows: int
+    seed: int
+    method: str
+
+
 class ModelCard(_Optional, Record):
     """model.json (train): the model file's digest, params, feature schema and origin; a
-    model trained by a dvc.yaml stage adds ``dvc`` (the stage, its params, dvc.lock's hashes)."""
+    model trained by a dvc.yaml stage adds ``dvc`` (the stage, its params, dvc.lock's hashes);
+    one trained on a sample of the train file (engines duckdb and spark) ``train_sample``."""
 
     estimator: str
     params: dict[str, JsonValue]
@@ -199,6 +209,7 @@ class ModelCard(_Optional, Record):
     row_identity: list[str]  # the columns a row's identity is made of (docs/data.md)
     model_file: Literal["model.skops", "model.bundle", "model.onnx"] = "model.skops"
     dvc: DvcStage | None = None
+    train_sample: TrainSample | None = None  # the training rows were a sample (docs/data.md)
 
 
 # --- evaluation.json ---------------------------------------------------------------
@@ -347,13 +358,22 @@ class ModelSummary(_Shape):
     size_bytes: int
 
 
+class Streamed(_Shape):  # engines duckdb/spark: the holdout was streamed, not loaded
+    rows: int
+    batch_rows: int
+    passes: int  # 2 with roc_auc (DeLong's second pass)
+    auc_bins: int | None  # the score histograms' bins (roc_auc; docs/statistics.md)
+    left_out: list[str]  # what a streamed evaluation does not make, and what follows
+
+
 class Evaluation(_Optional, Record):
     """evaluation.json (evaluate): candidate and production on the same holdout rows.
 
     A multiclass model adds ``classes`` (the fixed class order), ``confusion`` and
     ``per_class``; ``curves`` (ROC, precision-recall and calibration, or predicted vs actual
     and residuals) and ``changes`` (production's params and data against the candidate's; none
-    without a production model) are absent in the records of a ci-ml from before them."""
+    without a production model) are absent in the records of a ci-ml from before them.
+    ``streamed`` is set when engine duckdb or spark streamed the holdout (docs/data.md)."""
 
     task: Task
     data_version: str
@@ -370,6 +390,7 @@ class Evaluation(_Optional, Record):
     per_class: list[PerClass] | None = None
     curves: list[Curve] | None = None
     changes: Changes | None = None
+    streamed: Streamed | None = None
 
     @property
     def multiclass(self) -> bool:

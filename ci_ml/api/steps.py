@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ci_ml import decide, engines, gates, quality, rundir, training
 from ci_ml import report as render
+from ci_ml.api import outofcore
 from ci_ml.data import Dataset, data_version, dvc_pull, dvc_targets
 from ci_ml.errors import (
     BadInputError,
@@ -31,6 +33,7 @@ from ci_ml.project import (
     actor,
     load_candidate,
     load_data,
+    load_training,
     now,
     pulled_version,
     split_data,
@@ -132,9 +135,9 @@ def train(project: Project, run_dir: Path) -> ModelCard:
             f"data gates failed ({', '.join(data_report.blocking)}); "
             f"not training — see {run_dir / rundir.DATA_REPORT}."
         )
-    dataset, version = load_data(project, run_dir)
-    project.check_metrics(dataset.task, dataset.classes)  # before fitting: the names it needs
     model_cfg = project.config.model
+    dataset, version = load_training(project, run_dir)
+    project.check_metrics(dataset.task, dataset.classes)  # before fitting: the names it needs
     dvc: dict[str, Any] | None = None
     if model_cfg.dvc_stage:
         model, model_path, dvc = train_stage(project, dataset, run_dir)
@@ -154,6 +157,7 @@ def train(project: Project, run_dir: Path) -> ModelCard:
         "row_identity": list(dataset.identity),
         "model_file": model_path.name,
         "dvc": dvc,
+        "train_sample": asdict(dataset.train_sample) if dataset.train_sample else None,
     }
     card = ModelCard.model_validate(training.model_card(model_cfg, dataset, model, digest, extra))
     write_record(run_dir, rundir.MODEL_CARD, card)
@@ -190,13 +194,17 @@ def evaluate(project: Project, run_dir: Path) -> Evaluation:
     """Candidate and production on the same holdout rows; writes metrics.json, evaluation.json."""
     config = project.config
     model, card = load_candidate(project, run_dir)
-    dataset, version = load_data(project, run_dir)
+    streamed = outofcore.streams(project, run_dir)  # engines duckdb, spark: a large holdout
+    dataset, version = (load_training if streamed else load_data)(project, run_dir)
     project.check_metrics(dataset.task, dataset.classes)
     try:
         baseline = fetch_production(project.registry(), run_dir, config.model.trusted_types)
     except CredentialsMissing as exc:
         baseline = unread_in_fork(exc)
-    found = evaluation_record.evaluate(config, dataset, version, model, card, baseline, now())
+    if streamed:
+        found = outofcore.evaluate(project, run_dir, dataset, version, model, card, baseline)
+    else:
+        found = evaluation_record.evaluate(config, dataset, version, model, card, baseline, now())
     write_record(run_dir, rundir.SMOKE, found.smoke)
     write_reference(dataset, run_dir)
     write_training_ids(dataset, run_dir)

@@ -8,10 +8,10 @@ the file is read and predicted twice (DeLong's second pass), the price of memory
 grow with the holdout. The result is the same ``{metric: Comparison}`` that
 :func:`ci_ml.evaluation.stats.compare` gives, so the gates judge it unchanged.
 
-How the evaluate step will use it (once the out-of-core data engine gives it a holdout file
-instead of a frame): for a binary target whose holdout has more than :data:`STREAMING_ROWS`
-rows, ``compare_overall`` calls :func:`compare_parquet` in place of ``paired``. Slices,
-churn and curves still need their own streamed reductions; they are not in this module.
+The evaluate step on engines duckdb and spark streams a binary holdout of more than
+``data.streaming_rows`` rows (default :data:`STREAMING_ROWS`) with the pieces of this module
+(:mod:`ci_ml.evaluation.streamed`: it also keeps out the rows production trained on, and
+makes the candidate's own metrics, churn and the smoke sample in the same passes).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ci_ml import config
 from ci_ml.errors import DataError, ModelFileError
 from ci_ml.evaluation.metrics import DEFAULT_THRESHOLD, FloatArray
 from ci_ml.evaluation.stats import Comparison
@@ -31,9 +32,10 @@ from ci_ml.evaluation.streaming import DEFAULT_BINS, Batch, compare_stream
 # Rows per record batch: 256k rows of 10 float64 features is ~20 MiB per frame.
 DEFAULT_BATCH_ROWS = 1 << 18
 READ_BUFFER_BYTES = 1 << 22
-# Above this many holdout rows the evaluate step would stream: the in-memory comparison takes
-# ~276 bytes per row besides the holdout frame (bench_streaming_compare.py): ~1.3 GiB here.
-STREAMING_ROWS = 5_000_000
+# Above this many holdout rows the evaluate step streams (data.streaming_rows' default): the
+# in-memory comparison takes ~276 bytes per row besides the holdout frame
+# (bench_streaming_compare.py): ~1.3 GiB here.
+STREAMING_ROWS = config.STREAMING_ROWS
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def compare_parquet(
     not know the positive class, a ModelFileError.
     """
     columns = list(dict.fromkeys([holdout.target, *candidate.features, *production.features]))
-    file = _open(holdout.path, columns)
+    file = open_parquet(holdout.path, columns)
 
     def batches() -> Iterator[Batch]:
         for record_batch in file.iter_batches(batch_size=holdout.batch_rows, columns=columns):
@@ -95,7 +97,9 @@ def compare_parquet(
     )
 
 
-def _open(path: Path, columns: list[str]) -> Any:
+def open_parquet(path: Path, columns: list[str]) -> Any:
+    """The Parquet file at ``path`` to read in batches; DataError when it is unreadable or
+    lacks one of ``columns``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -110,7 +110,7 @@ def compared_record(
     if prod is not None:
         compared = compare.compare_overall(config, rows, names, cand_rows, prod)
         ops["churn"] = compare.churn(cand_rows, prod, dataset.task, config.model.threshold)
-    summary = _baseline_summary(baseline, compared, len(rows.holdout), len(dataset.holdout))
+    summary = baseline_summary(baseline, compared, len(rows.holdout), len(dataset.holdout))
     return Evaluation.model_validate(
         {
             "task": dataset.task,
@@ -202,9 +202,11 @@ def _present(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _baseline_summary(
+def baseline_summary(
     baseline: Baseline | None, compared: dict[str, Any], rows: int, holdout: int
 ) -> dict[str, Any] | None:
+    """evaluation.json's ``baseline``: production, its metrics on the ``rows`` compared of the
+    ``holdout``'s, or the problem that kept it from being compared (None: no production)."""
     if baseline is None:
         return None
     judged = bool(compared)

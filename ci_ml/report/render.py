@@ -133,7 +133,21 @@ def _metrics(evaluation: Evaluation, gate_report: GateReport) -> list[str]:
                 rule or None,
             ]
         )
-    return [f"### Metrics ({rows_text}, same rows for both models)", "", *table(header, rows), ""]
+    title = f"### Metrics ({rows_text}, same rows for both models)"
+    return [title, "", *table(header, rows), "", *_streamed(evaluation)]
+
+
+def _streamed(evaluation: Evaluation) -> list[str]:
+    """What a holdout streamed by engine duckdb or spark left out (docs/data.md)."""
+    streamed = evaluation.streamed
+    if streamed is None:
+        return []
+    notes = "; ".join(streamed.left_out)
+    return [
+        f"> **Streamed holdout**: {streamed.rows} rows in batches of {streamed.batch_rows}, "
+        f"{streamed.passes} pass(es), never loaded whole. Left out: {notes}.",
+        "",
+    ]
 
 
 def _higher(metric: str | None, evaluation: Evaluation, default: bool) -> bool:

@@ -158,3 +158,24 @@ def test_validate_without_a_holdout_file_reports_what_pandas_reports(
     assert reports[engine] == reports["pandas"]
     assert (tmp_path / engine / "split" / "holdout.parquet").is_file()
     assert not (tmp_path / "pandas" / "split").exists()
+
+
+def test_a_whole_run_on_duckdb_without_a_holdout_file_is_the_pandas_run(
+    project: Path, tmp_path: Path
+) -> None:
+    """Train and evaluate read the run's split: the same model, metrics and verdict as the
+    pandas engine on the example (its rows fit data.train_rows and data.streaming_rows)."""
+    found = {}
+    for name in ("pandas", "duckdb"):
+        config = yaml.safe_load((project / "ci-ml.yaml").read_text())
+        config["data"]["engine"] = name
+        config["registry"]["url"] = str(tmp_path / f"registry-{name}")
+        path = project / f"ci-ml.{name}.yaml"
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        run_dir = tmp_path / name
+        done = run_cli("run", "--config", path.name, "--run-dir", str(run_dir), cwd=project)
+        assert done.returncode == 0, done.stderr
+        evaluation = json.loads((run_dir / "evaluation.json").read_text())
+        model = json.loads((run_dir / "model.json").read_text())
+        found[name] = (evaluation["candidate"]["metrics"], model["digest"], model["training_rows"])
+    assert found["duckdb"] == found["pandas"]
