@@ -47,19 +47,22 @@ def checks(run_dir: Path) -> list[dict[str, Any]]:
     return [{k: c.get(k) for k in keep} for c in report["checks"]]
 
 
+def validated(repo: Path) -> list[dict[str, Any]]:
+    """``ci-ml pull`` and ``ci-ml validate`` in ``repo``: the data report's checks."""
+    run_dir = repo / PIPELINE / ".ci-ml/runs/check"
+    for step in ("pull", "validate"):
+        done = run_cli(step, "--config", str(PIPELINE_CONFIG), "--run-dir", str(run_dir), cwd=repo)
+        assert done.returncode == 0, done.stderr
+    return checks(run_dir)
+
+
 def test_validate_on_duckdb_and_spark_reports_what_pandas_reports(
     pulled: Path, tmp_path: Path
 ) -> None:
     found = {}
     for engine in ("pandas", "duckdb", "spark"):
         repo = with_engine(pulled, engine, tmp_path)
-        run_dir = repo / PIPELINE / ".ci-ml/runs/check"
-        for step in ("pull", "validate"):
-            done = run_cli(
-                step, "--config", str(PIPELINE_CONFIG), "--run-dir", str(run_dir), cwd=repo
-            )
-            assert done.returncode == 0, done.stderr
-        found[engine] = checks(run_dir)
+        found[engine] = validated(repo)
     assert found["duckdb"] == found["pandas"]
     assert found["spark"] == found["pandas"]
     assert len(found["pandas"]) > 20  # built-ins and the example's whole suite
@@ -119,11 +122,5 @@ def test_validate_through_spark_connect_reports_what_pandas_reports(
     found = {}
     for engine, data in (("pandas", {}), ("spark", {"spark": {"remote": connect_server}})):
         repo = with_engine(pulled, engine, tmp_path, **data)
-        run_dir = repo / PIPELINE / ".ci-ml/runs/check"
-        for step in ("pull", "validate"):
-            done = run_cli(
-                step, "--config", str(PIPELINE_CONFIG), "--run-dir", str(run_dir), cwd=repo
-            )
-            assert done.returncode == 0, done.stderr
-        found[engine] = checks(run_dir)
+        found[engine] = validated(repo)
     assert found["spark"] == found["pandas"]
