@@ -1,19 +1,21 @@
-"""The evaluate step's records for a binary holdout streamed from a Parquet file.
+"""The evaluate step's records for a binary or regression holdout streamed from a Parquet file.
 
 Engines duckdb and spark stream a holdout of more than ``data.streaming_rows`` rows instead
 of loading it (docs/data.md, "Evaluating a holdout larger than memory"). Each record batch
 is predicted by the candidate and production and reduced by two
-:class:`~ci_ml.evaluation.streaming.BinaryStream`: the candidate against itself on every row
-(its own metrics, as the in-memory evaluate computes them on the whole holdout) and the
-candidate against production on the rows production did not train on (the paired
-comparison, as :func:`ci_ml.evaluation.baseline.fresh_rows` chooses them). With roc_auc the
-file is read and predicted a second time (DeLong's second pass). Made in the same passes: the
-churn (from the joint confusion counts), latency (on the first rows), the smoke sample (the
-first rows) and a seeded sample of the candidate's holdout predictions for the monitor.
+:class:`~ci_ml.evaluation.streaming.BinaryStream` (regression: two
+:class:`~ci_ml.evaluation.streaming.RegressionStream`, one pass): the candidate against
+itself on every row (its own metrics, as the in-memory evaluate computes them on the whole
+holdout) and the candidate against production on the rows production did not train on (the
+paired comparison, as :func:`ci_ml.evaluation.baseline.fresh_rows` chooses them). With
+roc_auc the file is read and predicted a second time (DeLong's second pass). Made in the
+same passes: the churn (binary: from the joint confusion counts), latency (on the first
+rows), the smoke sample (the first rows) and a seeded sample of the candidate's holdout
+predictions for the monitor.
 
 Left out, and said so in evaluation.json's ``streamed.left_out``: slices (a slice gate then
-fails, :func:`ci_ml.decide.model_gates`) and the curves. Multiclass and regression holdouts
-are not streamed (:func:`check_streamable`).
+fails, :func:`ci_ml.decide.model_gates`) and the curves. Multiclass holdouts are not
+streamed (:func:`check_streamable`).
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ from ci_ml.evaluation.outofcore import (
     Scorer,
     open_parquet,
     positive_proba,
+    predicted_values,
 )
 from ci_ml.evaluation.predict import Predictions, metric_names
 from ci_ml.evaluation.record import Evaluated, baseline_summary
-from ci_ml.evaluation.streaming import DEFAULT_BINS, BinaryStream
+from ci_ml.evaluation.streaming import DEFAULT_BINS, BinaryStream, RegressionStream
 from ci_ml.quality import jsonable
 from ci_ml.records import Evaluation, ModelCard, SmokeSample
 
@@ -59,14 +62,14 @@ class StreamedHoldout:
 
 
 def check_streamable(dataset: Dataset, rows: int, limit: int) -> None:
-    """DataError unless the holdout's task can be streamed (binary classification)."""
-    if dataset.task == "classification" and not dataset.multiclass:
+    """DataError unless the holdout's task can be streamed (binary classification or
+    regression)."""
+    if not dataset.multiclass:
         return
-    what = "a multiclass" if dataset.multiclass else "a regression"
     raise DataError(
         f"the holdout has {rows:,} rows, more than data.streaming_rows ({limit:,}), and "
-        f"{what} comparison cannot be streamed yet; raise data.streaming_rows to evaluate it "
-        "in memory, or give a smaller data.holdout.file."
+        "a multiclass comparison cannot be streamed yet; raise data.streaming_rows to "
+        "evaluate it in memory, or give a smaller data.holdout.file."
     )
 
 
@@ -94,8 +97,9 @@ def evaluate_streamed(
     if stream.paired is not None and baseline is not None:
         found = stream.paired.comparisons(confidence, comparison.resamples, comparison.seed)
         compared = {name: asdict(found[name]) for name in names}
-        cells = stream.paired.cells
-        ops["churn"] = float(cells[CHURN_CELLS].sum() / cells.sum())
+        if isinstance(stream.paired, BinaryStream):
+            cells = stream.paired.cells
+            ops["churn"] = float(cells[CHURN_CELLS].sum() / cells.sum())
     record = Evaluation.model_validate(
         {
             "task": train.task,
@@ -146,7 +150,6 @@ class _Stream:
         names: list[str],
     ) -> None:
         self.config, self.train, self.holdout = config, train, holdout
-        threshold, bins = config.model.threshold, holdout.bins
         self.candidate = Scorer(model, list(train.features))
         self.baseline = baseline
         self.production: Scorer | None = None
@@ -158,8 +161,8 @@ class _Stream:
                 self.production = Scorer(baseline.model, features)
             else:
                 self.baseline = replace(baseline, model=None, problem=problem)
-        self.own = BinaryStream(names, threshold, bins)  # the candidate against itself
-        self.paired = BinaryStream(names, threshold, bins) if self.production else None
+        self.own = self._reducer(names)  # the candidate against itself
+        self.paired = self._reducer(names) if self.production else None
         self.fresh = 0
         self.masks: list[np.ndarray] = []
         self.passes = 0
@@ -167,6 +170,17 @@ class _Stream:
         self.smoke: list[dict[str, Any]] = []
         self.expected: list[float] = []
         self.kept: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def _reducer(self, names: list[str]) -> BinaryStream | RegressionStream:
+        if self.train.task == "regression":
+            return RegressionStream(names)
+        return BinaryStream(names, self.config.model.threshold, self.holdout.bins)
+
+    def _predict(self, scorer: Scorer, frame: Any) -> np.ndarray:
+        """The positive class's probabilities (binary) or the predicted values."""
+        if self.train.task == "regression":
+            return predicted_values(scorer, frame)
+        return positive_proba(scorer, frame, self.train.positive_class)
 
     def run(self) -> None:
         rng = np.random.default_rng(self.config.comparison.seed)
@@ -211,26 +225,31 @@ class _Stream:
             if batch.num_rows == 0:
                 continue
             frame = _as_read(batch.to_pandas())
-            truth = frame[train.target].astype(str) == str(train.positive_class)
-            cand = positive_proba(self.candidate, frame, train.positive_class)
-            yield frame, truth.to_numpy().astype(np.float64), cand
+            yield frame, self._truth(frame[train.target]), self._predict(self.candidate, frame)
+
+    def _truth(self, target: Any) -> np.ndarray:
+        """The target as the in-memory evaluation has it: 0/1 (binary) or its values."""
+        if self.train.task == "regression":
+            return target.to_numpy(dtype=np.float64)
+        truth = target.astype(str) == str(self.train.positive_class)
+        return truth.to_numpy().astype(np.float64)
 
     def _first(self, frame: Any, cand: np.ndarray) -> None:
         x = frame[self.candidate.features]
         self.latency = compare.latency_ms(
-            self.candidate.model, x.head(LATENCY_ROWS), "classification"
+            self.candidate.model, x.head(LATENCY_ROWS), self.train.task
         )
         n = self.config.deploy.smoke_rows
         self.smoke = x.head(n).to_dict(orient="records")
         self.expected = [float(v) for v in cand[:n]]
 
     def _production(self, frame: Any) -> np.ndarray | None:
-        """Production's probabilities of the batch; a model that cannot predict it becomes
+        """Production's predictions of the batch; a model that cannot predict it becomes
         the baseline's problem (the change gates apply comparison.unusable_baseline)."""
         if self.production is None or self.baseline is None:
             return None
         try:
-            return positive_proba(self.production, frame, self.train.positive_class)
+            return self._predict(self.production, frame)
         except ModelFileError as exc:
             version = self.baseline.version
             self._unusable(f"production model {version} cannot predict the holdout: {exc}")
