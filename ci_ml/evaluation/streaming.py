@@ -73,7 +73,8 @@ class BinaryStream:
 
     Feed every batch to :meth:`add`; if :attr:`needs_second_pass`, feed the same batches
     again to :meth:`add_second`; then :meth:`comparisons`. Memory: 8 counts, a few floats
-    per loss and, for roc_auc, about 80 bytes per bin (80 MiB at 2^20 bins).
+    per loss and, for roc_auc, about 80 bytes per bin (80 MiB at 2^20 bins; ``sparse``: per
+    bin a score fell in, as a slice's few rows need).
     """
 
     def __init__(
@@ -81,6 +82,7 @@ class BinaryStream:
         metric_names: Iterable[str],
         threshold: float = DEFAULT_THRESHOLD,
         bins: int = DEFAULT_BINS,
+        sparse: bool = False,
     ) -> None:
         self.specs = resolve_metrics("classification", metric_names)
         names = {s.name for s in self.specs}
@@ -89,7 +91,7 @@ class BinaryStream:
         self.losses = {name: [0.0, 0.0] for name in ROW_LOSSES if name in names}
         self.diffs = {name: Moments() for name in self.losses}
         self.needs_second_pass = "roc_auc" in names
-        self.auc = PairedBins(bins) if self.needs_second_pass else None
+        self.auc = PairedBins(bins, sparse) if self.needs_second_pass else None
 
     def add(self, y: ArrayLike, cand: ArrayLike, prod: ArrayLike) -> None:
         """First pass: one batch of truth and both models' probabilities of class 1."""

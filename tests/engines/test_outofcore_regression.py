@@ -24,7 +24,9 @@ GATES = [
     {"metric": "rmse", "max": 10.0, "change": {"margin": -0.5}},
     {"metric": "r2", "min": 0.1, "change": {"margin": -0.05}},
     {"metric": "mae", "change": {"margin": -0.5}},
+    {"metric": "rmse", "change": {"margin": -2.0}, "slices": True},
 ]
+SLICES = {"columns": ["region", "x3"], "min_size": 30}  # x3: 5 numbers, sliced by value
 
 
 def make_data(root: Path) -> None:
@@ -50,7 +52,7 @@ def make_data(root: Path) -> None:
 
 def configure(root: Path, iterations: int, **data: Any) -> None:
     gates = data.pop("gates", GATES)
-    slices = data.pop("slices", None)
+    slices = data.pop("slices", SLICES)
     config = {
         "data": {
             "path": "data/train.csv",
@@ -112,6 +114,7 @@ def test_a_streamed_regression_run_judges_as_pandas_does(production: Path, tmp_p
         assert ours["comparisons"][name]["method"] == DELTA_METHOD
     assert ours["comparisons"]["mae"]["method"] == PAIRED_T
     assert_same_numbers(ours["comparisons"], theirs["comparisons"])
+    assert ours["streamed"]["slice_problems"] == []
     assert [c["method"] for c in ours["comparisons"].values()] == [
         c["method"] for c in theirs["comparisons"].values()
     ]
@@ -123,3 +126,20 @@ def test_a_streamed_regression_run_judges_as_pandas_does(production: Path, tmp_p
         (g["name"], g["verdict"]) for g in gate_theirs["gates"]
     ]
     assert read(run_dir, "smoke-sample.json") == read(pandas_run, "smoke-sample.json")
+    assert_same_slices(ours["slices"], theirs["slices"])
+
+
+def assert_same_slices(ours: list[Any], theirs: list[Any]) -> None:
+    """The same slices, rows, metrics and values to 1e-9; the intervals of slices of at most
+    20,000 rows differ by method (memory: the exact bootstrap; the stream: the delta method)."""
+    assert [(s["column"], s["value"], s["n"]) for s in ours] == [
+        (s["column"], s["value"], s["n"]) for s in theirs
+    ]
+    assert {s["value"] for s in ours} >= {"north", "south", "east", "0.0", "4.0"}
+    for one, other in zip(ours, theirs, strict=True):
+        assert one["judged"] == other["judged"] and one["reason"] == other["reason"]
+        assert_same_numbers(one["metrics"], other["metrics"])
+        found, expected = one["comparisons"]["rmse"], other["comparisons"]["rmse"]
+        assert found["method"] == DELTA_METHOD and expected["n"] <= EXACT_BOOTSTRAP_MAX_ROWS
+        for key in ("candidate", "production", "delta", "confidence"):
+            assert found[key] == pytest.approx(expected[key], abs=1e-9, rel=0)
