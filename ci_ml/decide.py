@@ -128,8 +128,14 @@ def _slice_gates(
             f"gate on '{gate_cfg.metric}' has 'slices: true' but ci-ml.yaml has no "
             "'slices' section naming the columns."
         )
-    if evaluation.streamed is not None:  # never computed: the gate fails, it cannot pass
-        why = "slices are not computed on a holdout streamed by data.engine (docs/data.md)"
+    streamed = evaluation.streamed
+    if streamed is not None and (streamed.slice_problems is None or streamed.slice_problems):
+        # a column not sliced (or no slice made): the gate fails, it cannot pass unjudged
+        why = (
+            "; ".join(streamed.slice_problems)
+            if streamed.slice_problems
+            else "slices are not computed on a holdout streamed by data.engine (docs/data.md)"
+        )
         failed = gates.policy_gate(gate_cfg, "fail", why, line)
         return [replace(failed, name=f"{gate_cfg.metric} change per slice")]
     slices = evaluation.slices

@@ -364,6 +364,9 @@ class Streamed(_Shape):  # engines duckdb/spark: the holdout was streamed, not l
     passes: int  # 2 with roc_auc (DeLong's second pass)
     auc_bins: int | None  # the score histograms' bins (roc_auc; docs/statistics.md)
     left_out: list[str]  # what a streamed evaluation does not make, and what follows
+    # why a slice column was not sliced (a slice gate then fails); None: a record made
+    # before streamed slices, which made none
+    slice_problems: list[str] | None = None
 
 
 class Evaluation(_Optional, Record):

@@ -83,7 +83,8 @@ class ScoreBins:
         neg, pos = self.counts.astype(np.float64)
         below = np.cumsum(neg) - neg
         above = pos.sum() - np.cumsum(pos)
-        return (below + neg / 2) / neg.sum(), (above + pos / 2) / pos.sum()
+        with np.errstate(divide="ignore", invalid="ignore"):  # one class: result() refuses
+            return (below + neg / 2) / neg.sum(), (above + pos / 2) / pos.sum()
 
     def auc(self) -> float:
         v10, _ = self.placements()
@@ -98,6 +99,42 @@ class ScoreBins:
         norm10 = float(np.sqrt(np.dot(pos, (neg / (2 * n)) ** 2)))
         norm01 = float(np.sqrt(np.dot(neg, (pos / (2 * m)) ** 2)))
         return auc, norm10, norm01
+
+
+class SparseScoreBins(ScoreBins):
+    """:class:`ScoreBins` holding only the bins a score fell in (sorted), for the many small
+    histograms of slices: the same bins, counts and results, memory by occupied bin."""
+
+    def __init__(self, bins: int) -> None:
+        if bins < 1:
+            raise ValueError(f"bins must be a positive number of score bins; got {bins}.")
+        self.bins = bins
+        self.occupied = np.zeros(0, dtype=np.intp)  # the bins seen, ascending
+        self.counts = np.zeros((2, 0), dtype=np.int64)
+        self.first = np.zeros(0)
+        self.mixed = np.zeros(0, dtype=bool)
+
+    def codes(self, score: FloatArray) -> np.ndarray:
+        """Position of each score's bin among the occupied ones (pass 2: all were seen)."""
+        return np.searchsorted(self.occupied, super().codes(score))
+
+    def add(self, is_pos: np.ndarray, score: FloatArray) -> None:
+        if score.size == 0:
+            return
+        bins = super().codes(score)
+        merged, where = np.unique(np.concatenate([self.occupied, bins]), return_inverse=True)
+        old, new = where[: self.occupied.size], where[self.occupied.size :]
+        counts = np.zeros((2, merged.size), dtype=np.int64)
+        counts[:, old] = self.counts
+        np.add.at(counts, (is_pos.astype(np.intp), new), 1)
+        first = np.full(merged.size, np.nan)
+        first[old] = self.first
+        mixed = np.zeros(merged.size, dtype=bool)
+        mixed[old] = self.mixed
+        unseen = np.isnan(first[new])
+        first[new[unseen]] = score[unseen]  # numpy keeps one of the repeated positions' values
+        mixed[new[score != first[new]]] = True
+        self.occupied, self.counts, self.first, self.mixed = merged, counts, first, mixed
 
 
 @dataclass(frozen=True)
@@ -128,8 +165,9 @@ class BinnedDeLong:
 class PairedBins:
     """Both models' :class:`ScoreBins` (pass 1) and their paired placement moments (pass 2)."""
 
-    def __init__(self, bins: int) -> None:
-        self.models = (ScoreBins(bins), ScoreBins(bins))
+    def __init__(self, bins: int, sparse: bool = False) -> None:
+        kind = SparseScoreBins if sparse else ScoreBins
+        self.models = (kind(bins), kind(bins))
         self.pairs = (Moments(), Moments())  # D10 over positives, D01 over negatives
         self._tables: list[tuple[FloatArray, FloatArray]] = []
         self._seen = np.zeros(4, dtype=np.int64)  # pass 2: rows, positives, code sums a and b
@@ -171,8 +209,10 @@ class PairedBins:
         m, n = int(counts[1].sum()), int(counts[0].sum())
         if min(m, n) < 2:
             raise ValueError("The DeLong test needs at least 2 positive and 2 negative rows.")
-        codes = np.arange(counts.shape[1], dtype=np.int64)
-        sums = [int(model.counts.sum(axis=0) @ codes) for model in self.models]
+        sums = [
+            int(model.counts.sum(axis=0) @ np.arange(model.counts.shape[1], dtype=np.int64))
+            for model in self.models
+        ]
         if not np.array_equal(self._seen, [m + n, m, *sums]):
             raise ValueError(
                 "The second pass over the batches did not see the rows of the first (rows, "

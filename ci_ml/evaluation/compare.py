@@ -113,10 +113,7 @@ def slice_masks(config: Config, holdout: pd.DataFrame) -> list[tuple[str, str, A
     out = []
     for column in config.slices.columns:
         if column not in holdout.columns:
-            raise ConfigError(
-                f"slices.columns: column '{column}' is not in the data; "
-                f"columns are {', '.join(map(str, holdout.columns[:12]))}."
-            )
+            raise missing_slice_column(column, list(holdout.columns))
         values = holdout[column]
         if values.dtype.kind in "iuf" and values.nunique() > 10:
             values = pd.qcut(values, NUMERIC_SLICE_BINS, duplicates="drop").astype(str)
@@ -124,6 +121,14 @@ def slice_masks(config: Config, holdout: pd.DataFrame) -> list[tuple[str, str, A
         for label in sorted(labels.unique()):
             out.append((column, label, (labels == label).to_numpy()))
     return out
+
+
+def missing_slice_column(column: str, columns: list[Any]) -> ConfigError:
+    """The error for a slice column the holdout does not have."""
+    return ConfigError(
+        f"slices.columns: column '{column}' is not in the data; "
+        f"columns are {', '.join(map(str, columns[:12]))}."
+    )
 
 
 def compare_slices(
@@ -186,15 +191,22 @@ def class_counts(dataset: Dataset, cand: Predictions, mask: Any) -> dict[str, in
 
 def _too_small(config: Config, dataset: Dataset, cand: Predictions, mask: Any) -> str | None:
     """Why a slice is too small to judge (rows, or rows of a class), or None."""
+    counts = class_counts(dataset, cand, mask)
+    return too_small(config, int(mask.sum()), counts, dataset.multiclass)
+
+
+def too_small(
+    config: Config, n: int, counts: dict[str, int] | None, multiclass: bool = False
+) -> str | None:
+    """Why a slice of ``n`` rows (``counts`` by class, None for regression) is too small to
+    judge, or None."""
     min_size = config.slices.min_size if config.slices else 30
     min_class = config.slices.min_class_count if config.slices else 20
-    n = int(mask.sum())
     if n < min_size:
         return f"{n} rows, fewer than slices.min_size ({min_size}); not judged"
-    counts = class_counts(dataset, cand, mask)
     if counts is None or min(counts.values()) >= min_class:
         return None
-    if dataset.multiclass:
+    if multiclass:
         few = [f"{n} of class {label!r}" for label, n in counts.items() if n < min_class]
         return (
             f"{', '.join(few[:3])}{' …' if len(few) > 3 else ''} rows, fewer than "

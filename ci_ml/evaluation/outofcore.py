@@ -40,7 +40,7 @@ STREAMING_ROWS = config.STREAMING_ROWS
 
 @dataclass(frozen=True)
 class Scorer:
-    """A fitted binary classifier and the feature columns it predicts from, in order."""
+    """A fitted binary classifier (or regressor) and the feature columns it predicts from."""
 
     model: Any
     features: list[str]
@@ -117,6 +117,16 @@ def open_parquet(path: Path, columns: list[str]) -> Any:
             f"{', '.join(file.schema_arrow.names[:12])}."
         )
     return file
+
+
+def predicted_values(scorer: Scorer, frame: Any) -> FloatArray:
+    """The regressor's predicted values on the rows of ``frame``."""
+    try:
+        values = np.asarray(scorer.model.predict(frame[scorer.features]), dtype=np.float64)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelFileError(f"the model cannot predict the holdout rows ({first}).") from None
+    return values.reshape(-1)
 
 
 def positive_proba(scorer: Scorer, frame: Any, positive_class: Any) -> FloatArray:

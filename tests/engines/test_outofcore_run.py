@@ -49,6 +49,7 @@ def production(pulled_example: Path, tmp_path_factory: pytest.TempPathFactory) -
 def configure(root: Path, **data: Any) -> None:
     params = data.pop("params", {"max_iter": 60})
     gates = data.pop("gates", GATES)
+    slices = data.pop("slices", {"columns": ["Home"], "min_size": 30})
     config = {
         "data": {
             "path": "data/train.csv",
@@ -65,7 +66,7 @@ def configure(root: Path, **data: Any) -> None:
         "metrics": ["roc_auc", "accuracy", "f1", "precision", "recall", "log_loss", "brier"],
         "gates": gates,
         "comparison": {"first_model": "pass"},
-        "slices": {"columns": ["Home"], "min_size": 30},
+        "slices": slices,
         "registry": {"url": ".ci-ml/registry"},
     }
     (root / "ci-ml.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
@@ -91,6 +92,10 @@ def assert_same_numbers(found: Any, expected: Any) -> None:
         for key in expected:
             if key != "method":  # the streamed AUC's says it is binned (exact here)
                 assert_same_numbers(found[key], expected[key])
+    elif isinstance(expected, list):
+        assert len(found) == len(expected)
+        for one, other in zip(found, expected, strict=True):
+            assert_same_numbers(one, other)
     elif isinstance(expected, float):
         assert found == pytest.approx(expected, abs=1e-9, rel=0)
     else:
@@ -112,8 +117,10 @@ def compare_with_pandas(production: Path, dest: Path, engine: str) -> None:
     assert_same_numbers(ours["candidate"]["metrics"], theirs["candidate"]["metrics"])
     churn = ours["candidate"]["operational"]["churn"]
     assert churn == pytest.approx(theirs["candidate"]["operational"]["churn"], abs=1e-12)
-    assert ours["slices"] == [] and theirs["slices"]
-    assert any("slices" in note for note in ours["streamed"]["left_out"])
+    assert len(theirs["slices"]) > 2 and any(not s["judged"] for s in theirs["slices"])
+    assert_same_numbers(ours["slices"], theirs["slices"])  # values, counts, reasons
+    assert ours["streamed"]["slice_problems"] == []
+    assert not any("slices" in note for note in ours["streamed"]["left_out"])
     gate_ours, gate_theirs = read(run_dir, "gate-report.json"), read(pandas_run, "gate-report.json")
     assert gate_ours["verdict"] == gate_theirs["verdict"] == "pass"
     assert [(g["name"], g["verdict"]) for g in gate_ours["gates"]] == [
@@ -138,15 +145,46 @@ def test_a_streamed_run_on_spark_judges_as_pandas_does(production: Path, tmp_pat
     compare_with_pandas(production, tmp_path, "spark")
 
 
-def test_a_slice_gate_fails_closed_on_a_streamed_holdout(production: Path, tmp_path: Path) -> None:
-    gates = [{"metric": "roc_auc", "change": {"margin": -0.5}, "slices": True}]
-    done, run_dir = run_on(production, tmp_path, engine="duckdb", streaming_rows=0, gates=gates)
+SLICE_GATES = [{"metric": "roc_auc", "change": {"margin": -0.5}, "slices": True}]
+
+
+def test_a_slice_gate_judges_a_streamed_holdout_as_pandas_does(
+    production: Path, tmp_path: Path
+) -> None:
+    slices = {"columns": ["Home", "Marital"], "min_size": 30}
+    expected, pandas_run = run_on(production, tmp_path, gates=SLICE_GATES, slices=slices)
+    found, run_dir = run_on(
+        production, tmp_path, engine="duckdb", streaming_rows=0, gates=SLICE_GATES, slices=slices
+    )
+    assert found.returncode == expected.returncode == 0, found.stderr
+    ours, theirs = read(run_dir, "gate-report.json"), read(pandas_run, "gate-report.json")
+    per_slice = [g for g in ours["gates"] if "[" in g["name"]]
+    assert len(per_slice) > 3 and all(g["verdict"] == "pass" for g in per_slice)
+    assert [(g["name"], g["verdict"]) for g in ours["gates"]] == [
+        (g["name"], g["verdict"]) for g in theirs["gates"]
+    ]
+    assert_same_numbers(
+        read(run_dir, "evaluation.json")["slices"], read(pandas_run, "evaluation.json")["slices"]
+    )
+
+
+def test_a_slice_gate_fails_closed_on_a_column_the_stream_cannot_slice(
+    production: Path, tmp_path: Path
+) -> None:
+    slices = {"columns": ["Home", "Age"], "min_size": 30}  # Age: numeric, quantile slices
+    done, run_dir = run_on(
+        production, tmp_path, engine="duckdb", streaming_rows=0, gates=SLICE_GATES, slices=slices
+    )
     assert done.returncode == 1, done.stderr
     report = read(run_dir, "gate-report.json")
     assert report["verdict"] == "fail"
     failed = [g for g in report["gates"] if g["verdict"] == "fail"]
     assert [g["name"] for g in failed] == ["roc_auc change per slice"]
-    assert "not computed on a holdout streamed" in failed[0]["reason"]
+    assert "'Age' is numeric with more than 10 values" in failed[0]["reason"]
+    streamed = read(run_dir, "evaluation.json")["streamed"]
+    assert len(streamed["slice_problems"]) == 1
+    assert streamed["slice_problems"][0] in failed[0]["reason"]
+    assert any("Age" in note for note in streamed["left_out"])
 
 
 def test_the_in_memory_branch_below_streaming_rows_is_the_pandas_evaluation(

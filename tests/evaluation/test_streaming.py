@@ -1,6 +1,7 @@
 """Tests for ci_ml.evaluation.streaming: the streamed comparison equals the in-memory one
 (ci_ml.evaluation.stats.compare) on 1M rows — counts and bootstrap intervals exactly, the paired t
-to 1e-9, DeLong to 1e-9 when no score bin is mixed and within the stated bound otherwise."""
+to 1e-9, DeLong to 1e-9 when no score bin is mixed and within the stated bound otherwise; and
+regression's delta-method and paired t intervals to 1e-9."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import pytest
 
 from ci_ml.errors import ConfigError
 from ci_ml.evaluation.metrics import labels
-from ci_ml.evaluation.stats import Comparison, compare, delong_ci, joint_cells
-from ci_ml.evaluation.streaming import Batches, BinaryStream, compare_stream
+from ci_ml.evaluation.regression import DELTA_METHOD
+from ci_ml.evaluation.stats import PAIRED_T, Comparison, compare, delong_ci, joint_cells
+from ci_ml.evaluation.streaming import Batches, BinaryStream, RegressionStream, compare_stream
 
 Arrays = tuple[np.ndarray, np.ndarray, np.ndarray]
 NAMES = [
@@ -200,3 +202,71 @@ def test_one_class_overall_and_bad_settings_are_value_errors() -> None:
 def test_regression_metrics_are_not_streamed() -> None:
     with pytest.raises(ConfigError, match="rmse"):
         BinaryStream(["rmse"])
+
+
+# ------------------------------------------------------------------ regression
+
+REGRESSION = ["rmse", "mae", "r2"]
+
+
+def regression_rows(n: int, offset: float, spread: float) -> Arrays:
+    """y around ``offset``; production is the candidate plus noise of scale ``spread``."""
+    rng = np.random.default_rng(5)
+    y = offset + 3 * rng.normal(size=n)
+    cand = y + rng.normal(size=n)
+    return y, cand, cand + spread * rng.normal(size=n)
+
+
+@pytest.mark.parametrize(
+    ("offset", "spread"), [(0.0, 0.5), (1e4, 0.5), (50.0, 1e-3)], ids=["plain", "far", "close"]
+)
+def test_regression_stream_equals_the_in_memory_delta_method(offset: float, spread: float) -> None:
+    arrays = regression_rows(30_000, offset, spread)  # > 20,000 rows: memory's delta method
+    expected = compare("regression", REGRESSION, *arrays)
+    stream = RegressionStream(REGRESSION)
+    for y, a, b in in_batches(arrays, 7_777)():
+        stream.add(y, a, b)
+    found = stream.comparisons()
+    for name in REGRESSION:
+        assert found[name].method == expected[name].method
+        assert found[name].n == expected[name].n
+        for field in FIELDS:
+            assert getattr(found[name], field) == pytest.approx(
+                getattr(expected[name], field), abs=1e-9, rel=0
+            ), (name, field)
+
+
+def test_regression_stream_says_delta_method_where_memory_bootstraps() -> None:
+    arrays = regression_rows(5_000, 0.0, 0.5)
+    expected = compare("regression", REGRESSION, *arrays)
+    stream = RegressionStream(REGRESSION)
+    stream.add(*arrays)
+    found = stream.comparisons()
+    assert expected["rmse"].method.startswith("paired row bootstrap")
+    assert found["rmse"].method == found["r2"].method == DELTA_METHOD
+    assert found["mae"].method == expected["mae"].method == PAIRED_T
+    for name in REGRESSION:  # the values are the same; only the interval's method differs
+        assert found[name].candidate == pytest.approx(expected[name].candidate, abs=1e-12)
+
+
+def test_a_perfect_regressor_streams_a_zero_slope() -> None:
+    y, _, b = regression_rows(1_000, 0.0, 0.5)
+    stream = RegressionStream(["rmse"])
+    stream.add(y, y, b)
+    expected = compare("regression", ["rmse"], y, y, b, seed=0)
+    assert stream.comparisons()["rmse"].candidate == expected["rmse"].candidate == 0.0
+
+
+def test_regression_stream_refusals_are_value_errors() -> None:
+    stream = RegressionStream(["r2"])
+    stream.add([1.0, 1.0, 1.0], [1.0, 2.0, 0.5], [1.0, 1.5, 0.0])
+    with pytest.raises(ValueError, match="r2 is undefined"):
+        stream.comparisons()
+    with pytest.raises(ValueError, match="same length"):
+        stream.add([1.0, 2.0], [1.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="NaN"):
+        stream.add([1.0, np.nan], [1.0, 2.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        RegressionStream(["rmse"]).comparisons()
+    with pytest.raises(ConfigError, match="roc_auc"):
+        RegressionStream(["roc_auc"])
