@@ -11,6 +11,12 @@ from typing import Any
 from ci_ml import decide, engines, gates, quality, rundir, training
 from ci_ml import report as render
 from ci_ml.api import outofcore
+from ci_ml.api.files import (
+    write_holdout_predictions,
+    write_plots,
+    write_reference,
+    write_training_ids,
+)
 from ci_ml.data import Dataset, data_version, dvc_pull, dvc_targets
 from ci_ml.errors import (
     BadInputError,
@@ -22,8 +28,6 @@ from ci_ml.errors import (
 )
 from ci_ml.evaluation import record as evaluation_record
 from ci_ml.evaluation.baseline import Baseline, fetch_production
-from ci_ml.evaluation.curves import CURVE_NAMES, dvc_rows
-from ci_ml.evaluation.predict import Predictions
 from ci_ml.export.convert import export_onnx
 from ci_ml.export.parity import DEFAULT_TOLERANCE, parity
 from ci_ml.github.actions import read_context
@@ -40,7 +44,6 @@ from ci_ml.project import (
 )
 from ci_ml.records import (
     BaselineRef,
-    Curve,
     DataReport,
     Evaluation,
     ExperimentsRecord,
@@ -215,19 +218,6 @@ def evaluate(project: Project, run_dir: Path) -> Evaluation:
     return found.evaluation
 
 
-def write_plots(curves: list[Curve], run_dir: Path) -> list[Path]:
-    """Each curve as a DVC plot file, ``plots/<curve>.json``; a curve this run has not (the
-    file of an earlier evaluate of another task) is removed."""
-    drawn = {curve.name: curve for curve in curves}
-    for name in CURVE_NAMES:
-        if name not in drawn:
-            (run_dir / rundir.PLOTS / f"{name}.json").unlink(missing_ok=True)
-    return [
-        rundir.write_json(run_dir, f"{rundir.PLOTS}/{name}.json", dvc_rows(curve))
-        for name, curve in drawn.items()
-    ]
-
-
 def unread_in_fork(error: CredentialsMissing) -> Baseline:
     """The baseline of a fork's pull request run, which gets no credentials to read the
     registry: unknown, so the change gates apply ``comparison.fork_pull_request``. Outside
@@ -381,55 +371,6 @@ REGISTERED_CARD_FIELDS = (
     "positive_class",
     "row_identity",
 )
-REFERENCE_ROWS = 200_000
-
-
-def write_reference(dataset: Dataset, run_dir: Path) -> Path:
-    """The model's training rows (a seeded sample of at most 200,000), for drift monitoring."""
-    train = dataset.train
-    if len(train) > REFERENCE_ROWS:
-        train = train.sample(REFERENCE_ROWS, random_state=0)
-    path = run_dir / rundir.REFERENCE
-    with rundir.atomic_path(path) as tmp:
-        train.to_parquet(tmp, index=False)
-    return path
-
-
-def write_training_ids(dataset: Dataset, run_dir: Path) -> Path:
-    """The identities of every training row (docs/data.md): registered with the model, they
-    keep the rows it trained on out of any later comparison with it."""
-    import pandas as pd
-
-    path = run_dir / rundir.TRAINING_IDS
-    with rundir.atomic_path(path) as tmp:
-        pd.DataFrame({"row_id": dataset.train_ids}).to_parquet(tmp, index=False)
-    return path
-
-
-def write_holdout_predictions(
-    holdout: Predictions, run_dir: Path, classes: tuple[str, ...] = ()
-) -> Path:
-    """The candidate's truth and score on its holdout rows (a seeded sample of at most
-    200,000): the monitor's reference for prediction drift and decay, rows it never fit.
-    A multiclass model's file has ``truth`` (the class's place in ``classes``) and one
-    column ``score[<class>]`` per class."""
-    import numpy as np
-    import pandas as pd
-
-    rows = np.arange(holdout.y_true.size)
-    if rows.size > REFERENCE_ROWS:
-        rows = np.sort(np.random.default_rng(0).choice(rows, REFERENCE_ROWS, replace=False))
-    if holdout.score.ndim == 2:
-        scores = {f"score[{c}]": holdout.score[rows, k] for k, c in enumerate(classes)}
-        frame = pd.DataFrame({"truth": holdout.y_true[rows], **scores})
-    else:
-        frame = pd.DataFrame({"truth": holdout.y_true[rows], "score": holdout.score[rows]})
-    path = run_dir / rundir.HOLDOUT_PREDICTIONS
-    with rundir.atomic_path(path) as tmp:
-        frame.to_parquet(tmp, index=False)
-    return path
-
-
 STEPS: list[tuple[str, Callable[[Project, Path], Any]]] = [
     ("pull", write_pull),
     ("validate", validate),

@@ -16,7 +16,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from ci_ml import rundir
-from ci_ml.api.steps import write_plots
+from ci_ml.api.files import write_plots
 from ci_ml.evaluation import curves
 from ci_ml.evaluation.predict import Predictions
 from ci_ml.records import Evaluation

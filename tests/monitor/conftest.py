@@ -18,7 +18,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from ci_ml import rundir, training
-from ci_ml.api.steps import write_holdout_predictions
+from ci_ml.api.files import write_holdout_predictions
 from ci_ml.data import load_dataset
 from ci_ml.evaluation.metrics import evaluate_metrics
 from ci_ml.evaluation.predict import predict
