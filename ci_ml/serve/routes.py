@@ -187,7 +187,7 @@ async def answer_predict(service: Service, scope: Scope, receive: Receive) -> An
         return _error_answer(err.status, str(err), rid)
     except PredictionFailed as err:
         return _error_answer(500, f"the model failed to predict: {err}", rid)
-    service.after_answer(model, columns, rows, answers, rid)
+    service.after_answer(model, rows, answers, rid)
     headers = [(b"x-model-version", model.version.encode()), (REQUEST_ID_HEADER, rid.encode())]
     return 200, _predictions(model, answers, rid), headers
 
