@@ -10,6 +10,9 @@ services on loopback (free ports) and measures requests/s and p50/p99 latency fo
 bench_serve.py; else a Python thread client), then prints
 one table with ratios vs MLflow and whether the goals of issues 6 and 8 hold, next to GET
 /health/live of ci-ml serve (the HTTP stack's ceiling on this machine). Asserts nothing.
+With ``--workers 1 2`` each ci-ml path is also served with ``--workers 2`` (one service per
+path and worker count, all measured in the same run, the goals judged on the first count);
+the load average before and after is printed.
 
 MLflow lives in its own virtualenv, so ci-ml's stays untouched:
 
@@ -17,7 +20,7 @@ MLflow lives in its own virtualenv, so ci-ml's stays untouched:
     /tmp/venv-mlflow/bin/pip install mlflow pandas \\
         scikit-learn==$(python -c 'import sklearn; print(sklearn.__version__)')
     python benchmarks/bench_serving_vs_mlflow.py --mlflow-python /tmp/venv-mlflow/bin/python \\
-        [--duration 5] [--client wrk|python] [--wrk-threads 1]
+        [--duration 5] [--client wrk|python] [--wrk-threads 1] [--workers 1 2]
 
 The fitted pipeline goes to MLflow's interpreter as a pickle (same scikit-learn version; the
 pipeline holds scikit-learn classes only).
@@ -52,6 +55,7 @@ from bench_serve import (
     start_service,
     synthetic,
 )
+from bench_workers import make_registry, wait_for_workers
 
 CONNECTIONS = (4, 16)
 SIZES = (1, 100)
@@ -79,34 +83,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def make_registry(directory: Path, frame: Any, model: Any, onnx: bool) -> str:
-    """A LocalRegistry with ``model`` in production (plus model.onnx when ``onnx``)."""
-    from ci_ml.export.convert import export_onnx
-    from ci_ml.models import save_model
-    from ci_ml.registry.local import LocalRegistry
-    from ci_ml.training import feature_schema
-
-    directory.mkdir(parents=True)
-    schema = feature_schema(frame, list(frame.columns))
-    digest = save_model(model, directory / "model.skops")
-    card = {
-        "task": "classification",
-        "positive_class": "bad",
-        "digest": digest,
-        "feature_schema": schema,
-    }
-    (directory / "model.json").write_text(json.dumps(card))
-    frame.to_parquet(directory / "reference.parquet", index=False)
-    names = ["model.skops", "model.json", "reference.parquet"]
-    if onnx:
-        export_onnx(model, schema, "classification", directory / "model.onnx")
-        names.append("model.onnx")
-    registry = LocalRegistry(directory / "registry")
-    version = registry.register({n: directory / n for n in names}, {}, by="bench")
-    registry.promote(version.version, None, by="bench")
-    return str(registry.path)
 
 
 def save_for_mlflow(
@@ -203,9 +179,13 @@ def chosen_client(args: argparse.Namespace) -> tuple[Any, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mlflow-python", required=True, help="python of a venv with mlflow")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1], help="ci-ml serve --workers, each measured"
+    )
     client_options(parser)
     args = parser.parse_args()
     measure, shown = chosen_client(args)
+    before = _load()
 
     with tempfile.TemporaryDirectory(prefix="bench-vs-mlflow-") as tmp_name:
         tmp = Path(tmp_name)
@@ -223,24 +203,25 @@ def main() -> None:
 
         processes: list[tuple[subprocess.Popen[Any], bool]] = []
         try:
-            sk_proc, sk_url = start_service(sk_registry, [])
-            processes.append((sk_proc, False))
-            onnx_proc, onnx_url = start_service(onnx_registry, [])
-            processes.append((onnx_proc, False))
             ml_proc, ml_url = start_mlflow(args.mlflow_python, mlflow_dir, tmp / "mlflow.log")
             processes.append((ml_proc, True))
-            services = {
-                "mlflow": (f"{ml_url}/invocations", bodies["mlflow"]),
-                "ci-ml sklearn": (f"{sk_url}/predict", bodies["ci-ml"]),
-                "ci-ml onnx": (f"{onnx_url}/predict", bodies["ci-ml"]),
-            }
+            services = {"mlflow": (f"{ml_url}/invocations", bodies["mlflow"])}
+            ours = {}  # name -> base URL
+            for workers in args.workers:
+                for path, registry in (("sklearn", sk_registry), ("onnx", onnx_registry)):
+                    name = _name(path, workers, args.workers)
+                    process, ours[name] = start_service(registry, ["--workers", str(workers)])
+                    processes.append((process, False))
+                    wait_for_workers(ours[name], workers)
+                    services[name] = (f"{ours[name]}/predict", bodies["ci-ml"])
             for name, (url, body) in services.items():
-                print(f"check {name:<14} 1 row -> {check(url, body[1])}")
+                print(f"check {name:<17} 1 row -> {check(url, body[1])}")
             import requests
 
-            for name, url in (("ci-ml sklearn", sk_url), ("ci-ml onnx", onnx_url)):
+            for name, url in ours.items():
                 runtime = requests.get(url + "/version", timeout=30).json().get("runtime", "?")
                 print(f"{name} serves runtime: {runtime} (/version)")
+            onnx_url = ours[_name("onnx", args.workers[0], args.workers)]
 
             results: dict[tuple[str, int, int], dict[str, float]] = {}
             for rows_n in SIZES:
@@ -255,10 +236,11 @@ def main() -> None:
             for process, group in processes:
                 stop(process, group)
 
-    print(f"\nloopback, client {shown}, {args.duration:g} s per cell, MLflow {mlflow_version} "
+    print(f"\nload average before: {before}, after: {_load()}")
+    print(f"loopback, client {shown}, {args.duration:g} s per cell, MLflow {mlflow_version} "
           f"(`mlflow models serve --env-manager local`, defaults), ci-ml serve defaults; "
           f"{os.cpu_count()} CPUs")  # fmt: skip
-    header = (f"{'service':<15}{'rows':>5}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+    header = (f"{'service':<18}{'rows':>5}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
               f"{'errors':>8}{'req/s vs mlflow':>17}{'p99 vs mlflow':>15}")  # fmt: skip
     print(header)
     print("-" * len(header))
@@ -267,7 +249,7 @@ def main() -> None:
             base = results[("mlflow", rows_n, conns)]
             for name in services:
                 got = results[(name, rows_n, conns)]
-                print(f"{name:<15}{rows_n:>5}{conns:>6}{got['rps']:>10.1f}{got['p50']:>9.1f}"
+                print(f"{name:<18}{rows_n:>5}{conns:>6}{got['rps']:>10.1f}{got['p50']:>9.1f}"
                       f"{got['p99']:>9.1f}{got['errors']:>8.0f}{got['rps'] / base['rps']:>16.1f}x"
                       f"{got['p99'] / base['p99']:>14.2f}x")  # fmt: skip
             print()
@@ -278,19 +260,29 @@ def main() -> None:
               f"p50 {got['p50']:.1f} ms  p99 {got['p99']:.1f} ms")  # fmt: skip
     print()
     print("goals (reported, not asserted):")
+    sk_name, onnx_name = (_name(p, args.workers[0], args.workers) for p in ("sklearn", "onnx"))
     for rows_n in SIZES:
         for conns in CONNECTIONS:
-            sk, ml = results[("ci-ml sklearn", rows_n, conns)], results[("mlflow", rows_n, conns)]
+            sk, ml = results[(sk_name, rows_n, conns)], results[("mlflow", rows_n, conns)]
             ok = sk["rps"] >= 1.5 * ml["rps"] and sk["p99"] < ml["p99"] and sk["errors"] == 0
             print(f"  issue 6, sklearn path, {rows_n:>3} rows, {conns:>2} conns: "
                   f"{sk['rps'] / ml['rps']:.1f}x throughput (>= 1.5x), p99 {sk['p99']:.1f} vs "
                   f"{ml['p99']:.1f} ms (lower): {'holds' if ok else 'MISSED'}")  # fmt: skip
     for conns in CONNECTIONS:
-        ox, ml = results[("ci-ml onnx", 1, conns)], results[("mlflow", 1, conns)]
+        ox, ml = results[(onnx_name, 1, conns)], results[("mlflow", 1, conns)]
         ok = ox["rps"] >= 20 * ml["rps"] and ox["p99"] < 10 and ox["errors"] == 0
         print(f"  issue 8, onnx path, 1 row, {conns:>2} conns: {ox['rps'] / ml['rps']:.1f}x "
               f"throughput (>= 20x), p99 {ox['p99']:.1f} ms (< 10): "
               f"{'holds' if ok else 'MISSED'}")  # fmt: skip
+
+
+def _name(path: str, workers: int, every: list[int]) -> str:
+    """The service's name: "ci-ml onnx", or "ci-ml onnx 2w" when several --workers are."""
+    return f"ci-ml {path}" if every == [1] else f"ci-ml {path} {workers}w"
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -6,9 +6,13 @@ shadow-scores 20% of the requests (--shadow VERSION --shadow-sample 0.2) with a 
 version of the same pipeline (another seed). Then it drives each in turn, interleaved over
 --rounds rounds so that both see the same noise of a shared machine, with --clients client
 processes (each with 16/--clients keep-alive connections, no pause between requests: 16
-connections in all), 1-row and 100-row bodies. Prints p50/p99 pooled over the rounds,
-requests per second, failed requests, the p99 ratio (shadow / none), and the shadow's own
-counts from /metrics (scored, dropped). No timed asserts: the numbers are for reading.
+connections in all), 1-row and 100-row bodies. Each round starts once the shadow has worked
+off its backlog, which would otherwise run during the next round, whichever service that
+measures. Prints p50/p99 pooled over the rounds, requests per second, failed requests, the
+p99 ratio (shadow / none), each round's p99 ratio and their median (less moved by one noisy
+round), the CPU time per request of the service process and of its child processes (the
+shadow's, where it has one), and the shadow's own counts from /metrics (scored, dropped),
+with the load average before and after. No timed asserts: the numbers are for reading.
 
     python benchmarks/bench_shadow.py [--duration 8] [--rounds 3] [--clients 4] [--sample 0.2]
 """
@@ -16,8 +20,10 @@ counts from /metrics (scored, dropped). No timed asserts: the numbers are for re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
+import os
 import re
 import tempfile
 import time
@@ -93,6 +99,43 @@ def shadow_counts(url: str) -> dict[str, float]:
     return {k: float(v) for k, v in found}
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of process ``pid`` and of its live child processes (Linux);
+    zeros elsewhere."""
+    try:
+        own = _cpu(pid)
+        children = [
+            int(c)
+            for task in Path(f"/proc/{pid}/task").iterdir()
+            for c in (task / "children").read_text().split()
+        ]
+    except OSError:
+        return 0.0, 0.0
+    found = 0.0
+    for child in children:
+        with contextlib.suppress(OSError):
+            found += _cpu(child)
+    return own, found
+
+
+def _cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_idle(url: str, quiet: float = 1.0, timeout: float = 120.0) -> None:
+    """Until the shadow has worked off what it queued (its counts stood still for ``quiet``
+    seconds): its backlog must not run during the next round, whichever service it measures."""
+    deadline = time.monotonic() + timeout
+    before = shadow_counts(url)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = shadow_counts(url)
+        if now == before:
+            return
+        before = now
+
+
 def add_shadow(registry: str, frame: Any, y: Any, directory: Path) -> str:
     """A second version of the same pipeline (another seed), registered, not promoted."""
     from ci_ml.config import ModelConfig
@@ -156,6 +199,7 @@ def main() -> None:
 
 
 def measure(services: dict[str, Any], bodies: dict[str, bytes], args: Any) -> None:
+    print(f"load average before: {_load()}, {os.cpu_count()} CPUs")
     print(
         f"two ci-ml serve processes, request log on; shadow at {args.sample:g} sampling; "
         f"{args.clients} client processes, {CONNECTIONS} connections, no pause; "
@@ -167,13 +211,23 @@ def measure(services: dict[str, Any], bodies: dict[str, bytes], args: Any) -> No
         for name, body in bodies.items():
             got: dict[str, list[float]] = {"none": [], "shadow": []}
             failed = {"none": 0, "shadow": 0}
+            ratios = []  # each round's p99 ratio
             load(pool, services["none"][1], body, args.clients, 1.0)  # warm both up
             load(pool, services["shadow"][1], body, args.clients, 1.0)
+            cpu = {"none": [0.0, 0.0], "shadow": [0.0, 0.0]}  # the service's, its children's
             for _ in range(args.rounds):
+                p99s = {}
                 for kind in ("none", "shadow"):
+                    wait_idle(services["shadow"][1])
+                    pid = services[kind][0].pid
+                    before = cpu_seconds(pid)
                     times, bad = load(pool, services[kind][1], body, args.clients, args.duration)
+                    after = cpu_seconds(pid)
+                    cpu[kind] = [cpu[kind][i] + after[i] - before[i] for i in (0, 1)]
                     got[kind] += times
                     failed[kind] += bad
+                    p99s[kind] = float(np.percentile(times, 99))
+                ratios.append(p99s["shadow"] / p99s["none"])
             p99 = {k: float(np.percentile(v, 99) * 1000) for k, v in got.items()}
             for kind in ("none", "shadow"):
                 times = got[kind]
@@ -182,7 +236,18 @@ def measure(services: dict[str, Any], bodies: dict[str, bytes], args: Any) -> No
                 ratio = p99[kind] / p99["none"]
                 print(f"{name:<10}{kind:<8}{rps:>9.1f}{p50:>9.2f}{p99[kind]:>9.2f}"
                       f"{failed[kind]:>8}{ratio:>11.3f}")  # fmt: skip
+            for kind in ("none", "shadow"):
+                own, children = (1000 * c / len(got[kind]) for c in cpu[kind])
+                print(f"{'':<10}{kind:<8}CPU ms per request: service {own:.2f}, "
+                      f"its child processes {children:.2f}")  # fmt: skip
+            shown = " ".join(f"{r:.3f}" for r in ratios)
+            print(f"{'':<18}p99 ratio of each round: {shown} (median {np.median(ratios):.3f})")
     print(f"shadow rows (from its /metrics): {shadow_counts(services['shadow'][1])}")
+    print(f"load average after: {_load()}")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

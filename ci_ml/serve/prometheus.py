@@ -140,6 +140,7 @@ class Metrics:
             found.request_log = Counter(written=request_log.written, dropped=request_log.dropped)
         if shadow is not None:
             with shadow.lock:
+                found.request_log = (found.request_log or Counter()) + Counter(shadow.log_counts)
                 found.shadow = ShadowState(
                     Counter({(shadow.model.version, shadow.model.digest): 1}),
                     Counter(shadow.counts),

@@ -3,7 +3,8 @@
 Each sampled row becomes one line ``{"ts", "request_id", "row_index", "model_version", "row",
 "prediction"}`` (``row_index``: the row's place in its request, from 0), and a row the shadow
 model scored also ``"shadow": {"model_version", "prediction", "latency_ms"}`` (see
-:mod:`ci_ml.serve.shadow`; readers that know nothing of it read the line as before), in
+:mod:`ci_ml.serve.shadow`; readers that know nothing of it read the line as before; the
+shadow's process writes those in its own files, ``requests-shadow-000001.jsonl``, ...), in
 ``requests-000001.jsonl``, ``requests-000002.jsonl``, ... A file is closed once the next line
 would take it past ``max_bytes`` (a single longer line gets a file of its own), and the oldest
 files are deleted so that at most ``max_files`` remain: the log never grows without bound.

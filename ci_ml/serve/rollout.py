@@ -185,9 +185,9 @@ class Rollout:
         serving = cycle.old.version if cycle.old else None
         slot, why, _ = cycle.refused[0] if cycle.refused else (0, "no worker is running", "")
         keeps = f"every worker keeps serving {serving}" if serving else "nothing is served yet"
+        asked = len(cycle.slots | {s for s, _, _ in cycle.refused})  # with those that died
         detail = (
-            f"{why} (worker {slot + 1}; {len(cycle.refused)} of {len(cycle.slots)} refused "
-            f"it, so {keeps})"
+            f"{why} (worker {slot + 1}; {len(cycle.refused)} of {asked} refused it, so {keeps})"
             if cycle.refused
             else why
         )

@@ -15,36 +15,32 @@ the rows by it (``ci-ml monitor --labels``).
 everything, and ``POST /predict`` answered before FastAPI sees the request, because FastAPI's
 middleware, routing and dependency solving cost more than an ONNX model's prediction of one
 row (about 0.1 ms). The FastAPI route documents it in OpenAPI and answers the same way
-(:func:`answer_predict`) when it is reached, as in an app without :func:`service_app`.
+(:func:`answer_predict`) when it is reached, as in an app without :func:`service_app`. The
+status routes (health, version, metrics) are in :mod:`ci_ml.serve.status`, the admin route
+(reload) in :mod:`ci_ml.serve.admin`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
-import logging
 import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from ci_ml import __version__
-from ci_ml.errors import CiMlError
+from ci_ml.serve.admin import add_admin_routes
 from ci_ml.serve.input import InvalidRequest, parse_body, to_columns
-from ci_ml.serve.model import LoadedModel, ModelRefused, NoProduction, PredictionFailed
-from ci_ml.serve.prometheus import CONTENT_TYPE
+from ci_ml.serve.model import LoadedModel, PredictionFailed
+from ci_ml.serve.status import add_status_routes
 from ci_ml.serve.v2 import add_v2_routes
-
-log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ci_ml.serve.service import Service
@@ -109,10 +105,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 def add_routes(app: FastAPI, service: Service) -> None:
     """Add the service's routes to ``app``."""
     _add_predict(app, service)
-    _add_status(app, service)
+    add_status_routes(app, service)
     add_v2_routes(app, service, request_id)
     if service.settings.admin_token:
-        _add_admin(app, service, service.settings.admin_token)
+        add_admin_routes(app, service, service.settings.admin_token)
     _add_route_errors(app)
 
 
@@ -187,7 +183,7 @@ async def answer_predict(service: Service, scope: Scope, receive: Receive) -> An
         return _error_answer(err.status, str(err), rid)
     except PredictionFailed as err:
         return _error_answer(500, f"the model failed to predict: {err}", rid)
-    service.after_answer(model, columns, rows, answers, rid)
+    service.after_answer(model, rows, answers, rid)
     headers = [(b"x-model-version", model.version.encode()), (REQUEST_ID_HEADER, rid.encode())]
     return 200, _predictions(model, answers, rid), headers
 
@@ -253,117 +249,6 @@ def _too_large(size: int, limit: int) -> InvalidRequest:
         "split the rows into smaller requests",
         status=413,
     )
-
-
-def _add_status(app: FastAPI, service: Service) -> None:
-    @app.get("/health", summary="Readiness: 200 when a model is served, else 503")
-    async def health() -> Response:
-        """200 with the served version, or 503 with the reason no model is served."""
-        model = service.holder.current
-        if model is None:
-            reason = service.not_ready_reason()
-            return JSONResponse({"status": "unavailable", "ready": False, "reason": reason}, 503)
-        return JSONResponse({"status": "ok", "ready": True, "model_version": model.version})
-
-    @app.get("/health/live", summary="Liveness: 200 while the process answers")
-    async def live() -> dict[str, str]:
-        """Always ``{"status": "ok"}`` while the process answers."""
-        return {"status": "ok"}
-
-    @app.get("/version", summary="The served model version, digest and load time")
-    async def version() -> Response:
-        """The served model's version, digest, load time, task, threshold and features."""
-        model = service.holder.current
-        if model is None:
-            return _error(503, f"not ready: {service.not_ready_reason()}")
-        found = _describe(model)
-        if service.link is not None:  # ci-ml serve --workers N: what each one serves
-            found["worker"] = service.link.slot + 1
-            found["workers"] = service.link.table.rows()
-        return JSONResponse(found)
-
-    @app.get("/metrics", summary="Prometheus metrics (text format 0.0.4)")
-    async def metrics() -> Response:
-        """Requests, errors, latency, reloads and the served version, for Prometheus."""
-        try:  # with workers, the supervisor sums theirs (a wait: off the event loop)
-            text = (
-                service.metrics_text()
-                if service.link is None
-                else await asyncio.get_running_loop().run_in_executor(None, service.metrics_text)
-            )
-        except CiMlError as err:
-            return _error(503, str(err))
-        return Response(text, media_type=CONTENT_TYPE)
-
-
-def _describe(model: LoadedModel) -> dict[str, Any]:
-    return {
-        "model_version": model.version,
-        "model_digest": model.digest,
-        "loaded_at": model.loaded_at,
-        "task": model.task,
-        "runtime": model.runtime,
-        "threshold": model.threshold if model.positive_index is not None else None,
-        "features": list(model.schema.names),
-        "classes": [str(c) for c in model.classes],
-        "ci_ml_version": __version__,
-    }
-
-
-def _add_admin(app: FastAPI, service: Service, token: str) -> None:
-    expected = hashlib.sha256(token.encode()).digest()
-
-    @app.post("/admin/reload", summary="Serve the registry's production version now")
-    async def reload(request: Request) -> Response:
-        """Load, check and swap in the registry's production version (bearer token)."""
-        _authorize(request.headers.get("authorization"), expected)
-        loop = asyncio.get_running_loop()
-        if service.link is not None:  # the supervisor reloads every worker
-            try:
-                status, body = await loop.run_in_executor(None, service.link.reload)
-            except CiMlError as err:
-                return _error(503, str(err))
-            return JSONResponse(body, status)
-        old = service.holder.current
-        try:
-            result = await loop.run_in_executor(None, service.reload)
-        except CiMlError as err:  # refused 422, nothing in production 409, registry down 503
-            status = {ModelRefused: 422, NoProduction: 409}.get(type(err), 503)
-            serving = old.version if old else None
-            return JSONResponse({"detail": str(err), "serving": serving}, status)
-        except Exception as err:  # a bug: logged whole; the old model keeps serving
-            log.exception("reload failed")
-            serving = old.version if old else None
-            detail = f"the reload failed ({type(err).__name__}: {err}); the log has the traceback"
-            return JSONResponse({"detail": detail, "serving": serving}, 500)
-        return JSONResponse(
-            {
-                "outcome": result.outcome,
-                "old_version": result.old_version,
-                "new_version": result.new_version,
-                "model_digest": result.model_digest,
-            }
-        )
-
-
-def _authorize(header: str | None, expected: bytes) -> None:
-    """401 without a bearer token, 403 with a wrong one; the compare takes constant time."""
-    scheme, _, given = (header or "").partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
-        raise HTTPException(
-            401,
-            "this endpoint needs the header 'Authorization: Bearer <token>' with the token "
-            "in CI_ML_ADMIN_TOKEN of the service",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    # hashing first makes the compare independent of the token's length too
-    digest = hashlib.sha256(given.strip().encode("latin-1")).digest()
-    if not hmac.compare_digest(digest, expected):
-        raise HTTPException(403, "the bearer token is not the service's admin token")
-
-
-def _error(status: int, detail: str) -> Response:
-    return JSONResponse({"detail": detail}, status)
 
 
 def service_app(app: FastAPI, service: Service) -> ASGIApp:

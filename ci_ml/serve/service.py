@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 from ci_ml.errors import BadInputError, CiMlError
 from ci_ml.serve.batch import Answers, Batcher
-from ci_ml.serve.input import Columns
 from ci_ml.serve.model import LoadedModel, ModelRefused
 from ci_ml.serve.prometheus import Metrics, MetricsState, render
 from ci_ml.serve.reload import ModelHolder, Poller, ReloadResult
@@ -92,7 +91,7 @@ class Service:
         self.metrics = Metrics(ROUTES)
         self.request_log = _request_log(settings.request_log)
         self.batcher = Batcher(settings.threads, settings.max_rows, self.metrics.count_call)
-        self.shadow = _shadow(holder.shadow, self.request_log, settings)
+        self.shadow = _shadow(holder, self.request_log, settings)
         self._poller: Poller | None = None
         self.link: WorkerLink | None = None
 
@@ -155,14 +154,12 @@ class Service:
             return render(self.link.metrics())
         return render(self.metrics_state())
 
-    def after_answer(
-        self, model: LoadedModel, columns: Columns, rows: list[Any], answers: Answers, rid: str
-    ) -> None:
+    def after_answer(self, model: LoadedModel, rows: list[Any], answers: Answers, rid: str) -> None:
         """What follows an answer (never blocks): the shadow takes a sample of the requests
         (and logs their rows with both answers), the request log a sample of the others."""
         if self.request_log is None:
             return
-        if self.shadow is not None and self.shadow.offer(model, columns, rows, answers, rid):
+        if self.shadow is not None and self.shadow.offer(model, rows, answers, rid):
             return
         self.request_log.offer(model.version, rows, answers, rid)
 
@@ -186,10 +183,10 @@ def freeze_heap() -> None:
 
 
 def _shadow(
-    model: LoadedModel | None, request_log: RequestLog | None, settings: ServeSettings
+    holder: ModelHolder, request_log: RequestLog | None, settings: ServeSettings
 ) -> ShadowScorer | None:
-    """The shadow scorer of the holder's shadow model, which logs into the request log."""
-    if model is None:
+    """The shadow scorer of the holder's shadow model, which logs beside the request log."""
+    if holder.shadow is None:
         return None
     if request_log is None:
         raise BadInputError(
@@ -197,10 +194,12 @@ def _shadow(
             "--log-requests DIR with --shadow"
         )
     return ShadowScorer(
-        model,
+        holder.shadow,
         request_log,
         sample=settings.shadow_sample,
         max_rows=settings.max_rows,
+        registry_url=holder.registry.url,
+        trusted=holder.trusted,
         queue_requests=settings.shadow_queue,
     )
 

@@ -156,7 +156,7 @@ async def _infer(
         return _error(err.status if err.status != 422 else 400, str(err))
     except PredictionFailed as err:
         return _error(500, f"the model failed to predict: {err}")
-    service.after_answer(model, columns, rows, answers, rid)
+    service.after_answer(model, rows, answers, rid)
     answer = {
         "model_name": name,
         "model_version": model.version,

@@ -475,7 +475,7 @@ def test_a_reload_that_fails_unexpectedly_says_why_and_keeps_serving(
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr("ci_ml.serve.reload.load_version", broken)
-    with caplog.at_level("ERROR", logger="ci_ml.serve.routes"):
+    with caplog.at_level("ERROR", logger="ci_ml.serve.admin"):
         answer = reload(url)
     assert answer.status_code == 500
     assert answer.json() == {

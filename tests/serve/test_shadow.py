@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -73,6 +74,17 @@ def metric(text: str, name: str) -> float:
     return float(found.group(1))
 
 
+def scored_metrics(url: str, timeout: float = 60) -> str:
+    """/metrics once the shadow has scored something: its process has the lowest CPU
+    priority, so on a busy machine its first call may come seconds after the requests."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = requests.get(f"{url}/metrics", timeout=10).text
+        if metric(text, 'ci_ml_shadow_rows_total{result="scored"}') or time.monotonic() > deadline:
+            return text
+        time.sleep(0.2)
+
+
 def test_both_answers_are_logged_under_the_request_id_on_both_protocols(
     versions: tuple[LocalRegistry, ModelVersion, ModelVersion],
     models: tuple[Any, Any],
@@ -122,7 +134,7 @@ def test_a_full_shadow_queue_drops_and_counts_and_fails_no_request(
 
         with ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(call, range(200)))
-        text = requests.get(f"{url}/metrics", timeout=10).text
+        text = scored_metrics(url)
     assert statuses == [200] * 200
     dropped = metric(text, 'ci_ml_shadow_rows_total{result="dropped"}')
     scored = metric(text, 'ci_ml_shadow_rows_total{result="scored"}')
@@ -169,3 +181,56 @@ def test_shadow_flags_are_checked_in_one_sentence(
         "serve", *logged, "--shadow", shadow.version, "--shadow-sample", "0", cwd=tmp_path
     )
     assert bad.returncode == 2 and "--shadow-sample is 0.0" in bad.stderr
+
+
+def test_a_shadow_whose_process_dies_counts_failed_rows_and_fails_no_request(
+    versions: tuple[LocalRegistry, ModelVersion, ModelVersion],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import os
+    import signal
+
+    registry, production, shadow = versions
+    logs = tmp_path / "logs"
+    with shadowed(registry, shadow.version, logs, shadow_sample=1.0) as url:
+        assert predict(url, {"records": ROWS}, headers={"X-Request-ID": "before"}).ok
+        scored_metrics(url)
+        mine = [p for p, line in children(os.getpid()) if "ci_ml.serve.sidecar" in line]
+        assert len(mine) == 1  # the shadow's own process
+        os.kill(mine[0], signal.SIGKILL)
+
+        def failed(rows: int) -> bool:
+            text = requests.get(f"{url}/metrics", timeout=10).text
+            return metric(text, 'ci_ml_shadow_rows_total{result="failed"}') == rows
+
+        for i in range(5):
+            answer = predict(url, {"records": ROWS}, headers={"X-Request-ID": f"after-{i}"})
+            assert answer.status_code == 200
+            assert answer.json()["model_version"] == production.version
+            if i == 0:  # the first one shows it the process is gone
+                wait_until(lambda: failed(len(ROWS)))
+        wait_until(lambda: failed(5 * len(ROWS)))
+    assert f"shadow {shadow.version} failed to predict (its process exited" in caplog.text
+    found = lines(logs)
+    assert all("shadow" in e for e in found if e["request_id"] == "before")
+    # once it is known to be gone, requests are logged as if there were no shadow
+    assert all("shadow" not in e for e in found if e["request_id"] != "before")
+    assert {f"after-{i}" for i in range(1, 5)} <= {e["request_id"] for e in found}
+
+
+def wait_until(condition: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def children(pid: int) -> list[tuple[int, str]]:
+    """The child processes of ``pid`` (any of its threads') and their command lines (Linux)."""
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    found = []
+    for child in (int(c) for task in tasks for c in (task / "children").read_text().split()):
+        line = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        found.append((child, line))
+    return found

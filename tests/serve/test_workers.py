@@ -5,6 +5,7 @@ directory registry; and the deploy smoke test's check of every worker (ci_ml/dep
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -26,6 +27,7 @@ from ci_ml.registry.local import LocalRegistry
 from tests.conftest import REPO
 from tests.serve.conftest import Versions
 from tests.serve.test_serve import ROWS, TOKEN, make_data, register, reload, same_answers
+from tests.serve.test_shadow import children
 
 
 class Service:
@@ -188,6 +190,112 @@ def test_a_refused_version_leaves_every_worker_on_the_old_one(
         assert requests.get(f"{service.url}/health", timeout=30).status_code == 200
         metrics = requests.get(f"{service.url}/metrics", timeout=30).text
         assert 'ci_ml_model_reloads_total{outcome="refused"} 1\n' in metrics
+
+
+@pytest.mark.slow
+def test_a_worker_that_dies_while_preparing_leaves_every_worker_on_the_old_version(
+    versions: Versions, tmp_path: Path
+) -> None:
+    """One worker of two cannot load the new version (it dies while it should be loading it):
+    the other, which staged it, drops it too, and the dead one comes back on the old one."""
+    registry, v1, v2, answers = versions
+    with serving(registry, "--workers", "2", "--port", "0", cwd=tmp_path) as service:
+        registry.promote(v2.version, v1.version, by="tests")
+        doomed = _version(service.url)["workers"][0]["pid"]
+        os.kill(doomed, signal.SIGSTOP)  # it gets the "prepare" message but cannot answer it
+        try:
+            answered: list[requests.Response] = []
+            asking = threading.Thread(target=lambda: answered.append(reload(service.url)))
+            asking.start()  # reaches the other worker: the stopped one accepts nothing
+            time.sleep(2.0)  # the supervisor has sent both workers "prepare" by now
+        finally:
+            os.kill(doomed, signal.SIGKILL)
+        asking.join(timeout=120)
+        answer = answered[0]
+        assert answer.status_code == 503, answer.text
+        detail = answer.json()["detail"]
+        assert detail.startswith("worker 1 exited (code -9) while loading it")
+        assert "1 of 2 refused it, so every worker keeps serving" in detail
+        assert answer.json()["serving"] == v1.version
+
+        def restarted() -> bool:
+            workers = _version(service.url)["workers"]
+            return workers[0]["pid"] not in (None, doomed) and bool(workers[0]["model_digest"])
+
+        _wait_for(restarted)
+        assert {w["model_digest"] for w in _version(service.url)["workers"]} == {v1.digest}
+        for _ in range(10):  # a new connection each: no worker answers with the dropped version
+            body = requests.post(f"{service.url}/predict", json={"records": ROWS}, timeout=30)
+            assert body.json()["model_version"] == v1.version
+            assert same_answers(body.json()["predictions"], answers[v1.version])
+        metrics = requests.get(f"{service.url}/metrics", timeout=30).text
+        assert 'ci_ml_model_reloads_total{outcome="failed"} 1\n' in metrics
+        # nothing of the dropped attempt lingers: the next reload switches both workers
+        again = reload(service.url)
+        assert again.status_code == 200, again.text
+        assert {w["model_version"] for w in again.json()["workers"]} == {v2.version}
+
+
+def test_polling_switches_every_worker_when_production_changes(
+    versions: Versions, tmp_path: Path
+) -> None:
+    registry, v1, v2, _ = versions
+    args = ("--workers", "2", "--poll", "0.2", "--port", "0")
+    with serving(registry, *args, cwd=tmp_path) as service:
+        registry.promote(v2.version, v1.version, by="tests")
+
+        def switched() -> bool:
+            workers = _version(service.url)["workers"]
+            return {w["model_digest"] for w in workers} == {v2.digest} and len(workers) == 2
+
+        _wait_for(switched)
+        metrics = requests.get(f"{service.url}/metrics", timeout=30).text
+        assert 'ci_ml_model_reloads_total{outcome="swapped"} 2\n' in metrics  # start, poll
+        assert f'ci_ml_model_info{{version="{v2.version}",digest="{v2.digest}"}} 2\n' in metrics
+    assert "now serving " + v2.version + " on every worker" in service.log()
+
+
+@pytest.mark.slow
+def test_each_worker_shadows_its_own_requests_and_the_metrics_sum(
+    versions: Versions, tmp_path: Path
+) -> None:
+    registry, v1, v2, answers = versions
+    logs = tmp_path / "logs"
+    args = ("--workers", "2", "--log-requests", str(logs), "--shadow", v2.version)
+    with serving(registry, *args, "--shadow-sample", "1", "--port", "0", cwd=tmp_path) as service:
+        seen = set()
+        for i in range(40):  # a new connection each: the kernel spreads them over the workers
+            headers = {"X-Request-ID": f"r{i}"}
+            body = {"records": ROWS}
+            got = requests.post(f"{service.url}/predict", json=body, headers=headers, timeout=30)
+            assert got.json()["model_version"] == v1.version
+            seen.add(_version(service.url)["worker"])
+        assert seen == {1, 2}
+        scored = f'ci_ml_shadow_rows_total{{result="scored"}} {40 * len(ROWS)}\n'
+        _wait_for(lambda: scored in requests.get(f"{service.url}/metrics", timeout=30).text)
+        metrics = requests.get(f"{service.url}/metrics", timeout=30).text
+        assert f'ci_ml_shadow_info{{version="{v2.version}",digest="{v2.digest}"}} 2\n' in metrics
+        found = [children(w["pid"]) for w in _version(service.url)["workers"]]
+        shadows = [[p for p, line in mine if "ci_ml.serve.sidecar" in line] for mine in found]
+        assert all(len(mine) == 1 for mine in shadows)  # each worker's own shadow process
+    for pid, _ in (p for mine in found for p in mine):  # stopped with the workers
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    logged = [
+        json.loads(line)
+        for path in logs.glob("requests-w[12]-shadow-*.jsonl")
+        for line in path.read_text().splitlines()
+    ]
+    assert {p.name[:19] for p in logs.glob("*shadow*")} == {
+        "requests-w1-shadow-",
+        "requests-w2-shadow-",
+    }
+    assert sorted((e["request_id"], e["row_index"]) for e in logged) == sorted(
+        (f"r{i}", j) for i in range(40) for j in range(len(ROWS))
+    )
+    assert {e["shadow"]["model_version"] for e in logged} == {v2.version}
+    by_row = sorted((e for e in logged if e["request_id"] == "r0"), key=lambda e: e["row_index"])
+    assert same_answers([e["shadow"]["prediction"] for e in by_row], answers[v2.version])
 
 
 def test_a_killed_worker_is_restarted_on_the_version_the_others_serve(
