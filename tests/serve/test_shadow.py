@@ -234,3 +234,17 @@ def children(pid: int) -> list[tuple[int, str]]:
         line = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         found.append((child, line))
     return found
+
+
+def test_a_batch_reaches_the_shadow_process_as_json_whatever_its_values() -> None:
+    """What orjson takes and what only Python's json takes (an integer beyond 64 bits, which
+    a client may send for a numeric column) both round-trip; no pickle is involved."""
+    from ci_ml.serve.sidecar import decode, encode
+
+    batch = [["rid-1", [{"income": 1.5, "home": "rent", "age": None}], [{"score": 0.25}]]]
+    big = [["rid-2", [{"income": 10**30, "home": "caf\u00e9", "age": 3}], [{"score": 0.5}]]]
+    for sent in (batch, big):
+        data = encode(sent)
+        assert data[:1] in (b"j", b"s")
+        assert decode(data) == sent
+    assert encode(big)[:1] == b"s"  # Python's json: orjson refuses 10**30
