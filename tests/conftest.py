@@ -121,6 +121,15 @@ def run_cli(
     )
 
 
+def run_and_promote(root: Path, config: str) -> None:
+    """``ci-ml run`` in ``root`` and the promotion of the version it registered (its first)."""
+    done = run_cli("run", "--config", config, cwd=root)
+    assert done.returncode == 0, done.stderr
+    version = next((root / ".ci-ml/registry/versions").glob("*.json")).stem
+    done = run_cli("registry", "promote", version, "--config", config, cwd=root)
+    assert done.returncode == 0, done.stderr
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

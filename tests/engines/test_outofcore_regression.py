@@ -16,7 +16,7 @@ import yaml
 
 from ci_ml.evaluation.regression import DELTA_METHOD, EXACT_BOOTSTRAP_MAX_ROWS
 from ci_ml.evaluation.stats import PAIRED_T
-from tests.conftest import run_cli
+from tests.conftest import run_and_promote, run_cli
 from tests.engines.test_outofcore_run import RUN, assert_same_numbers, read
 
 HOLDOUT_ROWS = 24_000
@@ -82,11 +82,7 @@ def production(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_data(root)
     configure(root, iterations=15)
     config = str(root / "ci-ml.yaml")
-    done = run_cli("run", "--config", config, cwd=root)
-    assert done.returncode == 0, done.stderr
-    version = next((root / ".ci-ml/registry/versions").glob("*.json")).stem
-    done = run_cli("registry", "promote", version, "--config", config, cwd=root)
-    assert done.returncode == 0, done.stderr
+    run_and_promote(root, config)
     return root
 
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from ci_ml.engines.rows import read_rows
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_and_promote, run_cli
 from tests.engines.compare import config as data_config
 from tests.engines.compare import write
 
@@ -38,11 +38,7 @@ def production(pulled_example: Path, tmp_path_factory: pytest.TempPathFactory) -
     holdout.to_csv(root / "data/holdout.csv", index=False)
     configure(root, engine="pandas", params={"max_iter": 40})
     config = str(root / "ci-ml.yaml")
-    done = run_cli("run", "--config", config, cwd=root)
-    assert done.returncode == 0, done.stderr
-    version = next((root / ".ci-ml/registry/versions").glob("*.json")).stem
-    done = run_cli("registry", "promote", version, "--config", config, cwd=root)
-    assert done.returncode == 0, done.stderr
+    run_and_promote(root, config)
     return root
 
 
