@@ -63,9 +63,12 @@ def imported(path: Path, known: dict[str, Path]) -> Iterator[tuple[str, int]]:
                 base = ".".join([*anchor, base] if base else anchor)
             if base.split(".")[0] != "ci_ml":
                 continue
+            # ``from package import module`` runs the package's __init__ first: both count
+            yield _known(base, known), node.lineno
             for alias in node.names:
                 sub = f"{base}.{alias.name}"
-                yield (sub if sub in known else _known(base, known)), node.lineno
+                if sub in known:
+                    yield sub, node.lineno
 
 
 def _known(name: str, known: dict[str, Path]) -> str:

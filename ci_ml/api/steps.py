@@ -10,13 +10,14 @@ from typing import Any
 
 from ci_ml import decide, engines, gates, quality, rundir, training
 from ci_ml import report as render
-from ci_ml.api import outofcore
 from ci_ml.api.files import (
     write_holdout_predictions,
     write_plots,
     write_reference,
     write_training_ids,
 )
+from ci_ml.api.outofcore import evaluate as evaluate_streamed
+from ci_ml.api.outofcore import streams
 from ci_ml.data import Dataset, data_version, dvc_pull, dvc_targets
 from ci_ml.errors import (
     BadInputError,
@@ -197,7 +198,7 @@ def evaluate(project: Project, run_dir: Path) -> Evaluation:
     """Candidate and production on the same holdout rows; writes metrics.json, evaluation.json."""
     config = project.config
     model, card = load_candidate(project, run_dir)
-    streamed = outofcore.streams(project, run_dir)  # engines duckdb, spark: a large holdout
+    streamed = streams(project, run_dir)  # engines duckdb, spark: a large holdout
     dataset, version = (load_training if streamed else load_data)(project, run_dir)
     project.check_metrics(dataset.task, dataset.classes)
     try:
@@ -205,7 +206,7 @@ def evaluate(project: Project, run_dir: Path) -> Evaluation:
     except CredentialsMissing as exc:
         baseline = unread_in_fork(exc)
     if streamed:
-        found = outofcore.evaluate(project, run_dir, dataset, version, model, card, baseline)
+        found = evaluate_streamed(project, run_dir, dataset, version, model, card, baseline)
     else:
         found = evaluation_record.evaluate(config, dataset, version, model, card, baseline, now())
     write_record(run_dir, rundir.SMOKE, found.smoke)
