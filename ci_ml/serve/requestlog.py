@@ -11,9 +11,12 @@ files are deleted so that at most ``max_files`` remain: the log never grows with
 Each worker of ``ci-ml serve --workers N`` keeps its own files (``prefix``
 ``requests-w1-``, ``requests-w2-``, ...), so that no two processes write or rotate one file.
 
-The request path only draws the sample and puts rows on a bounded queue; one writer thread
-does the JSON encoding and the writing. When the queue is full the row is dropped and counted,
-so a slow disk slows nobody's request.
+The request path only draws the sample and puts a request's sampled rows on a bounded queue
+(at most ``queue_rows`` rows wait); one writer thread does the JSON encoding and the writing.
+When the queue is full the rows are dropped and counted, so a slow disk slows nobody's
+request. The writer encodes with orjson (Python's json for what orjson refuses, an integer
+beyond 64 bits): 1.2 µs a line instead of 14.8, time in which the writer holds the
+interpreter's lock that the requests' event loop needs.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -35,8 +38,9 @@ log = logging.getLogger("ci_ml.serve")
 
 PREFIX = "requests-"
 SUFFIX = ".jsonl"
-_STOP = object()
+_STOP = None
 QUEUE_ROWS = 10_000
+TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 class RequestLog:
@@ -63,7 +67,11 @@ class RequestLog:
         self.written = 0
         self.dropped = 0
         self._random = random.Random(seed)
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_rows)
+        self.queue_rows = queue_rows
+        # (ts, request_id, model_version, [(row_index, row, prediction[, shadow]), ...])
+        self._queue: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._queued = 0  # rows waiting
+        self._lock = threading.Lock()
         self._index = max(self._indexes(), default=0)
         self._file: IO[bytes] | None = None
         self._size = 0
@@ -79,14 +87,14 @@ class RequestLog:
         request_id: str | None = None,
     ) -> None:
         """Queue a sample of ``rows`` with their predictions (never blocks)."""
-        now = time.time()
-        for index, (row, prediction) in enumerate(zip(rows, predictions, strict=True)):
-            if self._random.random() >= self.sample:
-                continue
-            try:
-                self._queue.put_nowait((now, request_id, index, model_version, row, prediction))
-            except queue.Full:
-                self.dropped += 1
+        draw = self._random.random
+        picked = [
+            (index, row, prediction)
+            for index, (row, prediction) in enumerate(zip(rows, predictions, strict=True))
+            if draw() < self.sample
+        ]
+        if picked:
+            self._put((time.time(), request_id, model_version, picked))
 
     def log_all(
         self,
@@ -98,20 +106,23 @@ class RequestLog:
     ) -> None:
         """Queue every one of ``rows`` (no sample), each with the shadow's answer (never
         blocks)."""
-        now = time.time()
-        for index, item in enumerate(zip(rows, predictions, shadow, strict=True)):
-            row, prediction, theirs = item
-            try:
-                self._queue.put_nowait(
-                    (now, request_id, index, model_version, row, prediction, theirs)
-                )
-            except queue.Full:
-                self.dropped += 1
+        picked = [
+            (index, *item) for index, item in enumerate(zip(rows, predictions, shadow, strict=True))
+        ]
+        self._put((time.time(), request_id, model_version, picked))
+
+    def _put(self, request: _Request) -> None:
+        rows = len(request[3])
+        with self._lock:
+            if self._queued + rows > self.queue_rows:
+                self.dropped += rows
+                return
+            self._queued += rows
+        self._queue.put(request)
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued, then stop the writer and close the file."""
-        with contextlib.suppress(queue.Full):
-            self._queue.put(_STOP, timeout=timeout)
+        self._queue.put(_STOP)
         self._thread.join(timeout=timeout)
 
     def files(self) -> list[Path]:
@@ -131,9 +142,15 @@ class RequestLog:
     # -- the writer thread ------------------------------------------------------------------
 
     def _run(self) -> None:
+        encode = _encoder()
         try:
-            while (item := self._queue.get()) is not _STOP:
-                self._write(_line(*item))
+            while (request := self._queue.get()) is not _STOP:
+                ts, request_id, version, picked = request
+                when = datetime.fromtimestamp(ts, UTC).strftime(TS_FORMAT)
+                for item in picked:
+                    self._write(encode(_record(when, request_id, version, *item)))
+                with self._lock:
+                    self._queued -= len(picked)
                 if self._queue.empty() and self._file is not None:
                     self._flush()
         finally:
@@ -181,17 +198,20 @@ class RequestLog:
         self._file = None  # start a new file on the next row
 
 
-def _line(
-    ts: float,
+_Request = tuple[float, str | None, str, list[tuple[Any, ...]]]
+
+
+def _record(
+    ts: str,
     request_id: str | None,
-    row_index: int,
     model_version: str,
+    row_index: int,
     row: Any,
     prediction: dict[str, Any],
     shadow: dict[str, Any] | None = None,
-) -> bytes:
+) -> dict[str, Any]:
     record: dict[str, Any] = {
-        "ts": datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "ts": ts,
         "request_id": request_id,
         "row_index": row_index,
         "model_version": model_version,
@@ -200,4 +220,28 @@ def _line(
     }
     if shadow is not None:
         record["shadow"] = shadow
+    return record
+
+
+def _encoder() -> Callable[[dict[str, Any]], bytes]:
+    """A line's bytes: orjson's (about 10x faster), or Python's json for what orjson refuses
+    (an integer beyond 64 bits) and where it is not installed. The rows were checked against
+    the model's schema and the answers sent as JSON, so both are finite numbers and names."""
+    try:
+        import orjson
+    except ImportError:  # the serve extra brings it
+        return _plain
+
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+
+    def encode(record: dict[str, Any]) -> bytes:
+        try:
+            return dumps(record, option=newline)
+        except TypeError:
+            return _plain(record)
+
+    return encode
+
+
+def _plain(record: dict[str, Any]) -> bytes:
     return json.dumps(record, separators=(",", ":"), allow_nan=False).encode() + b"\n"

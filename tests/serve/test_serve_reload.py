@@ -246,6 +246,30 @@ def test_a_full_queue_drops_rows_instead_of_blocking(tmp_path: Path) -> None:
     assert log.written + log.dropped == 50
 
 
+def test_requests_that_do_not_fit_the_queue_are_dropped_whole(tmp_path: Path) -> None:
+    _StuckLog.release.clear()  # an earlier test released it
+    log = _StuckLog(tmp_path, sample=1.0, max_bytes=10**6, max_files=2, queue_rows=5)
+    for request in range(4):  # 3 rows each: the first fits, the others would overflow
+        rows = [{"request": request, "i": i} for i in range(3)]
+        log.offer("v", rows, [{"value": 0.0}] * 3, f"r{request}")
+    log.release.set()
+    log.close()
+    assert (log.written, log.dropped) == (3, 9)
+    assert {line["request_id"] for line in _lines(log.files())} == {"r0"}
+
+
+def test_a_line_orjson_refuses_is_written_by_json(tmp_path: Path) -> None:
+    # an integer beyond 64 bits: the service's json reads it, orjson cannot write it
+    rows = [{"x": 2**70, "name": "café"}, {"x": 1.5e-05, "name": None}]
+    log = RequestLog(tmp_path, sample=1.0, max_bytes=10**6, max_files=2)
+    log.offer("v", rows, [{"value": 1.0}, {"value": 2.0}], "r1")
+    log.close()
+    lines = _lines(log.files())
+    assert [line["row"] for line in lines] == rows
+    assert [line["row_index"] for line in lines] == [0, 1]
+    assert lines[0]["ts"] == lines[1]["ts"]  # one request, one time
+
+
 @pytest.fixture(autouse=True)
 def _no_stuck_writer() -> Iterator[None]:
     yield
