@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -313,7 +314,7 @@ def load_dataset(root: Path, config: DataConfig, identity: list[str] | None = No
     task = config.task or infer_task(frame[config.target])
     features = [c for c in frame.columns if c != config.target and c not in config.drop]
     positive, classes = _classes(frame[config.target], config, task)
-    columns = identity_columns(frame, config, identity)
+    columns = identity_columns(frame.columns, config, identity)
     ids = row_ids(frame, columns)
     train_idx, holdout_idx = split_rows(frame, ids, config.target, task, config.holdout)
     return Dataset(
@@ -353,7 +354,7 @@ def with_holdout(
     task = task or config.task or infer_task(frame[config.target])
     features = [c for c in frame.columns if c != config.target and c not in config.drop]
     _classes(frame[config.target], config, task)  # a single training class is refused
-    columns = identity_columns(frame, config, identity)
+    columns = identity_columns(frame.columns, config, identity)
     _same_columns(frame, holdout, paths[1])
     if counts is None:
         both = frame[config.target].tolist() + holdout[config.target].tolist()
@@ -374,21 +375,23 @@ def with_holdout(
 
 
 def identity_columns(
-    frame: pd.DataFrame, config: DataConfig, inherited: list[str] | None
+    columns: Sequence[Any], config: DataConfig, inherited: list[str] | None
 ) -> tuple[str, ...]:
-    """The columns a row's identity is made of: ``data.id``, else ``inherited`` (production's)
-    when the file still has them all, else every column but the target, by name."""
+    """The columns a row's identity is made of, among the data's ``columns`` (names):
+    ``data.id``, else ``inherited`` (production's) when the file still has them all, else
+    every column but the target, by name."""
+    names = list(columns)
     if config.id:
-        missing = [c for c in config.id if c not in frame.columns]
+        missing = [c for c in config.id if c not in names]
         if missing:
             raise DataError(
                 f"data.id names column(s) {', '.join(missing)} that the data does not have; "
-                f"columns are {', '.join(map(str, frame.columns[:12]))}."
+                f"columns are {', '.join(map(str, names[:12]))}."
             )
         return tuple(config.id)
-    if inherited and all(c in frame.columns for c in inherited):
+    if inherited and all(c in names for c in inherited):
         return tuple(inherited)
-    return tuple(sorted(str(c) for c in frame.columns if c != config.target))
+    return tuple(sorted(str(c) for c in names if c != config.target))
 
 
 def _prepared(frame: pd.DataFrame, config: DataConfig, path: Path) -> pd.DataFrame:

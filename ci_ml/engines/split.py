@@ -80,7 +80,7 @@ def split_files(
                     f"{path}: target column '{config.target}' not found; columns are "
                     f"{', '.join(list(types)[:12])}; fix data.target in ci-ml.yaml."
                 )
-            columns = identity_columns(_empty_frame(types), config, identity)
+            columns = identity_columns(list(types), config, identity)
             tables = Tables({"train": types}, config.target, ())
             task = config.task or SqlQueries(con, tables).infer_task()
             as_objects = _booleans_with_nulls(con, types)
@@ -108,12 +108,6 @@ def split_files(
                 raise DataError(f"{path} has a header but no data rows.")
             in_holdout = _holdout_rows(con, config.holdout.fraction, start)
             return _write(con, out, in_holdout)
-
-
-def _empty_frame(types: dict[str, str]) -> Any:
-    import pandas as pd
-
-    return pd.DataFrame(columns=list(types))
 
 
 def _batches(con: duckdb.DuckDBPyConnection) -> Any:
