@@ -108,6 +108,14 @@ ShadowQueueOpt = Annotated[
         help="Requests waiting for the shadow; more are dropped and counted (default 1000).",
     ),
 ]
+ShadowBudgetOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--shadow-budget",
+        help="Share of the time the shadow's model calls may take, in (0, 1]; under load it "
+        "drops and counts the rest (default 0.05).",
+    ),
+]
 
 
 def serve(
@@ -130,6 +138,7 @@ def serve(
     shadow: ShadowOpt = None,
     shadow_sample: ShadowSampleOpt = None,
     shadow_queue: ShadowQueueOpt = None,
+    shadow_budget: ShadowBudgetOpt = None,
 ) -> None:
     """Serve the registry's production model over HTTP (POST /predict, /health, /metrics ...).
 
@@ -148,7 +157,11 @@ def serve(
             f"--model-name is {model_name!r}; give 1 to 128 letters, digits, '.', '_' or '-' "
             "(it is a path segment: /v2/models/NAME)"
         )
-    shadow_settings = _shadow_settings(shadow, shadow_sample, shadow_queue, log_requests)
+    shadow_settings = _shadow_settings(
+        shadow,
+        {"sample": shadow_sample, "queue": shadow_queue, "budget": shadow_budget},
+        log_requests,
+    )
     settings = ServeSettings(
         host=host,
         port=port,
@@ -196,30 +209,28 @@ def _holder(config: Path | None, url: str | None, trust: list[str]) -> Any:
 
 
 def _shadow_settings(
-    version: str | None, sample: float | None, queue: int | None, log_requests: Path | None
+    version: str | None, flags: dict[str, Any], log_requests: Path | None
 ) -> dict[str, Any]:
-    """The shadow's ServeSettings fields; BadInputError for flags that do not fit."""
+    """The shadow's ServeSettings fields from ``--shadow-NAME`` ``flags`` (sample, queue,
+    budget; None when not given); BadInputError for flags that do not fit."""
+    given = {name: value for name, value in flags.items() if value is not None}
     if version is None:
-        given = [
-            n for n, v in (("--shadow-sample", sample), ("--shadow-queue", queue)) if v is not None
-        ]
         if given:
-            raise BadInputError(f"{given[0]} needs --shadow VERSION to say which model scores")
+            raise BadInputError(
+                f"--shadow-{next(iter(given))} needs --shadow VERSION to say which model scores"
+            )
         return {}
     if log_requests is None:
         raise BadInputError(
             "--shadow writes both models' answers to the request log, which is off; give "
             "--log-requests DIR too"
         )
-    found: dict[str, Any] = {}
-    if sample is not None:
-        if not 0 < sample <= 1:
-            raise BadInputError(f"--shadow-sample is {sample}; give a fraction in (0, 1]")
-        found["shadow_sample"] = sample
-    if queue is not None:
-        _check_range("--shadow-queue", queue, 1, 1_000_000)
-        found["shadow_queue"] = queue
-    return found
+    for name in ("sample", "budget"):
+        if name in given and not 0 < given[name] <= 1:
+            raise BadInputError(f"--shadow-{name} is {given[name]}; give a fraction in (0, 1]")
+    if "queue" in given:
+        _check_range("--shadow-queue", given["queue"], 1, 1_000_000)
+    return {f"shadow_{name}": value for name, value in given.items()}
 
 
 def admin_token() -> str | None:

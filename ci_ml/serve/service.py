@@ -33,7 +33,7 @@ from ci_ml.serve.model import LoadedModel, ModelRefused
 from ci_ml.serve.prometheus import Metrics, MetricsState, render
 from ci_ml.serve.reload import ModelHolder, Poller, ReloadResult
 from ci_ml.serve.requestlog import RequestLog
-from ci_ml.serve.shadow import ShadowScorer
+from ci_ml.serve.shadow import BUDGET, ShadowScorer
 
 if TYPE_CHECKING:
     from ci_ml.serve.cluster import WorkerLink
@@ -71,6 +71,7 @@ class ServeSettings:
     model_name: str = "model"  # the Open Inference Protocol's name of the served model
     shadow_sample: float = 0.2  # the share of requests the shadow model (if any) scores
     shadow_queue: int = 1000  # requests waiting for the shadow; more are dropped and counted
+    shadow_budget: float = BUDGET  # the share of the time the shadow's model calls may take
 
 
 class Service:
@@ -201,6 +202,7 @@ def _shadow(
         registry_url=holder.registry.url,
         trusted=holder.trusted,
         queue_requests=settings.shadow_queue,
+        budget=settings.shadow_budget,
     )
 
 

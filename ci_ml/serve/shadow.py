@@ -4,7 +4,7 @@
 production model (:func:`ci_ml.serve.model.load_version`: trusted types, smoke test) and, for a
 random ``sample`` of the answered requests (whole requests, on ``/predict`` and ``/v2``
 infer alike), queues the rows with production's answers. The shadow's own process (see
-:mod:`ci_ml.serve.sidecar`: its own GIL, the lowest CPU priority, one OpenMP/BLAS thread) loads
+:mod:`ci_ml.serve.sidecar`: its own GIL, the idle scheduling class, one OpenMP/BLAS thread) loads
 VERSION again and predicts what is queued in merged calls (at most ``max_rows`` rows, one call
 every ``linger`` seconds at most, its calls taking at most ``budget`` of the time), and writes
 each row to its own request-log files (``requests-shadow-000001.jsonl``, ...) with both answers
@@ -40,8 +40,8 @@ from ci_ml.serve.requestlog import RequestLog
 log = logging.getLogger("ci_ml.serve")
 
 QUEUE_REQUESTS = 1000
-LINGER_S = 0.05
-BUDGET = 0.1  # the share of wall time the shadow's calls may take; the rest it waits
+LINGER_S = 0.25  # fewer, larger calls: the shadow's answers wait for no one
+BUDGET = 0.05  # the share of wall time the shadow's calls may take; the rest it waits
 START_TIMEOUT_S = 300.0
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 LOG_PREFIX = "shadow-"  # after the request log's own: requests-shadow-, requests-w1-shadow-

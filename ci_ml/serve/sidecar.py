@@ -5,8 +5,11 @@ interpreter, not a fork of a process with threads; nor :mod:`multiprocessing`'s 
 resource-tracker process nobody here needs) and talks to it over a socket pair, so the
 shadow's work — checking the rows against its schema, the model call, encoding the
 request-log lines — holds this process's GIL, never that of the process that answers
-requests. Its CPU priority is the lowest (niceness 19): on a busy machine it gets what the
-answers leave.
+requests. Its CPU priority is the lowest: Linux's idle scheduling class (``SCHED_IDLE``: it
+runs on a core only when no other thread wants that core, and any that wakes takes it back at
+once), and niceness 19 where that class is missing. On a busy machine it gets what the answers
+leave; on one busy all the time it falls behind, and the scorer drops and counts. It loads
+the version at the usual priority, since the service's start waits for that.
 
 The conversation, after the settings (:class:`SidecarSettings`, the first message), is one
 batch at a time: the process never holds more than one, so the scorer's bounded queue stays
@@ -104,7 +107,6 @@ def main(fd: int) -> None:
     """The process: load, then score batches until told to stop or the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    _lower_priority()
     conn = Connection(fd)
     try:
         settings = conn.recv()
@@ -116,6 +118,8 @@ def main(fd: int) -> None:
         conn.send(("ready", f"{type(err).__name__}: {err}".splitlines()[0]))
         return
     conn.send(("ready", None))
+    # loaded at the usual priority (the service's start waits for it), scoring at the lowest
+    _lower_priority()
     try:
         while (data := conn.recv_bytes()) != STOP:
             rows, problem, seconds = scorer.score(decode(data))
@@ -165,6 +169,10 @@ class _Scorer:
 
 
 def _lower_priority() -> None:
-    """The lowest CPU priority for the whole process; best effort where there is none."""
+    """The lowest CPU priority for the whole process: Linux's idle scheduling class where
+    there is one (it runs on a core only when nothing else would), and niceness 19 besides;
+    best effort where neither is."""
     with contextlib.suppress(AttributeError, OSError):
         os.nice(NICENESS - os.nice(0))
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))

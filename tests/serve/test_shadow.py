@@ -4,6 +4,7 @@ loopback with a production and a shadow version of a real registry; the request 
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -181,6 +182,13 @@ def test_shadow_flags_are_checked_in_one_sentence(
         "serve", *logged, "--shadow", shadow.version, "--shadow-sample", "0", cwd=tmp_path
     )
     assert bad.returncode == 2 and "--shadow-sample is 0.0" in bad.stderr
+    budget = run_cli(
+        "serve", *logged, "--shadow", shadow.version, "--shadow-budget", "1.5", cwd=tmp_path
+    )
+    assert budget.returncode == 2
+    assert "--shadow-budget is 1.5; give a fraction in (0, 1]" in budget.stderr
+    alone = run_cli("serve", *where, "--shadow-budget", "0.5", cwd=tmp_path)
+    assert alone.returncode == 2 and "--shadow-budget needs --shadow VERSION" in alone.stderr
 
 
 def test_a_shadow_whose_process_dies_counts_failed_rows_and_fails_no_request(
@@ -188,7 +196,6 @@ def test_a_shadow_whose_process_dies_counts_failed_rows_and_fails_no_request(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    import os
     import signal
 
     registry, production, shadow = versions
@@ -217,6 +224,38 @@ def test_a_shadow_whose_process_dies_counts_failed_rows_and_fails_no_request(
     # once it is known to be gone, requests are logged as if there were no shadow
     assert all("shadow" not in e for e in found if e["request_id"] != "before")
     assert {f"after-{i}" for i in range(1, 5)} <= {e["request_id"] for e in found}
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's idle scheduling class")
+def test_the_shadow_scores_in_the_idle_scheduling_class_and_the_service_does_not(
+    versions: tuple[LocalRegistry, ModelVersion, ModelVersion], tmp_path: Path
+) -> None:
+    registry, _production, shadow = versions
+    with shadowed(registry, shadow.version, tmp_path / "logs", shadow_sample=1.0) as url:
+        assert predict(url, {"records": ROWS}).ok
+        assert metric(scored_metrics(url), 'ci_ml_shadow_rows_total{result="scored"}') > 0
+        (pid,) = [p for p, line in children(os.getpid()) if "ci_ml.serve.sidecar" in line]
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+        assert os.getpriority(os.PRIO_PROCESS, pid) == 19
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the answers' process keeps its own
+
+
+def test_the_shadow_settings_reach_its_scorer(
+    versions: tuple[LocalRegistry, ModelVersion, ModelVersion], tmp_path: Path
+) -> None:
+    from ci_ml.serve.service import Service
+
+    registry, _production, shadow = versions
+    holder = ModelHolder(registry)
+    holder.load_shadow(shadow.version)
+    log = RequestLogSettings(tmp_path / "logs")
+    settings = ServeSettings(request_log=log, shadow_sample=0.3, shadow_budget=0.05)
+    service = Service(holder, settings)
+    try:
+        assert service.shadow is not None
+        assert (service.shadow.sample, service.shadow.budget) == (0.3, 0.05)
+    finally:
+        service.stop()
 
 
 def wait_until(condition: Any, timeout: float = 30) -> None:
