@@ -162,18 +162,41 @@ def wait_ready(url: str, timeout: float = 120) -> None:
     raise SystemExit(f"{url} did not become ready")
 
 
+# wrk's Lua end hook: its latency percentiles (microseconds) at every 0.05 %, one per line
+QUANTILES_LUA = """
+done = function(summary, latency, requests)
+  local f = io.open(os.getenv("CI_ML_WRK_QUANTILES"), "w")
+  for i = 1, 2000 do f:write(latency:percentile(i / 20), "\\n") end
+  f:close()
+end
+"""
+
+
 def run_wrk(
-    url: str, body: bytes | None, connections: int, duration: float, threads: int = WRK_THREADS
+    url: str,
+    body: bytes | None,
+    connections: int,
+    duration: float,
+    threads: int = WRK_THREADS,
+    quantiles: Path | None = None,
 ) -> dict[str, float]:
-    """One wrk run; errors are non-2xx answers plus socket errors (connect, read, timeout)."""
+    """One wrk run; errors are non-2xx answers plus socket errors (connect, read, timeout).
+
+    With ``quantiles``, wrk also writes there its latency at every 0.05 % (2,000 lines of
+    microseconds, see :func:`read_quantiles`), so that runs can be pooled."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         if body is not None:
             script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
             script.write(f"wrk.body = {json.dumps(body.decode())}\n")
+        if quantiles is not None:
+            script.write(QUANTILES_LUA)
     threads = min(threads, connections)
     command = f"wrk -t {threads} -c {connections} -d {duration:g}s --latency -s {script.name}"
+    env = {**os.environ, "CI_ML_WRK_QUANTILES": str(quantiles or "")}
     try:
-        done = subprocess.run([*command.split(), url], capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [*command.split(), url], capture_output=True, text=True, check=True, env=env
+        )
     finally:
         os.unlink(script.name)
     out = done.stdout
@@ -182,7 +205,14 @@ def run_wrk(
     errors = int(bad.group(1)) if bad else 0
     errors += sum(map(int, re.findall(r"\d+", sockets.group(1)))) if sockets else 0
     rps = float(_find(r"Requests/sec:\s+([\d.]+)", out)[0])
-    return {"rps": rps, "p50": _wrk_ms(out, "50%"), "p99": _wrk_ms(out, "99%"), "errors": errors}
+    requests = float(_find(r"(\d+) requests in", out)[0])
+    p50, p99 = _wrk_ms(out, "50%"), _wrk_ms(out, "99%")
+    return {"rps": rps, "p50": p50, "p99": p99, "errors": errors, "requests": requests}
+
+
+def read_quantiles(path: Path) -> np.ndarray:
+    """The latencies (seconds) that :func:`run_wrk` wrote at every 0.05 %."""
+    return np.loadtxt(path) / 1e6
 
 
 def _wrk_ms(out: str, label: str) -> float:
