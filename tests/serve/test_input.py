@@ -58,16 +58,41 @@ def same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+GOOD_CELLS: dict[str, list[Any]] = {  # the cells the checks take
+    "income": [1.5, -0.0, 3, 10**30, None, 2.5e-300, 1e308, 2**70],
+    "age": [30, 30.0, None, -7, 2**70],
+    "owner": [True, False, 1, 0.0, None],
+    "home": ["rent", "own", "castle", "", None],
+}
+
+
+@pytest.mark.parametrize("count", [5, requests_in.COLUMNS_FROM_ROWS + 6])
 @pytest.mark.parametrize("seed", range(40))
-def test_random_rows_get_what_the_plain_checks_give(seed: int) -> None:
+def test_random_rows_get_what_the_plain_checks_give(seed: int, count: int) -> None:
     rng = random.Random(seed)
-    rows = [{name: rng.choice(values) for name, values in CELLS.items()} for _ in range(5)]
+    cells = GOOD_CELLS if seed % 4 == 1 else CELLS  # requests of good rows too, checked whole
+    rows = [{name: rng.choice(values) for name, values in cells.items()} for _ in range(count)]
     if seed % 5 == 0:
-        rows[rng.randrange(5)].pop("age")  # a row without a column
+        rows[rng.randrange(count)].pop("age")  # a row without a column
+    if seed % 7 == 3:
+        rows[rng.randrange(count)]["extra"] = 1  # and one with a column too many
     body = json.dumps({"records": rows}).encode()  # NaN written as the constant NaN
     fast = outcome(lambda: to_columns(parse_body(body, 100), SCHEMA))
     plain = outcome(lambda: plain_columns(json.loads(body, parse_constant=float)["records"]))
     assert same(fast, plain), (fast, plain)
+
+
+def test_a_large_request_of_common_cells_is_checked_a_column_at_a_time() -> None:
+    rng = random.Random(0)
+    count = requests_in.COLUMNS_FROM_ROWS
+    rows = [{name: rng.choice(values) for name, values in GOOD_CELLS.items()} for _ in range(count)]
+    whole = requests_in._whole_columns(rows, SCHEMA)
+    assert whole is not None
+    assert same(whole, plain_columns(rows))
+    assert same(to_columns(rows, SCHEMA), whole)
+    rows[-1]["age"] = 10**400  # beyond a float: the cell-by-cell checks name it
+    assert requests_in._whole_columns(rows, SCHEMA) is None
+    assert same(outcome(lambda: to_columns(rows, SCHEMA)), outcome(lambda: plain_columns(rows)))
 
 
 @pytest.mark.parametrize(
@@ -101,3 +126,23 @@ def test_what_orjson_refuses_or_reads_is_answered_as_json_answers(body: bytes) -
         return rows
 
     assert same(outcome(lambda: parse_body(body, 100)), outcome(plain))
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        [{"label": "café", "probability": 1e-05}, {"label": "bad", "probability": 0.5}],
+        [{"label": 2**70, "probability": 0.25}],  # orjson cannot write it: json does
+        [{"label": True, "probability": 1.0, "probabilities": {"False": 0.0, "True": 1.0}}],
+        [{"value": -1.5e300}],
+    ],
+)
+def test_the_answer_is_the_json_python_would_write(answers: list[dict[str, Any]]) -> None:
+    from types import SimpleNamespace
+
+    from ci_ml.serve.routes import _predictions
+
+    model: Any = SimpleNamespace(version="v1", digest="sha256:0")
+    body = _predictions(model, answers, "rid")
+    expected = {"request_id": "rid", "model_version": "v1", "model_digest": "sha256:0"}
+    assert same(json.loads(body), {**expected, "predictions": answers})
