@@ -192,9 +192,8 @@ class ShadowScorer:
         if self._conn is None or self._problem is not None:
             self._failed(rows, self._problem or "its process is not running")
             return 0.0
-        data = sidecar.encode([[i.request_id, i.version, i.rows, i.answers] for i in batch])
         try:
-            self._conn.send_bytes(data)
+            sidecar.send(self._conn, [[i.request_id, i.version, i.rows, i.answers] for i in batch])
         except OSError:
             self._lost()
             self._failed(rows, self._problem or "its process is not running")
@@ -205,7 +204,7 @@ class ShadowScorer:
         """Read the process's answer of ``kind``; the seconds of its call."""
         try:
             assert self._conn is not None
-            message = self._conn.recv()
+            message = sidecar.receive(self._conn)
         except (EOFError, OSError):
             self._lost()
             self._failed(rows, self._problem or "its process is not running")

@@ -9,16 +9,18 @@ requests. Its CPU priority is the lowest: Linux's idle scheduling class (``SCHED
 runs on a core only when no other thread wants that core, and any that wakes takes it back at
 once), and niceness 19 where that class is missing. On a busy machine it gets what the answers
 leave; on one busy all the time it falls behind, and the scorer drops and counts. It loads
-the version at the usual priority, since the service's start waits for that.
+the version at the usual priority, since the service's start waits for that, and then lowers
+every thread it has (the request log's writer among them).
 
-The conversation, after the settings (:class:`SidecarSettings`, the first message), is one
-batch at a time: the process never holds more than one, so the scorer's bounded queue stays
-the bound (the scorer makes the pauses between batches):
+Every message both ways is JSON (:func:`encode`), never pickle. The conversation, after the
+settings (:class:`SidecarSettings`, the first message), is one batch at a time: the process
+never holds more than one, so the scorer's bounded queue stays the bound (the scorer makes
+the pauses between batches):
 
-    child  -> ("ready", problem)           loaded (problem None), or why it cannot score
+    child  -> ["ready", problem]           loaded (problem null), or why it cannot score
     parent -> batch (see :func:`encode`)   requests to score: [[request_id, version, rows,
                                            answers], ...], at most ``max_rows`` rows
-    child  -> ("scored", rows, problem, seconds, log_written, log_dropped)
+    child  -> ["scored", rows, problem, seconds, log_written, log_dropped]
                                            problem: None, or why the batch was not predicted
     parent -> b"stop"                      finish the log and exit
 
@@ -36,8 +38,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -65,27 +66,33 @@ class SidecarSettings:
     log_max_files: int
 
 
-def encode(batch: Sequence[Sequence[Any]]) -> bytes:
-    """A batch as bytes: JSON by orjson (about 3x faster than Python's json), or by Python's
+def encode(message: Any) -> bytes:
+    """A message as bytes: JSON by orjson (about 3x faster than Python's json), or by Python's
     json for what orjson refuses (an integer beyond 64 bits, which Python's json read). Never
     pickle: the rows are what clients sent."""
     try:
         import orjson
 
-        return _JSON + orjson.dumps(batch)
+        return _JSON + orjson.dumps(message)
     except (ImportError, TypeError):
-        return _PLAIN_JSON + json.dumps(batch, separators=(",", ":")).encode()
+        return _PLAIN_JSON + json.dumps(message, separators=(",", ":")).encode()
 
 
-def decode(data: bytes) -> list[list[Any]]:
-    """The batch :func:`encode` made."""
+def decode(data: bytes) -> Any:
+    """The message :func:`encode` made."""
     if data[:1] == _JSON:
         import orjson
 
-        found: list[list[Any]] = orjson.loads(data[1:])
-        return found
-    found = json.loads(data[1:])
-    return found
+        return orjson.loads(data[1:])
+    return json.loads(data[1:])
+
+
+def send(conn: Connection, message: Any) -> None:
+    conn.send_bytes(encode(message))
+
+
+def receive(conn: Connection) -> Any:
+    return decode(conn.recv_bytes())
 
 
 def start(settings: SidecarSettings) -> tuple[subprocess.Popen[bytes], Connection]:
@@ -99,7 +106,7 @@ def start(settings: SidecarSettings) -> tuple[subprocess.Popen[bytes], Connectio
             [sys.executable, "-c", code], pass_fds=[fd], stdin=subprocess.DEVNULL
         )
     conn = Connection(ours.detach())
-    conn.send(settings)
+    send(conn, {**asdict(settings), "log_directory": str(settings.log_directory)})
     return process, conn
 
 
@@ -109,22 +116,29 @@ def main(fd: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     conn = Connection(fd)
     try:
-        settings = conn.recv()
+        given = receive(conn)
     except (EOFError, OSError):
         return
     try:
+        settings = SidecarSettings(
+            **{
+                **given,
+                "trusted": tuple(given["trusted"]),
+                "log_directory": Path(given["log_directory"]),
+            }
+        )
         scorer = _Scorer(settings)
     except Exception as err:  # any reason it cannot score goes to the parent, as one line
-        conn.send(("ready", f"{type(err).__name__}: {err}".splitlines()[0]))
+        send(conn, ["ready", f"{type(err).__name__}: {err}".splitlines()[0]])
         return
-    conn.send(("ready", None))
+    send(conn, ["ready", None])
     # loaded at the usual priority (the service's start waits for it), scoring at the lowest
     _lower_priority()
     try:
         while (data := conn.recv_bytes()) != STOP:
             rows, problem, seconds = scorer.score(decode(data))
             log = scorer.request_log
-            conn.send(("scored", rows, problem, seconds, log.written, log.dropped))
+            send(conn, ["scored", rows, problem, seconds, log.written, log.dropped])
     except (EOFError, OSError):  # the parent is gone
         pass
     finally:
@@ -169,10 +183,16 @@ class _Scorer:
 
 
 def _lower_priority() -> None:
-    """The lowest CPU priority for the whole process: Linux's idle scheduling class where
-    there is one (it runs on a core only when nothing else would), and niceness 19 besides;
-    best effort where neither is."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.nice(NICENESS - os.nice(0))
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    """The lowest CPU priority for every thread of the process (Linux sets both per thread,
+    and a thread inherits them only when it starts): the idle scheduling class where there is
+    one (it runs on a core only when nothing else would), and niceness 19 besides; best effort
+    where neither is."""
+    try:
+        threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:  # no /proc: the calling thread, or the process where that is the same
+        threads = [0]
+    for tid in threads:
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, tid, NICENESS)
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))

@@ -237,6 +237,10 @@ def test_the_shadow_scores_in_the_idle_scheduling_class_and_the_service_does_not
         (pid,) = [p for p, line in children(os.getpid()) if "ci_ml.serve.sidecar" in line]
         assert os.sched_getscheduler(pid) == os.SCHED_IDLE
         assert os.getpriority(os.PRIO_PROCESS, pid) == 19
+        threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        assert len(threads) > 1  # the request log's writer, started while it loaded, too
+        assert all(os.sched_getscheduler(t) == os.SCHED_IDLE for t in threads)
+        assert all(os.getpriority(os.PRIO_PROCESS, t) == 19 for t in threads)
         assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the answers' process keeps its own
 
 
