@@ -229,12 +229,23 @@ def _find(pattern: str, out: str) -> tuple[str, ...]:
 
 def run_python(url: str, body: bytes | None, connections: int, duration: float) -> dict[str, float]:
     """A closed-loop client: ``connections`` threads, each with one keep-alive connection."""
+    times, errors = closed_loop(url, body, connections, duration)
+    p50, p99 = (float(np.percentile(times, q) * 1000) for q in (50, 99))
+    return {"rps": len(times) / duration, "p50": p50, "p99": p99, "errors": errors}
+
+
+def closed_loop(
+    url: str, body: bytes | None, connections: int, duration: float
+) -> tuple[list[float], int]:
+    """``connections`` threads sending ``body`` (POST; GET without one) to ``url`` without
+    pause, each on one keep-alive connection: the latencies (s) and the failed requests (not
+    200, or a broken connection, which is opened again)."""
     import http.client
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     times: list[float] = []
-    errors = [0]
+    failed = [0]
     deadline = time.monotonic() + duration
 
     def work() -> None:
@@ -242,11 +253,17 @@ def run_python(url: str, body: bytes | None, connections: int, duration: float) 
         headers = {"Content-Type": "application/json"} if body is not None else {}
         while time.monotonic() < deadline:
             start = time.perf_counter()
-            conn.request("POST" if body is not None else "GET", parts.path, body, headers)
-            response = conn.getresponse()
-            response.read()
+            try:
+                conn.request("POST" if body is not None else "GET", parts.path, body, headers)
+                response = conn.getresponse()
+                response.read()
+                failed[0] += response.status != 200
+            except OSError:
+                failed[0] += 1
+                conn.close()
+                conn = http.client.HTTPConnection(parts.netloc, timeout=60)
+                continue
             times.append(time.perf_counter() - start)
-            errors[0] += response.status != 200
         conn.close()
 
     workers = [threading.Thread(target=work) for _ in range(connections)]
@@ -254,8 +271,7 @@ def run_python(url: str, body: bytes | None, connections: int, duration: float) 
         w.start()
     for w in workers:
         w.join()
-    p50, p99 = (float(np.percentile(times, q) * 1000) for q in (50, 99))
-    return {"rps": len(times) / duration, "p50": p50, "p99": p99, "errors": errors[0]}
+    return times, failed[0]
 
 
 def request_rows(registry: str, count: int) -> list[dict[str, Any]]:

@@ -46,6 +46,7 @@ import numpy as np
 # the sibling benchmark's model, registry and service (its folder is on sys.path when run)
 from bench_serve import (
     HGB,
+    closed_loop,
     fitted_model,
     make_registry,
     read_quantiles,
@@ -59,43 +60,9 @@ CONNECTIONS = 16
 BOOTSTRAP = 400
 
 
-def client(url: str, body: bytes, connections: int, duration: float) -> tuple[list[float], int]:
-    """One client process: ``connections`` threads without pause; latencies (s) and failures."""
-    import threading
-
-    parts = urlsplit(url)
-    times: list[float] = []
-    failed = [0]
-    deadline = time.monotonic() + duration
-
-    def work() -> None:
-        conn = http.client.HTTPConnection(parts.netloc, timeout=60)
-        headers = {"Content-Type": "application/json"}
-        while time.monotonic() < deadline:
-            start = time.perf_counter()
-            try:
-                conn.request("POST", "/predict", body, headers)
-                response = conn.getresponse()
-                response.read()
-                failed[0] += response.status != 200
-            except OSError:
-                failed[0] += 1
-                conn.close()
-                conn = http.client.HTTPConnection(parts.netloc, timeout=60)
-                continue
-            times.append(time.perf_counter() - start)
-        conn.close()
-
-    workers = [threading.Thread(target=work) for _ in range(connections)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    return times, failed[0]
-
-
 class Load:
-    """Drives one service for a round: wrk's threads, or client processes of :func:`client`.
+    """Drives one service for a round: wrk's threads, or client processes, each running
+    bench_serve's :func:`closed_loop`.
 
     A round gives its latencies as (values in seconds, weights): wrk's 2,000 quantiles each
     weighing a 2,000th of the round's requests, or every request's own time, weighing 1."""
@@ -116,7 +83,8 @@ class Load:
             return values, np.full(len(values), got["requests"] / len(values)), got["errors"]
         per_client = CONNECTIONS // self.clients
         jobs = [
-            self.pool.submit(client, url, body, per_client, duration) for _ in range(self.clients)
+            self.pool.submit(closed_loop, f"{url}/predict", body, per_client, duration)
+            for _ in range(self.clients)
         ]
         found = [job.result() for job in jobs]
         times = np.array([t for times, _ in found for t in times])
