@@ -131,9 +131,11 @@ def stall_check(model: Any, rows: pd.DataFrame, calls: int = 60) -> None:
         )
 
 
-def start_service(registry: str, extra: list[str]) -> tuple[subprocess.Popen[str], str]:
+def start_service(
+    registry: str, extra: list[str], admin_token: str = ""
+) -> tuple[subprocess.Popen[str], str]:
     """`ci-ml serve` on a free port, ready; returns the process and its URL."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "CI_ML_ADMIN_TOKEN": ""}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CI_ML_ADMIN_TOKEN": admin_token}
     command = [sys.executable, "-m", "ci_ml", "serve", "--registry", registry, "--port", "0"]
     command += extra
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)

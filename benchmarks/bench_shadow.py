@@ -1,28 +1,30 @@
-"""What shadow scoring costs the answers: p99 of POST /predict with and without a shadow.
+"""What shadow scoring costs the answers: p99 of POST /predict with and without shadowing.
 
-Starts two `ci-ml serve` processes on loopback over the same registry, both logging requests
-(--log-requests, the default sample 0.1): one serves production alone, the other also
-shadow-scores 20% of the requests (--shadow VERSION --shadow-sample 0.2) with a second
-version of the same pipeline (another seed). Then it drives each in turn, interleaved over
---rounds rounds (in the order ABBA: each goes first in every other round) so that both see
-the same noise of a shared machine, with --clients clients without pause and 16 connections
-in all, 1-row and 100-row bodies. The clients are wrk's threads (`wrk -t CLIENTS -c 16`;
-Debian package `wrk`) when it is installed, else client processes with 16/--clients
-keep-alive connections each (Python's http.client: they take more of the machine's CPU than
-the service, so their numbers are noisier). Each round starts once the shadow has worked off
-its backlog, which would otherwise run during the next round, whichever service that
-measures.
+Starts one `ci-ml serve` process on loopback, logging requests (--log-requests, the default
+sample 0.1), with a shadow (--shadow VERSION: a second version of the same pipeline, another
+seed) whose sample it switches between rounds with POST /admin/shadow: 0 for the rounds
+"none", --sample (0.2) for the rounds "shadow". One process measures both, so what differs
+between two processes (where their threads and memory land) does not pass for the shadow's
+cost; --control sets the sample to 0 in both kinds of round, which measures the noise of the
+method itself (an A/A run). The rounds are interleaved, --rounds of each kind, in the order
+ABBA (each kind goes first in every other pair) so that a drift of a shared machine's speed
+weighs on both alike; each round starts once the shadow has worked off its backlog, which
+would otherwise run during the next round, whatever its kind. The load is --clients clients
+without pause and 16 connections in all, 1-row and 100-row bodies: wrk's threads (`wrk -t
+CLIENTS -c 16`; Debian package `wrk`) when it is installed, else client processes with
+16/--clients keep-alive connections each (Python's http.client: they take more of the
+machine's CPU than the service, so their numbers are noisier).
 
 Prints p50/p99 pooled over the rounds (wrk: from its latency at every 0.05 % in each round,
 weighted by the round's requests), requests per second, failed requests, the p99 ratio
-(shadow / none) with a 95% bootstrap interval (the rounds resampled), each round's p99 ratio
-and their median (less moved by one noisy round), the CPU time per request of the service
-process and of its child processes (the shadow's, where it has one), and the shadow's own
-counts from /metrics (scored, dropped), with the load average before and after. No timed
-asserts: the numbers are for reading.
+(shadow / none) with a 95% bootstrap interval (the pairs of rounds resampled), each pair's p99
+ratio and their median (less moved by one noisy round), the CPU time per request of the
+service process and of its child processes (the shadow's), and the shadow's own counts from
+/metrics (scored, dropped), with the load average before and after. No timed asserts: the
+numbers are for reading.
 
-    python benchmarks/bench_shadow.py [--duration 6] [--rounds 12] [--clients 4] [--sample 0.2]
-                                      [--client wrk|python] [--budget 0.05]
+    python benchmarks/bench_shadow.py [--duration 4] [--rounds 24] [--clients 4] [--sample 0.2]
+                                      [--client wrk|python] [--budget 0.05] [--control]
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import http.client
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import time
@@ -118,6 +121,20 @@ def pooled(rounds: list[tuple[Any, Any]], q: float) -> float:
     return float(values[order][min(at, len(values) - 1)])
 
 
+def set_sample(url: str, token: str, sample: float) -> None:
+    """The service's shadow sample, through POST /admin/shadow."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.netloc, timeout=30)
+    body = json.dumps({"sample": sample})
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    conn.request("POST", "/admin/shadow", body, headers)
+    answer = conn.getresponse()
+    text = answer.read().decode()
+    conn.close()
+    if answer.status != 200:
+        raise SystemExit(f"POST /admin/shadow answered {answer.status}: {text}")
+
+
 def shadow_counts(url: str) -> dict[str, float]:
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.netloc, timeout=30)
@@ -154,7 +171,7 @@ def _cpu(pid: int) -> float:
 
 def wait_idle(url: str, quiet: float = 0.5, timeout: float = 120.0) -> None:
     """Until the shadow has worked off what it queued (its counts stood still for ``quiet``
-    seconds): its backlog must not run during the next round, whichever service it measures."""
+    seconds): its backlog must not run during the next round, whatever its kind."""
     deadline = time.monotonic() + timeout
     before = shadow_counts(url)
     while time.monotonic() < deadline:
@@ -190,15 +207,19 @@ def add_shadow(registry: str, frame: Any, y: Any, directory: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=6.0, help="seconds per round")
-    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per round")
+    parser.add_argument("--rounds", type=int, default=24, help="rounds of each kind")
     parser.add_argument("--clients", type=int, default=4, help="wrk threads or processes")
-    parser.add_argument("--sample", type=float, default=0.2, help="--shadow-sample")
+    parser.add_argument("--sample", type=float, default=0.2, help="the shadow rounds' sample")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--budget", type=float, help="--shadow-budget (default: the service's)")
+    parser.add_argument(
+        "--control", action="store_true", help="sample 0 in both kinds of round (A/A)"
+    )
     args = parser.parse_args()
     if args.client == "auto":
         args.client = "wrk" if shutil.which("wrk") else "python"
+    token = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="bench-shadow-") as tmp:
         frame, y = synthetic()
         registry = make_registry(Path(tmp), frame, fitted_model(frame, y))
@@ -208,60 +229,56 @@ def main() -> None:
             "1 row": json.dumps({"records": rows[:1]}).encode(),
             "100 rows": json.dumps({"records": rows}).encode(),
         }
-        logged = ["--log-requests"]
-        services = {
-            "none": start_service(registry, [*logged, f"{tmp}/logs-none"]),
-            "shadow": start_service(
-                registry,
-                [
-                    *logged,
-                    f"{tmp}/logs-shadow",
-                    "--shadow",
-                    shadow,
-                    "--shadow-sample",
-                    str(args.sample),
-                    *([] if args.budget is None else ["--shadow-budget", str(args.budget)]),
-                ],
-            ),
-        }
+        extra = ["--log-requests", f"{tmp}/logs", "--shadow", shadow, "--shadow-sample", "1"]
+        if args.budget is not None:
+            extra += ["--shadow-budget", str(args.budget)]
+        service = start_service(registry, extra, admin_token=token)
         load = Load(args.client, args.clients, Path(tmp))
         try:
-            measure(services, bodies, load, args)
+            measure(service, token, bodies, load, args)
         finally:
             load.close()
-            for process, _url in services.values():
-                process.terminate()
-                process.wait(timeout=60)
+            service[0].terminate()
+            service[0].wait(timeout=60)
 
 
-def measure(services: dict[str, Any], bodies: dict[str, bytes], load: Load, args: Any) -> None:
+def measure(
+    service: tuple[Any, str], token: str, bodies: dict[str, bytes], load: Load, args: Any
+) -> None:
+    process, url = service
+    samples = {"none": 0.0, "shadow": 0.0 if args.control else args.sample}
     print(f"load average before: {_load()}, {os.cpu_count()} CPUs")
     clients = f"wrk -t {args.clients}" if load.kind == "wrk" else f"{args.clients} processes"
     print(
-        f"two ci-ml serve processes, request log on; shadow at {args.sample:g} sampling; "
+        f"one ci-ml serve process, request log on; shadow sample {samples['shadow']:g} in the "
+        f"rounds 'shadow', 0 in the rounds 'none'{' (control: A/A)' if args.control else ''}; "
         f"clients: {clients}, {CONNECTIONS} connections, no pause; "
-        f"{args.rounds} interleaved rounds of {args.duration:g} s"
+        f"{args.rounds} interleaved rounds of each kind, {args.duration:g} s each"
     )
-    print(f"{'body':<10}{'shadow':<8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'failed':>8}"
+    print(f"{'body':<10}{'rounds':<8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'failed':>8}"
           f"{'p99 ratio':>11}")  # fmt: skip
     for name, body in bodies.items():
         got: dict[str, list[Any]] = {"none": [], "shadow": []}  # each round's latencies
         failed = {"none": 0, "shadow": 0}
-        ratios = []  # each round's p99 ratio
-        load.run(services["none"][1], body, 1.0)  # warm both up
-        load.run(services["shadow"][1], body, 1.0)
+        ratios = []  # each pair's p99 ratio
+        set_sample(url, token, 0.0)
+        load.run(url, body, 1.0)  # warm up
         cpu = {"none": [0.0, 0.0], "shadow": [0.0, 0.0]}  # the service's, its children's
         for i in range(args.rounds):
             p99s = {}
-            # ABBA: each service goes first in every other round, so a drift of the machine's
+            # ABBA: each kind goes first in every other pair, so a drift of the machine's
             # speed (other tenants, the hypervisor's steal) weighs on both alike
             for kind in ("none", "shadow") if i % 2 == 0 else ("shadow", "none"):
-                wait_idle(services["shadow"][1])
-                pid = services[kind][0].pid
-                before = cpu_seconds(pid)
-                values, weights, bad = load.run(services[kind][1], body, args.duration)
-                after = cpu_seconds(pid)
-                cpu[kind] = [cpu[kind][i] + after[i] - before[i] for i in (0, 1)]
+                wait_idle(url)
+                set_sample(url, token, samples[kind])
+                before = cpu_seconds(process.pid)
+                values, weights, bad = load.run(url, body, args.duration)
+                after = cpu_seconds(process.pid)
+                set_sample(url, token, 0.0)
+                wait_idle(url)  # the backlog is this round's work, counted in its CPU
+                done = cpu_seconds(process.pid)
+                cpu[kind][0] += after[0] - before[0]
+                cpu[kind][1] += done[1] - before[1]
                 got[kind].append((values, weights))
                 failed[kind] += bad
                 p99s[kind] = pooled([(values, weights)], 0.99)
@@ -277,13 +294,13 @@ def measure(services: dict[str, Any], bodies: dict[str, bytes], load: Load, args
         for kind in ("none", "shadow"):
             own, children = (1000 * c / requests[kind] for c in cpu[kind])
             print(f"{'':<10}{kind:<8}CPU ms per request: service {own:.2f}, "
-                  f"its child processes {children:.2f}")  # fmt: skip
+                  f"its shadow process {children:.2f}")  # fmt: skip
         low, high = ratio_interval(got, np.random.default_rng(0))
         print(f"{'':<18}pooled p99 ratio {p99['shadow'] / p99['none']:.3f}, 95% interval "
-              f"{low:.3f} to {high:.3f} (rounds resampled {BOOTSTRAP} times)")  # fmt: skip
+              f"{low:.3f} to {high:.3f} (pairs of rounds resampled {BOOTSTRAP} times)")  # fmt: skip
         shown = " ".join(f"{r:.2f}" for r in ratios)
-        print(f"{'':<18}p99 ratio of each round: {shown} (median {np.median(ratios):.3f})")
-    print(f"shadow rows (from its /metrics): {shadow_counts(services['shadow'][1])}")
+        print(f"{'':<18}p99 ratio of each pair: {shown} (median {np.median(ratios):.3f})")
+    print(f"shadow rows (from /metrics): {shadow_counts(url)}")
     print(f"load average after: {_load()}")
 
 

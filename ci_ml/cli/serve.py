@@ -142,7 +142,8 @@ def serve(
 ) -> None:
     """Serve the registry's production model over HTTP (POST /predict, /health, /metrics ...).
 
-    Set CI_ML_ADMIN_TOKEN (16+ characters) to enable POST /admin/reload. See docs/serving.md.
+    Set CI_ML_ADMIN_TOKEN (16+ characters) to enable POST /admin/reload and /admin/shadow
+    (the shadow's sample, changed while serving). See docs/serving.md.
     """
     from ci_ml.serve.service import ServeSettings
 
@@ -234,7 +235,7 @@ def _shadow_settings(
 
 
 def admin_token() -> str | None:
-    """The admin token from CI_ML_ADMIN_TOKEN (None: /admin/reload is disabled)."""
+    """The admin token from CI_ML_ADMIN_TOKEN (None: the /admin routes are disabled)."""
     token = os.environ.get(TOKEN_ENV, "").strip()
     if not token:
         return None

@@ -1,10 +1,16 @@
-"""The admin route of ``ci-ml serve``: ``POST /admin/reload``, behind a bearer token.
+"""The admin routes of ``ci-ml serve``: ``POST /admin/reload`` and ``POST /admin/shadow``,
+behind a bearer token.
 
-It exists only when ``CI_ML_ADMIN_TOKEN`` is set. A request without ``Authorization: Bearer
+They exist only when ``CI_ML_ADMIN_TOKEN`` is set. A request without ``Authorization: Bearer
 <token>`` gets 401, with a wrong token 403; the token is compared in constant time (the
 sha256 of both, so not even its length leaks). A reload can only switch to the registry's
 production version: 200 with the outcome, 422 refused, 409 nothing in production, 503 the
 registry or a worker failed, and the old model keeps serving in every case but 200.
+
+``POST /admin/shadow`` with ``{"sample": 0.05}`` changes the share of requests the shadow
+scores, at once and for every worker (0 pauses shadowing, and a later request resumes it):
+200 with the sample before and after, 409 when the service has no shadow, 400 for a body that
+is not a JSON object, 422 for a sample that is not a number in [0, 1].
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
@@ -29,7 +37,8 @@ log = logging.getLogger(__name__)
 
 
 def add_admin_routes(app: FastAPI, service: Service, token: str) -> None:
-    """Add ``POST /admin/reload`` to ``app``, for requests that bear ``token``."""
+    """Add ``POST /admin/reload`` and ``/admin/shadow`` to ``app``, for requests that bear
+    ``token``."""
     expected = hashlib.sha256(token.encode()).digest()
 
     @app.post("/admin/reload", summary="Serve the registry's production version now")
@@ -63,6 +72,42 @@ def add_admin_routes(app: FastAPI, service: Service, token: str) -> None:
                 "model_digest": result.model_digest,
             }
         )
+
+    @app.post("/admin/shadow", summary="Change the share of requests the shadow scores")
+    async def shadow(request: Request) -> Response:
+        """Set the shadow's sample, in [0, 1], for every worker (bearer token)."""
+        _authorize(request.headers.get("authorization"), expected)
+        scorer = service.shadow
+        if scorer is None:
+            return error(409, "this service has no shadow; start it with --shadow VERSION")
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            return error(400, 'the body is not JSON; send {"sample": 0.2}')
+        if not isinstance(body, dict) or "sample" not in body:
+            return error(400, 'the body must be a JSON object like {"sample": 0.2}')
+        sample = _sample(body["sample"])
+        if sample is None:
+            given = json.dumps(body["sample"])
+            given = given if len(given) <= 40 else given[:37] + "..."
+            return error(422, f"sample {given} is not a number from 0 to 1 (0 pauses shadowing)")
+        previous = scorer.rate.value
+        scorer.rate.value = sample
+        log.info("shadow sample %s -> %s (POST /admin/shadow)", previous, sample)
+        return JSONResponse(
+            {"shadow_version": scorer.model.version, "sample": sample, "previous_sample": previous}
+        )
+
+
+def _sample(value: Any) -> float | None:
+    """``value`` as a share in [0, 1], or None when it is not one (booleans are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        share = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        return None
+    return share if math.isfinite(share) and 0.0 <= share <= 1.0 else None
 
 
 def _authorize(header: str | None, expected: bytes) -> None:

@@ -12,12 +12,14 @@
     ci_ml_request_log_rows_total{result}                  counter   written / dropped (when logging)
     ci_ml_shadow_info{version,digest}                     gauge     1 for the shadow version
     ci_ml_shadow_rows_total{result}                       counter   scored / dropped / failed
+    ci_ml_shadow_sample                                   gauge     the share of requests shadowed
     ci_ml_shadow_call_duration_seconds                    histogram the shadow's model calls
     ci_ml_workers                                         gauge     with --workers N > 1
 
 With several workers (``ci-ml serve --workers N``) every value is the sum over the workers
 (:func:`merge`): counters and histograms add up, ``model_loaded`` is 1 when every worker serves
-a model, ``model_info`` counts the workers serving each version.
+a model, ``model_info`` counts the workers serving each version, and ``shadow_sample`` (one
+value the workers share) is the largest of theirs.
 
 Routes are the service's own paths; anything else is counted as ``other``, so a scan of random
 URLs cannot blow up the number of series.
@@ -54,6 +56,7 @@ class ShadowState:
     bounds: tuple[float, ...]
     buckets: list[int]
     seconds: float
+    sample: float = 0.0
 
 
 @dataclass
@@ -147,6 +150,7 @@ class Metrics:
                     tuple(shadow.bounds),
                     list(shadow.buckets),
                     shadow.seconds,
+                    shadow.sample,
                 )
         return found
 
@@ -190,8 +194,14 @@ def merge(states: Sequence[MetricsState]) -> MetricsState:
 def _merge_shadow(total: ShadowState | None, one: ShadowState) -> ShadowState:
     if total is None:
         return ShadowState(
-            Counter(one.models), Counter(one.counts), one.bounds, list(one.buckets), one.seconds
+            Counter(one.models),
+            Counter(one.counts),
+            one.bounds,
+            list(one.buckets),
+            one.seconds,
+            one.sample,
         )
+    total.sample = max(total.sample, one.sample)
     total.models.update(one.models)
     total.counts.update(one.counts)
     total.buckets = [a + b for a, b in zip(total.buckets, one.buckets, strict=True)]
@@ -271,6 +281,12 @@ def _shadow_lines(shadow: ShadowState) -> list[str]:
             "counter",
             "Rows the shadow scored, dropped (its queue was full) or failed to predict.",
             [(_labels(result=k), v) for k, v in shadow.counts.items()],
+        ),
+        *_family(
+            "shadow_sample",
+            "gauge",
+            "The share of answered requests the shadow scores (0: paused).",
+            [("", shadow.sample)],
         ),
         f"# HELP {name} Time of one call of the shadow model (merged requests).",
         f"# TYPE {name} histogram",

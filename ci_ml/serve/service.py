@@ -9,6 +9,7 @@ for the registry's production model.
     GET  /version        the served version, digest and when it was loaded
     GET  /metrics        Prometheus text format (see ci_ml.serve.prometheus)
     POST /admin/reload   bearer token; serve the new production version (404 without a token)
+    POST /admin/shadow   bearer token; {"sample": 0.05}: the share of requests the shadow scores
 
 With a shadow version (``ci-ml serve --shadow VERSION``), a sample of the answered requests is
 also predicted by it off the request path (see ci_ml.serve.shadow).
@@ -33,7 +34,7 @@ from ci_ml.serve.model import LoadedModel, ModelRefused
 from ci_ml.serve.prometheus import Metrics, MetricsState, render
 from ci_ml.serve.reload import ModelHolder, Poller, ReloadResult
 from ci_ml.serve.requestlog import RequestLog
-from ci_ml.serve.shadow import BUDGET, ShadowScorer
+from ci_ml.serve.shadow import BUDGET, SampleRate, ShadowScorer
 
 if TYPE_CHECKING:
     from ci_ml.serve.cluster import WorkerLink
@@ -84,7 +85,11 @@ class Service:
     """
 
     def __init__(
-        self, holder: ModelHolder, settings: ServeSettings, freeze_heap: bool = False
+        self,
+        holder: ModelHolder,
+        settings: ServeSettings,
+        freeze_heap: bool = False,
+        shadow_rate: SampleRate | None = None,
     ) -> None:
         self.holder = holder
         self.settings = settings
@@ -92,7 +97,7 @@ class Service:
         self.metrics = Metrics(ROUTES)
         self.request_log = _request_log(settings.request_log)
         self.batcher = Batcher(settings.threads, settings.max_rows, self.metrics.count_call)
-        self.shadow = _shadow(holder, self.request_log, settings)
+        self.shadow = _shadow(holder, self.request_log, settings, shadow_rate)
         self._poller: Poller | None = None
         self.link: WorkerLink | None = None
 
@@ -184,9 +189,13 @@ def freeze_heap() -> None:
 
 
 def _shadow(
-    holder: ModelHolder, request_log: RequestLog | None, settings: ServeSettings
+    holder: ModelHolder,
+    request_log: RequestLog | None,
+    settings: ServeSettings,
+    rate: SampleRate | None,
 ) -> ShadowScorer | None:
-    """The shadow scorer of the holder's shadow model, which logs beside the request log."""
+    """The shadow scorer of the holder's shadow model, which logs beside the request log
+    (``rate``: a sample shared with other workers; else its own, from the settings)."""
     if holder.shadow is None:
         return None
     if request_log is None:
@@ -203,6 +212,7 @@ def _shadow(
         trusted=holder.trusted,
         queue_requests=settings.shadow_queue,
         budget=settings.shadow_budget,
+        rate=rate,
     )
 
 
@@ -226,4 +236,12 @@ def _request_log(settings: RequestLogSettings | None) -> RequestLog | None:
         ) from None
 
 
-ROUTES = ("/predict", "/health", "/health/live", "/version", "/metrics", "/admin/reload")
+ROUTES = (
+    "/predict",
+    "/health",
+    "/health/live",
+    "/version",
+    "/metrics",
+    "/admin/reload",
+    "/admin/shadow",
+)

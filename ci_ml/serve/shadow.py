@@ -17,6 +17,11 @@ shadowing and counted (``ci_ml_shadow_rows_total{result="dropped"}``), and its r
 request log as usual; a shadow that fails to predict is counted as ``failed`` and logged once,
 and once its process is known to be gone (or could not load the version), every sampled
 request is counted as ``failed`` and goes to the request log as usual.
+
+The sample can change while the service runs (``POST /admin/shadow``, see
+:mod:`ci_ml.serve.admin`): it is a :class:`SampleRate`, which the workers of ``ci-ml serve
+--workers N`` share, so that one request changes it for all of them (and for a worker started
+again later).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import logging
+import multiprocessing
 import queue
 import random
 import subprocess
@@ -46,6 +52,31 @@ START_TIMEOUT_S = 300.0
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 LOG_PREFIX = "shadow-"  # after the request log's own: requests-shadow-, requests-w1-shadow-
 _STOP = object()
+
+
+class SampleRate:
+    """The share of answered requests the shadow scores, in [0, 1] (0: shadowing paused).
+
+    ``shared``: kept in memory that processes forked afterwards share (the workers of ``ci-ml
+    serve --workers N``), so a change made in one is seen by all; else a plain number.
+    """
+
+    def __init__(self, value: float, shared: bool = False) -> None:
+        self._shared: Any = None
+        self._value = float(value)
+        if shared:  # one aligned double: read and written whole, no lock needed
+            self._shared = multiprocessing.get_context("fork").RawValue("d", float(value))
+
+    @property
+    def value(self) -> float:
+        return float(self._shared.value) if self._shared is not None else self._value
+
+    @value.setter
+    def value(self, value: float) -> None:
+        if self._shared is not None:
+            self._shared.value = float(value)
+        else:
+            self._value = float(value)
 
 
 @dataclass(frozen=True)
@@ -78,9 +109,10 @@ class ShadowScorer:
         linger: float = LINGER_S,
         budget: float = BUDGET,
         seed: int | None = None,
+        rate: SampleRate | None = None,
     ) -> None:
         self.model = model
-        self.sample = sample
+        self.rate = rate if rate is not None else SampleRate(sample)
         self.max_rows = max_rows
         self.linger = linger
         self.budget = budget
@@ -109,6 +141,11 @@ class ShadowScorer:
         self._conn: Connection | None = None
         self._thread = threading.Thread(target=self._run, name="ci-ml-shadow", daemon=True)
 
+    @property
+    def sample(self) -> float:
+        """The share of answered requests scored now (see :class:`SampleRate`)."""
+        return self.rate.value
+
     def start(self) -> None:
         """Start the shadow's process and the thread that feeds it; return once it has loaded
         the version (or failed to: then every sampled row is counted as failed)."""
@@ -125,7 +162,7 @@ class ShadowScorer:
     ) -> bool:
         """Queue a request ``production`` answered, if sampled (never blocks); True when the
         shadow took it."""
-        if self._random.random() >= self.sample:
+        if self._random.random() >= self.rate.value:
             return False
         if self._problem is not None:  # it cannot score: the request log samples it as usual
             with self.lock:

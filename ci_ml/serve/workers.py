@@ -41,6 +41,7 @@ from ci_ml.serve.reload import ModelHolder
 from ci_ml.serve.rollout import RELOAD_SECONDS, Rollout, Worker
 from ci_ml.serve.server import _server, asgi_app, base_url, bind
 from ci_ml.serve.service import ServeSettings, Service
+from ci_ml.serve.shadow import SampleRate
 
 log = logging.getLogger("ci_ml.serve")
 
@@ -63,6 +64,8 @@ class Supervisor(Rollout):
         self.size = workers
         self.sock = sock
         self.shadow = shadow
+        # one sample for every worker, which POST /admin/shadow on any of them changes
+        self.shadow_rate = SampleRate(settings.shadow_sample, shared=True) if shadow else None
         self.restart_at: dict[int, float] = {}
         self.quick_exits: Counter[int] = Counter()
         self.fatal: CiMlError | None = None
@@ -98,7 +101,16 @@ class Supervisor(Rollout):
         others = [w.conn for w in self.workers.values()]
         process = get_context("fork").Process(
             target=_worker_main,
-            args=(slot, theirs, self.sock, self.holder, self.settings, self.table, self.shadow),
+            args=(
+                slot,
+                theirs,
+                self.sock,
+                self.holder,
+                self.settings,
+                self.table,
+                self.shadow,
+                self.shadow_rate,
+            ),
             kwargs={"others": [*others, ours]},
             name=f"ci-ml-worker-{slot + 1}",
             daemon=False,
@@ -254,6 +266,7 @@ def _worker_main(
     settings: ServeSettings,
     table: WorkerTable,
     shadow: str | None,
+    shadow_rate: SampleRate | None,
     others: list[Connection],
 ) -> None:
     """One worker: the service, its link to the supervisor, uvicorn once it serves."""
@@ -267,7 +280,7 @@ def _worker_main(
     try:
         if shadow is not None:
             holder.load_shadow(shadow)
-        service = Service(holder, settings, freeze_heap=True)
+        service = Service(holder, settings, freeze_heap=True, shadow_rate=shadow_rate)
     except CiMlError as err:
         conn.send(("fatal", str(err), err.exit_code))
         raise SystemExit(err.exit_code) from None

@@ -24,7 +24,16 @@ from ci_ml.serve.reload import ModelHolder
 from ci_ml.serve.server import serve_in_thread
 from ci_ml.serve.service import RequestLogSettings, ServeSettings
 from tests.conftest import run_cli
-from tests.serve.test_serve import ROWS, fit, make_data, own_answers, predict, register
+from tests.serve.test_serve import (
+    ROWS,
+    TOKEN,
+    fit,
+    make_data,
+    own_answers,
+    predict,
+    register,
+    running,
+)
 
 V2_INPUTS = [
     {"name": "income", "datatype": "FP64", "shape": [2], "data": [41.5, None]},
@@ -260,6 +269,92 @@ def test_the_shadow_settings_reach_its_scorer(
         assert (service.shadow.sample, service.shadow.budget) == (0.3, 0.05)
     finally:
         service.stop()
+
+
+def set_sample(url: str, body: Any, token: str | None = TOKEN) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers["Content-Type"] = "application/json"
+    return requests.post(f"{url}/admin/shadow", data=data, headers=headers, timeout=30)
+
+
+def test_the_sample_changes_while_serving_and_zero_pauses_shadowing(
+    versions: tuple[LocalRegistry, ModelVersion, ModelVersion], tmp_path: Path
+) -> None:
+    registry, _production, shadow = versions
+    logs = tmp_path / "logs"
+    settings = {"shadow_sample": 1.0, "log_sample": 0.0, "admin_token": TOKEN}
+    with shadowed(registry, shadow.version, logs, **settings) as url:
+        assert predict(url, {"records": ROWS}, headers={"X-Request-ID": "before"}).ok
+        paused = set_sample(url, {"sample": 0})
+        assert paused.status_code == 200, paused.text
+        assert paused.json() == {
+            "shadow_version": shadow.version,
+            "sample": 0.0,
+            "previous_sample": 1.0,
+        }
+        metrics = requests.get(f"{url}/metrics", timeout=10).text
+        assert metric(metrics, "ci_ml_shadow_sample") == 0.0
+        for i in range(20):
+            assert predict(url, {"records": ROWS}, headers={"X-Request-ID": f"paused-{i}"}).ok
+        resumed = set_sample(url, {"sample": 1})
+        assert resumed.json()["previous_sample"] == 0.0
+        assert predict(url, {"records": ROWS}, headers={"X-Request-ID": "after"}).ok
+        metrics = scored_metrics(url)
+        assert metric(metrics, "ci_ml_shadow_sample") == 1.0
+    # the service has stopped: everything queued was scored and logged
+    shadowed_ids = {e["request_id"] for e in lines(logs) if "shadow" in e}
+    assert shadowed_ids == {"before", "after"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "sentence"),
+    [
+        (b"{not json", 400, "the body is not JSON"),
+        ([0.5], 400, "must be a JSON object"),
+        ({"rate": 0.5}, 400, "must be a JSON object"),
+        ({"sample": "0.5"}, 422, 'sample "0.5" is not a number from 0 to 1'),
+        ({"sample": True}, 422, "sample true is not a number"),
+        ({"sample": -0.1}, 422, "sample -0.1 is not a number from 0 to 1"),
+        ({"sample": 1.5}, 422, "sample 1.5 is not"),
+        (b'{"sample": NaN}', 422, "sample NaN is not"),
+        (b'{"sample": 1e999}', 422, "sample Infinity is not"),
+        (b'{"sample": 1' + b"0" * 400 + b"}", 422, "sample 1" + "0" * 36 + "... is not"),
+    ],
+)
+def test_a_bad_sample_is_one_sentence_and_changes_nothing(
+    versions: tuple[LocalRegistry, ModelVersion, ModelVersion],
+    tmp_path: Path,
+    body: Any,
+    status: int,
+    sentence: str,
+) -> None:
+    registry, _production, shadow = versions
+    settings = {"shadow_sample": 0.3, "admin_token": TOKEN}
+    with shadowed(registry, shadow.version, tmp_path / "logs", **settings) as url:
+        answer = set_sample(url, body)
+        assert answer.status_code == status
+        assert sentence in answer.json()["detail"]
+        metrics = requests.get(f"{url}/metrics", timeout=10).text
+        assert metric(metrics, "ci_ml_shadow_sample") == 0.3
+
+
+def test_the_sample_needs_the_token_and_a_shadow(
+    versions: tuple[LocalRegistry, ModelVersion, ModelVersion], tmp_path: Path
+) -> None:
+    registry, _production, shadow = versions
+    settings = {"shadow_sample": 0.3, "admin_token": TOKEN}
+    with shadowed(registry, shadow.version, tmp_path / "logs", **settings) as url:
+        assert set_sample(url, {"sample": 0}, token=None).status_code == 401
+        assert set_sample(url, {"sample": 0}, token="wrong-token-0123456789").status_code == 403
+        metrics = requests.get(f"{url}/metrics", timeout=10).text
+        assert metric(metrics, "ci_ml_shadow_sample") == 0.3
+    with running(registry, admin_token=TOKEN) as url:  # no shadow
+        answer = set_sample(url, {"sample": 0})
+        assert answer.status_code == 409
+        assert "has no shadow" in answer.json()["detail"]
+    with running(registry) as url:  # no token: no admin routes at all
+        assert set_sample(url, {"sample": 0}).status_code == 404
 
 
 def wait_until(condition: Any, timeout: float = 30) -> None:

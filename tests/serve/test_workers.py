@@ -398,3 +398,54 @@ def test_bad_workers_exit_2_with_one_line(
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert result.stderr.startswith("ci-ml: ") and result.stderr.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_one_request_changes_the_shadow_sample_of_every_worker_and_a_restarted_one(
+    versions: Versions, tmp_path: Path
+) -> None:
+    registry, v1, v2, _answers = versions
+    logs = tmp_path / "logs"
+    args = ("--workers", "2", "--log-requests", str(logs), "--log-sample", "0.01")
+    args += ("--shadow", v2.version, "--shadow-sample", "1", "--port", "0")
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+    def spread(count: int) -> set[int]:
+        """``count`` requests, a new connection each (the kernel spreads them): the workers."""
+        seen = set()
+        for _ in range(count):
+            got = requests.post(f"{service.url}/predict", json={"records": ROWS}, timeout=30)
+            assert got.json()["model_version"] == v1.version
+            seen.add(_version(service.url)["worker"])
+        return seen
+
+    def scored() -> float:
+        text = requests.get(f"{service.url}/metrics", timeout=30).text
+        found = re.search(r'^ci_ml_shadow_rows_total\{result="scored"\} (\S+)$', text, re.M)
+        return float(found.group(1)) if found else 0.0
+
+    with serving(registry, *args, cwd=tmp_path) as service:
+        paused = requests.post(
+            f"{service.url}/admin/shadow", json={"sample": 0}, headers=auth, timeout=30
+        )
+        assert paused.json()["previous_sample"] == 1.0
+        assert spread(30) == {1, 2}  # both workers answered, neither shadowed
+        doomed = _version(service.url)["workers"][0]["pid"]
+        os.kill(doomed, signal.SIGKILL)
+
+        def restarted() -> bool:
+            workers = _version(service.url)["workers"]
+            return workers[0]["pid"] not in (None, doomed) and bool(workers[0]["model_digest"])
+
+        _wait_for(restarted)
+        assert spread(30) == {1, 2}
+        time.sleep(1.0)  # what was queued would have been scored by now
+        assert scored() == 0
+        metrics = requests.get(f"{service.url}/metrics", timeout=30).text
+        assert "\nci_ml_shadow_sample 0.0\n" in metrics
+        resumed = requests.post(
+            f"{service.url}/admin/shadow", json={"sample": 1}, headers=auth, timeout=30
+        )
+        assert resumed.json()["previous_sample"] == 0.0
+        assert spread(20) == {1, 2}
+        _wait_for(lambda: scored() == 20 * len(ROWS))
