@@ -9,7 +9,9 @@ cost; --control sets the sample to 0 in both kinds of round, which measures the 
 method itself (an A/A run). The rounds are interleaved, --rounds of each kind, in the order
 ABBA (each kind goes first in every other pair) so that a drift of a shared machine's speed
 weighs on both alike; each round starts once the shadow has worked off its backlog, which
-would otherwise run during the next round, whatever its kind. The load is --clients clients
+would otherwise run during the next round, whatever its kind; before the rounds of each body,
+--warmup seconds of load are not measured (in the first seconds the service answers slower,
+which would weigh on the first round alone). The load is --clients clients
 without pause and 16 connections in all, 1-row and 100-row bodies: wrk's threads (`wrk -t
 CLIENTS -c 16`; Debian package `wrk`) when it is installed, else client processes with
 16/--clients keep-alive connections each (Python's http.client: they take more of the
@@ -23,8 +25,9 @@ service process and of its child processes (the shadow's), and the shadow's own 
 /metrics (scored, dropped), with the load average before and after. No timed asserts: the
 numbers are for reading.
 
-    python benchmarks/bench_shadow.py [--duration 4] [--rounds 24] [--clients 4] [--sample 0.2]
-                                      [--client wrk|python] [--budget 0.05] [--control]
+    python benchmarks/bench_shadow.py [--duration 4] [--rounds 24] [--warmup 8] [--clients 4]
+                                      [--sample 0.2] [--client wrk|python] [--budget 0.05]
+                                      [--control]
 """
 
 from __future__ import annotations
@@ -136,13 +139,15 @@ def set_sample(url: str, token: str, sample: float) -> None:
 
 
 def shadow_counts(url: str) -> dict[str, float]:
+    """The shadow's rows by result, and its pending requests, from /metrics."""
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.netloc, timeout=30)
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
     conn.close()
     found = re.findall(r'^ci_ml_shadow_rows_total\{result="(\w+)"\} (\S+)$', text, re.M)
-    return {k: float(v) for k, v in found}
+    pending = re.search(r"^ci_ml_shadow_pending_requests (\S+)$", text, re.M)
+    return {**{k: float(v) for k, v in found}, "pending": float(pending.group(1) if pending else 0)}
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
@@ -169,17 +174,12 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def wait_idle(url: str, quiet: float = 0.5, timeout: float = 120.0) -> None:
-    """Until the shadow has worked off what it queued (its counts stood still for ``quiet``
-    seconds): its backlog must not run during the next round, whatever its kind."""
+def wait_idle(url: str, timeout: float = 300.0) -> None:
+    """Until the shadow has worked off what it queued (none of the sampled requests is
+    pending): its backlog must not run during the next round, whatever its kind."""
     deadline = time.monotonic() + timeout
-    before = shadow_counts(url)
-    while time.monotonic() < deadline:
-        time.sleep(quiet)
-        now = shadow_counts(url)
-        if now == before:
-            return
-        before = now
+    while shadow_counts(url)["pending"] and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 def add_shadow(registry: str, frame: Any, y: Any, directory: Path) -> str:
@@ -209,6 +209,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=4.0, help="seconds per round")
     parser.add_argument("--rounds", type=int, default=24, help="rounds of each kind")
+    parser.add_argument("--warmup", type=float, default=8.0, help="seconds before the rounds")
     parser.add_argument("--clients", type=int, default=4, help="wrk threads or processes")
     parser.add_argument("--sample", type=float, default=0.2, help="the shadow rounds' sample")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
@@ -262,7 +263,7 @@ def measure(
         failed = {"none": 0, "shadow": 0}
         ratios = []  # each pair's p99 ratio
         set_sample(url, token, 0.0)
-        load.run(url, body, 1.0)  # warm up
+        load.run(url, body, args.warmup)  # the first seconds of a body are slower
         cpu = {"none": [0.0, 0.0], "shadow": [0.0, 0.0]}  # the service's, its children's
         for i in range(args.rounds):
             p99s = {}
@@ -300,7 +301,8 @@ def measure(
               f"{low:.3f} to {high:.3f} (pairs of rounds resampled {BOOTSTRAP} times)")  # fmt: skip
         shown = " ".join(f"{r:.2f}" for r in ratios)
         print(f"{'':<18}p99 ratio of each pair: {shown} (median {np.median(ratios):.3f})")
-    print(f"shadow rows (from /metrics): {shadow_counts(url)}")
+    counts = {k: v for k, v in shadow_counts(url).items() if k != "pending"}
+    print(f"shadow rows (from /metrics): {counts}")
     print(f"load average after: {_load()}")
 
 

@@ -13,6 +13,7 @@
     ci_ml_shadow_info{version,digest}                     gauge     1 for the shadow version
     ci_ml_shadow_rows_total{result}                       counter   scored / dropped / failed
     ci_ml_shadow_sample                                   gauge     the share of requests shadowed
+    ci_ml_shadow_pending_requests                         gauge     queued or being scored
     ci_ml_shadow_call_duration_seconds                    histogram the shadow's model calls
     ci_ml_workers                                         gauge     with --workers N > 1
 
@@ -57,6 +58,7 @@ class ShadowState:
     buckets: list[int]
     seconds: float
     sample: float = 0.0
+    pending: int = 0
 
 
 @dataclass
@@ -151,6 +153,7 @@ class Metrics:
                     list(shadow.buckets),
                     shadow.seconds,
                     shadow.sample,
+                    shadow.pending,
                 )
         return found
 
@@ -200,8 +203,10 @@ def _merge_shadow(total: ShadowState | None, one: ShadowState) -> ShadowState:
             list(one.buckets),
             one.seconds,
             one.sample,
+            one.pending,
         )
     total.sample = max(total.sample, one.sample)
+    total.pending += one.pending
     total.models.update(one.models)
     total.counts.update(one.counts)
     total.buckets = [a + b for a, b in zip(total.buckets, one.buckets, strict=True)]
@@ -287,6 +292,12 @@ def _shadow_lines(shadow: ShadowState) -> list[str]:
             "gauge",
             "The share of answered requests the shadow scores (0: paused).",
             [("", shadow.sample)],
+        ),
+        *_family(
+            "shadow_pending_requests",
+            "gauge",
+            "Sampled requests queued for the shadow or being scored by it.",
+            [("", shadow.pending)],
         ),
         f"# HELP {name} Time of one call of the shadow model (merged requests).",
         f"# TYPE {name} histogram",

@@ -117,6 +117,7 @@ class ShadowScorer:
         self.linger = linger
         self.budget = budget
         self.counts = {"scored": 0, "dropped": 0, "failed": 0}  # rows
+        self.pending = 0  # sampled requests queued or being scored
         self.log_counts = {"written": 0, "dropped": 0}  # rows of the shadow's request log
         self.bounds = BUCKETS
         self.buckets = [0] * (len(BUCKETS) + 1)  # seconds per shadow call
@@ -168,10 +169,13 @@ class ShadowScorer:
             with self.lock:
                 self.counts["failed"] += len(rows)
             return False
+        with self.lock:  # counted first: the feeding thread may be done with it at once
+            self.pending += 1
         try:
             self._queue.put_nowait(_Sampled(production.version, rows, answers, request_id))
         except queue.Full:
             with self.lock:
+                self.pending -= 1
                 self.counts["dropped"] += len(rows)
             return False
         return True
@@ -201,6 +205,8 @@ class ShadowScorer:
                 break
             batch, carry, stop = self._gather(first)
             seconds = self._score(batch)
+            with self.lock:
+                self.pending -= len(batch)
             if not stop and not self._stop.is_set():
                 # fewer, larger calls, and at most `budget` of the time: under load the
                 # shadow drops (and counts) what it cannot take

@@ -307,6 +307,25 @@ def test_the_sample_changes_while_serving_and_zero_pauses_shadowing(
     assert shadowed_ids == {"before", "after"}
 
 
+def test_the_requests_waiting_for_the_shadow_are_a_gauge(
+    versions: tuple[LocalRegistry, ModelVersion, ModelVersion], tmp_path: Path
+) -> None:
+    registry, _production, shadow = versions
+    settings = {"shadow_sample": 1.0, "shadow_budget": 0.002}  # pauses 499 times each call
+    with shadowed(registry, shadow.version, tmp_path / "logs", **settings) as url:
+        assert predict(url, {"records": ROWS}).ok
+        metrics = scored_metrics(url)  # its first call is done: the pause has begun
+        assert metric(metrics, 'ci_ml_shadow_rows_total{result="scored"}') == len(ROWS)
+        for _ in range(3):
+            assert predict(url, {"records": ROWS}).ok
+        metrics = requests.get(f"{url}/metrics", timeout=10).text
+        assert metric(metrics, "ci_ml_shadow_pending_requests") == 3
+        scored = f'ci_ml_shadow_rows_total{{result="scored"}} {4 * len(ROWS)}\n'
+        wait_until(lambda: scored in requests.get(f"{url}/metrics", timeout=10).text, 120)
+        metrics = requests.get(f"{url}/metrics", timeout=10).text
+        assert metric(metrics, "ci_ml_shadow_pending_requests") == 0
+
+
 @pytest.mark.parametrize(
     ("body", "status", "sentence"),
     [
