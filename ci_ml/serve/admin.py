@@ -10,7 +10,7 @@ registry or a worker failed, and the old model keeps serving in every case but 2
 ``POST /admin/shadow`` with ``{"sample": 0.05}`` changes the share of requests the shadow
 scores, at once and for every worker (0 pauses shadowing, and a later request resumes it):
 200 with the sample before and after, 409 when the service has no shadow, 400 for a body that
-is not a JSON object, 422 for a sample that is not a number in [0, 1].
+is not a JSON object, 413 for one over 1 KiB, 422 for a sample that is not a number in [0, 1].
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ci_ml.serve.service import Service
 
 log = logging.getLogger(__name__)
+ADMIN_BODY_BYTES = 1024
 
 
 def add_admin_routes(app: FastAPI, service: Service, token: str) -> None:
@@ -80,8 +81,15 @@ def add_admin_routes(app: FastAPI, service: Service, token: str) -> None:
         scorer = service.shadow
         if scorer is None:
             return error(409, "this service has no shadow; start it with --shadow VERSION")
+        data = b""
+        async for chunk in request.stream():  # a sample is a few bytes: never read a flood
+            data += chunk
+            if len(data) > ADMIN_BODY_BYTES:
+                return error(
+                    413, f'the body is over {ADMIN_BODY_BYTES} bytes; send {{"sample": 0.2}}'
+                )
         try:
-            body = json.loads(await request.body())
+            body = json.loads(data)
         except ValueError:
             return error(400, 'the body is not JSON; send {"sample": 0.2}')
         if not isinstance(body, dict) or "sample" not in body:

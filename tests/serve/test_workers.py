@@ -97,6 +97,16 @@ def _version(url: str) -> dict[str, Any]:
     return requests.get(f"{url}/version", timeout=30).json()
 
 
+def _wait_for_restart(url: str, pid: int) -> None:
+    """Until worker 1, which had ``pid``, runs again in another process and serves a model."""
+
+    def restarted() -> bool:
+        workers = _version(url)["workers"]
+        return workers[0]["pid"] not in (None, pid) and bool(workers[0]["model_digest"])
+
+    _wait_for(restarted)
+
+
 def _wait_for(condition: Any, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -218,11 +228,7 @@ def test_a_worker_that_dies_while_preparing_leaves_every_worker_on_the_old_versi
         assert "1 of 2 refused it, so every worker keeps serving" in detail
         assert answer.json()["serving"] == v1.version
 
-        def restarted() -> bool:
-            workers = _version(service.url)["workers"]
-            return workers[0]["pid"] not in (None, doomed) and bool(workers[0]["model_digest"])
-
-        _wait_for(restarted)
+        _wait_for_restart(service.url, doomed)
         assert {w["model_digest"] for w in _version(service.url)["workers"]} == {v1.digest}
         for _ in range(10):  # a new connection each: no worker answers with the dropped version
             body = requests.post(f"{service.url}/predict", json={"records": ROWS}, timeout=30)
@@ -309,11 +315,7 @@ def test_a_killed_worker_is_restarted_on_the_version_the_others_serve(
         killed = _version(service.url)["workers"][0]["pid"]
         os.kill(killed, signal.SIGKILL)
 
-        def restarted() -> bool:
-            workers = _version(service.url)["workers"]
-            return workers[0]["pid"] not in (None, killed) and bool(workers[0]["model_digest"])
-
-        _wait_for(restarted)
+        _wait_for_restart(service.url, killed)
         assert {w["model_version"] for w in _version(service.url)["workers"]} == {v2.version}
         assert f"(pid {killed}) exited with code -9; restarting it" in service.log()
 
@@ -433,11 +435,7 @@ def test_one_request_changes_the_shadow_sample_of_every_worker_and_a_restarted_o
         doomed = _version(service.url)["workers"][0]["pid"]
         os.kill(doomed, signal.SIGKILL)
 
-        def restarted() -> bool:
-            workers = _version(service.url)["workers"]
-            return workers[0]["pid"] not in (None, doomed) and bool(workers[0]["model_digest"])
-
-        _wait_for(restarted)
+        _wait_for_restart(service.url, doomed)
         assert spread(30) == {1, 2}
         time.sleep(1.0)  # what was queued would have been scored by now
         assert scored() == 0
