@@ -98,7 +98,9 @@ ShadowOpt = Annotated[
 ShadowSampleOpt = Annotated[
     float | None,
     typer.Option(
-        "--shadow-sample", help="Share of requests the shadow scores, in (0, 1] (default 0.2)."
+        "--shadow-sample",
+        help="Share of requests the shadow scores, in (0, 1] (default 0.2); POST /admin/shadow "
+        "changes it while serving.",
     ),
 ]
 ShadowQueueOpt = Annotated[
