@@ -181,3 +181,57 @@ def test_rows_of_another_production_or_no_shadow_are_one_sentence(
     wrong = shadow_report(project, "same", versions["worse"], "nothing")
     assert wrong.returncode == 2
     assert f"no row scored by shadow {versions['worse']}" in wrong.stderr
+
+
+def test_a_regression_shadow_is_judged_on_its_errors(pulled_example: Path, tmp_path: Path) -> None:
+    """The same flow with a numeric target (the example's Price, from the other columns):
+    the logged answers are values, the outcomes numbers, the gates on rmse."""
+    dest = tmp_path / "project"
+    shutil.copytree(pulled_example, dest, symlinks=True)
+    path = dest / "ci-ml.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["data"] = {**config["data"], "target": "Price", "task": "regression"}
+    del config["data"]["positive_class"]
+    config["model"]["estimator"] = "sklearn.ensemble.HistGradientBoostingRegressor"
+    config["metrics"] = ["rmse", "mae", "r2"]
+    config["gates"] = [
+        {"metric": "rmse", "change": {"margin": -20.0, "inconclusive": "fail"}},
+        {"metric": "r2", "min": 0.3},
+    ]
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    params = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15}
+    versions = {
+        "production": _train(dest, "production", params),
+        "same": _train(dest, "same", params, seed=1),
+        "worse": _train(dest, "worse", {**params, "max_iter": 3}),
+    }
+    project = open_project(path)
+    registry = project.registry()
+    registry.promote(versions["production"], None, by="tests")
+    dataset, _ = load_data(project, project.runs_dir / "production")
+    records = jsonable(dataset.x("holdout").to_dict(orient="records"))
+    for shadow in ("same", "worse"):
+        _traffic(registry, versions[shadow], records, dest / f"logs-{shadow}", shadow)
+    labels = pd.DataFrame(
+        {
+            "request_id": [f"{i // CHUNK}" for i in range(len(records))],
+            "row_index": [i % CHUNK for i in range(len(records))],
+            "Price": dataset.y("holdout").to_numpy(),
+        }
+    )
+    labels.to_csv(dest / "labels.csv", index=False)
+
+    done = shadow_report(dest, "same", versions["same"], "shadow-same")
+    assert done.returncode == 0, done.stderr
+    evaluation = json.loads((dest / ".ci-ml/runs/shadow-same/evaluation.json").read_text())
+    rmse = evaluation["comparisons"]["rmse"]
+    assert rmse["delta"] == 0.0 and rmse["n"] == len(records)
+    assert evaluation["candidate"]["metrics"]["r2"] > 0.3
+    worse = shadow_report(dest, "worse", versions["worse"], "shadow-worse")
+    assert worse.returncode == 1, worse.stdout + worse.stderr
+    gate = json.loads((dest / ".ci-ml/runs/shadow-worse/gate-report.json").read_text())
+    failed = {g["name"] for g in gate["gates"] if g["verdict"] == "fail"}
+    assert "rmse change" in failed, failed
+    deployed = run_cli("deploy", "--run-dir", ".ci-ml/runs/shadow-same", cwd=dest)
+    assert deployed.returncode == 0, deployed.stderr
+    assert registry.get_production().version == versions["same"]
