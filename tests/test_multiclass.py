@@ -321,6 +321,8 @@ def test_a_shadow_report_judges_every_class_on_live_rows(repo: Path, tmp_path: P
     f1 = evaluation.comparisons["f1_macro"]
     assert (f1.delta, f1.n) == (0.0, len(records))
     assert evaluation.per_class is not None and [c.label for c in evaluation.per_class] == CLASSES
+    assert evaluation.confusion is not None
+    assert np.array(evaluation.confusion.candidate).sum() == len(records)
     worse = shadow_report("worse")
     assert worse.returncode == 1, worse.stdout + worse.stderr
     gate = read_record(root / ".ci-ml/runs/shadow-worse/gate-report.json", GateReport)
