@@ -152,6 +152,7 @@ class _Scorer:
         limit_threads()
         registry = open_registry(settings.registry_url)
         self.model = load_version(registry, registry.get(settings.version), settings.trusted)
+        self._names = set(self.model.schema.names)
         self.request_log = RequestLog(
             settings.log_directory,
             sample=1.0,
@@ -160,12 +161,28 @@ class _Scorer:
             prefix=settings.log_prefix,
         )
 
+    def _own(self, rows: list[Any]) -> list[Any]:
+        """The rows as the shadow takes them. They hold production's columns (its checks
+        passed), and a shadow may use fewer (a candidate that dropped a feature): only its
+        own are kept. A column it needs that production's rows lack is a ValueError naming
+        it (the rows count as failed)."""
+        names = self.model.schema.names
+        if not rows or rows[0].keys() == self._names:  # a request's rows share their columns
+            return rows
+        missing = [name for name in names if name not in rows[0]]
+        if missing:
+            raise ValueError(
+                f"it takes column(s) {', '.join(repr(m) for m in missing)} that production's "
+                "requests do not carry"
+            )
+        return [{name: row[name] for name in names} for row in rows]
+
     def score(self, batch: list[list[Any]]) -> tuple[int, str | None, float]:
         """Predict and log the batch: (rows, why it failed or None, seconds of the call)."""
         rows = sum(len(item[2]) for item in batch)
         start = time.perf_counter()
         try:
-            parts = [to_columns(item[2], self.model.schema) for item in batch]
+            parts = [to_columns(self._own(item[2]), self.model.schema) for item in batch]
             answers = self.model.predict_columns(parts, rows)
         except Exception as err:  # the shadow's problem, never the request's; the parent warns
             return rows, str(err) or type(err).__name__, time.perf_counter() - start

@@ -131,6 +131,54 @@ def test_both_answers_are_logged_under_the_request_id_on_both_protocols(
     assert json_rows[0]["shadow"]["prediction"] != json_rows[0]["prediction"]
 
 
+def test_a_shadow_that_drops_a_column_scores_the_rows_production_takes(
+    versions: tuple[LocalRegistry, ModelVersion, ModelVersion],
+    data: tuple[pd.DataFrame, np.ndarray],
+    tmp_path: Path,
+) -> None:
+    """A candidate without one of production's columns (feature selection): the requests
+    carry production's columns, and the shadow takes the ones it knows."""
+    registry, production, _shadow = versions
+    frame = data[0].drop(columns=["home"])
+    fewer = fit(frame, data[1])
+    shadow = register(registry, fewer, frame, tmp_path / "fewer")
+    logs = tmp_path / "logs"
+    with shadowed(registry, shadow.version, logs, shadow_sample=1.0) as url:
+        answer = predict(url, {"records": ROWS}, headers={"X-Request-ID": "fewer-1"})
+        assert answer.status_code == 200 and answer.json()["model_version"] == production.version
+        metrics = scored_metrics(url)
+        assert metric(metrics, 'ci_ml_shadow_rows_total{result="scored"}') == len(ROWS)
+        assert metric(metrics, 'ci_ml_shadow_rows_total{result="failed"}') == 0
+    found = sorted(lines(logs), key=lambda e: e["row_index"])
+    assert [e["row"] for e in found] == ROWS  # logged as production took them
+    wanted = fewer.predict_proba(pd.DataFrame(ROWS).drop(columns=["home"]).astype(float))
+    column = list(fewer.classes_).index("bad")
+    for entry, p in zip(found, wanted[:, column], strict=True):
+        assert np.isclose(entry["shadow"]["prediction"]["probability"], p)
+
+
+def test_a_shadow_that_needs_a_column_production_lacks_fails_its_rows_in_one_warning(
+    versions: tuple[LocalRegistry, ModelVersion, ModelVersion],
+    data: tuple[pd.DataFrame, np.ndarray],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry, production, _shadow = versions
+    frame = data[0].drop(columns=["home"])
+    fewer = register(registry, fit(frame, data[1]), frame, tmp_path / "fewer")
+    registry.promote(fewer.version, production.version, by="tests")
+    rows = [{k: v for k, v in row.items() if k != "home"} for row in ROWS]
+    with shadowed(registry, production.version, tmp_path / "logs", shadow_sample=1.0) as url:
+        for _ in range(3):
+            answer = predict(url, {"records": rows})
+            assert answer.status_code == 200 and answer.json()["model_version"] == fewer.version
+        failed = f'ci_ml_shadow_rows_total{{result="failed"}} {3 * len(rows)}\n'
+        wait_until(lambda: failed in requests.get(f"{url}/metrics", timeout=10).text, 60)
+    warnings = [r.getMessage() for r in caplog.records if "failed to predict" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "it takes column(s) 'home' that production's requests do not carry" in warnings[0]
+
+
 def test_a_full_shadow_queue_drops_and_counts_and_fails_no_request(
     versions: tuple[LocalRegistry, ModelVersion, ModelVersion], tmp_path: Path
 ) -> None:
