@@ -27,6 +27,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
 from ci_ml.errors import CiMlError
+from ci_ml.serve.input import InvalidRequest, read_capped
 from ci_ml.serve.model import ModelRefused, NoProduction
 from ci_ml.serve.status import error
 
@@ -81,13 +82,10 @@ def add_admin_routes(app: FastAPI, service: Service, token: str) -> None:
         scorer = service.shadow
         if scorer is None:
             return error(409, "this service has no shadow; start it with --shadow VERSION")
-        data = b""
-        async for chunk in request.stream():  # a sample is a few bytes: never read a flood
-            data += chunk
-            if len(data) > ADMIN_BODY_BYTES:
-                return error(
-                    413, f'the body is over {ADMIN_BODY_BYTES} bytes; send {{"sample": 0.2}}'
-                )
+        try:  # a sample is a few bytes: a flood is never read whole
+            data = await read_capped(request, ADMIN_BODY_BYTES, 'send {"sample": 0.2}')
+        except InvalidRequest as err:
+            return error(err.status, str(err))
         try:
             body = json.loads(data)
         except ValueError:

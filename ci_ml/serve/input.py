@@ -24,6 +24,7 @@ from ci_ml.errors import BadInputError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from starlette.requests import Request
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -36,6 +37,23 @@ class InvalidRequest(BadInputError):
     def __init__(self, message: str, status: int = 422) -> None:
         super().__init__(message)
         self.status = status
+
+
+async def read_capped(request: Request, limit: int, hint: str) -> bytes:
+    """The body of ``request``, refused (InvalidRequest, 413) as soon as it is known to be
+    over ``limit`` bytes, from its Content-Length or while it arrives: a flood is never read
+    whole. ``hint`` ends the sentence (what to send instead)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise InvalidRequest(
+            f"the body has {length} bytes, over the limit of {limit} bytes; {hint}", status=413
+        )
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise InvalidRequest(f"the body has over {limit} bytes, the limit; {hint}", status=413)
+    return bytes(data)
 
 
 @dataclass(frozen=True)

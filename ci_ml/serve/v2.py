@@ -27,7 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from ci_ml import __version__
-from ci_ml.serve.input import CATEGORICAL, InvalidRequest, to_columns
+from ci_ml.serve.input import CATEGORICAL, InvalidRequest, read_capped, to_columns
 from ci_ml.serve.model import LoadedModel, PredictionFailed
 
 if TYPE_CHECKING:
@@ -141,13 +141,9 @@ async def _infer(
                 "the tensors as JSON (tritonclient: set_data_from_numpy(..., binary_data=False))",
                 status=400,
             )
-        body = await request.body()
-        if len(body) > service.settings.max_body_bytes:
-            raise InvalidRequest(
-                f"the body has {len(body)} bytes, over the limit of "
-                f"{service.settings.max_body_bytes} bytes (--max-body)",
-                status=413,
-            )
+        limit = service.settings.max_body_bytes
+        hint = "split the rows into smaller requests (--max-body)"
+        body = await read_capped(request, limit, hint)
         payload = _json(body)
         rows = rows_of_tensors(payload, model, service.settings.max_rows)
         columns = to_columns(rows, model.schema)

@@ -378,7 +378,7 @@ def test_the_requests_waiting_for_the_shadow_are_a_gauge(
     ("body", "status", "sentence"),
     [
         (b"{not json", 400, "the body is not JSON"),
-        (b'{"sample": 0.5, "pad": "' + b"x" * 2000 + b'"}', 413, "the body is over 1024 bytes"),
+        (b'{"sample": 0.5, "pad": "' + b"x" * 2000 + b'"}', 413, "over the limit of 1024 bytes"),
         ([0.5], 400, "must be a JSON object"),
         ({"rate": 0.5}, 400, "must be a JSON object"),
         ({"sample": "0.5"}, 422, 'sample "0.5" is not a number from 0 to 1'),

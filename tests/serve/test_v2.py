@@ -3,6 +3,7 @@ by a real client of that protocol (``tritonclient[http]``) and by hand for the e
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -192,3 +193,24 @@ def test_not_ready_without_a_production_model(tmp_path: Path) -> None:
         ready = requests.get(f"{url}/v2/health/ready", timeout=10)
         assert ready.status_code == 503 and ready.json() == {"ready": False}
         assert v2(url, {"inputs": GOOD}).status_code == 503
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read_whole(
+    model: Any, data: Any, tmp_path: Path
+) -> None:
+    registry = LocalRegistry(tmp_path / "registry")
+    version = register(registry, model, data[0], tmp_path / "v1")
+    registry.promote(version.version, None, by="tests")
+    body = json.dumps({"inputs": GOOD, "pad": "x" * 5000}).encode()
+    url_of = "{}/v2/models/model/infer".format
+    headers = {"Content-Type": "application/json"}
+    with running(registry, max_body_bytes=2048) as url:
+        sized = requests.post(url_of(url), data=body, headers=headers, timeout=30)
+        assert sized.status_code == 413
+        assert f"the body has {len(body)} bytes, over the limit of 2048" in sized.json()["error"]
+        # no Content-Length (chunked): refused once 2048 bytes have arrived
+        chunks = (body[i : i + 512] for i in range(0, len(body), 512))
+        chunked = requests.post(url_of(url), data=chunks, headers=headers, timeout=30)
+        assert chunked.status_code == 413
+        assert "the body has over 2048 bytes, the limit" in chunked.json()["error"]
+        assert v2(url, {"inputs": GOOD}).status_code == 200  # and the service answers on
