@@ -18,8 +18,7 @@ import yaml
 
 from ci_ml.monitor import check as monitor
 from ci_ml.monitor.sources import Recent, load_production
-from ci_ml.project import load_data, open_project
-from ci_ml.quality import jsonable
+from ci_ml.project import open_project
 from ci_ml.records import (
     Evaluation,
     GateReport,
@@ -32,6 +31,7 @@ from ci_ml.registry import open_registry
 from ci_ml.serve.model import load_version
 from tests.conftest import run_cli, serving
 from tests.hpc import HPC_CONFIG, hpc_project
+from tests.test_shadow import live_shadows, shadow_report
 
 pytestmark = pytest.mark.slow
 TOKEN = "multiclass-admin-token"
@@ -270,7 +270,6 @@ def test_deploy_smoke_tests_every_class_probability_over_http(repo: Path, tmp_pa
 def test_a_shadow_report_judges_every_class_on_live_rows(repo: Path, tmp_path: Path) -> None:
     """The shadow flow of tests/test_shadow.py on four classes: the holdout sent as live
     traffic to production with a shadow, outcomes joined by request id."""
-    from tests.test_shadow import CHUNK, _traffic, _train
 
     def no_latency(config: dict[str, Any]) -> None:  # churn is judged, latency is not here
         config["gates"] = [g for g in config["gates"] if g["metric"] != "latency_p95_ms"]
@@ -278,52 +277,20 @@ def test_a_shadow_report_judges_every_class_on_live_rows(repo: Path, tmp_path: P
     edit(repo, no_latency)
     root = repo / "examples/hpc"
     params = yaml.safe_load(config_path(repo).read_text())["model"]["params"]
-    versions = {
-        "production": _train(root, "production", params),
-        "same": _train(root, "same", params, seed=1),
-        "worse": _train(root, "worse", WEAK),
-    }
-    project = open_project(config_path(repo))
-    registry = project.registry()
-    registry.promote(versions["production"], None, by="tests")
-    dataset, _ = load_data(project, project.runs_dir / "production")
-    records = jsonable(dataset.x("holdout").to_dict(orient="records"))
-    for shadow in ("same", "worse"):
-        _traffic(registry, versions[shadow], records, root / f"logs-{shadow}", shadow)
-    labels = pd.DataFrame(
-        {
-            "request_id": [f"{i // CHUNK}" for i in range(len(records))],
-            "row_index": [i % CHUNK for i in range(len(records))],
-            "class": dataset.y("holdout").to_numpy(),
-        }
-    )
-    labels.to_csv(root / "labels.csv", index=False)
+    live = live_shadows(root, params, WEAK)
+    versions, rows = live["versions"], live["rows"]
+    registry = open_project(config_path(repo)).registry()
 
-    def shadow_report(shadow: str) -> Any:
-        return run_cli(
-            "shadow",
-            "report",
-            "--requests",
-            f"logs-{shadow}",
-            "--labels",
-            "labels.csv",
-            "--shadow-version",
-            versions[shadow],
-            "--run-dir",
-            f".ci-ml/runs/shadow-{shadow}",
-            cwd=root,
-        )
-
-    done = shadow_report("same")
+    done = shadow_report(root, "same", versions["same"], "shadow-same")
     assert done.returncode == 0, done.stderr
     evaluation = read_record(root / ".ci-ml/runs/shadow-same/evaluation.json", Evaluation)
     assert evaluation.classes == CLASSES
     f1 = evaluation.comparisons["f1_macro"]
-    assert (f1.delta, f1.n) == (0.0, len(records))
+    assert (f1.delta, f1.n) == (0.0, rows)
     assert evaluation.per_class is not None and [c.label for c in evaluation.per_class] == CLASSES
     assert evaluation.confusion is not None
-    assert np.array(evaluation.confusion.candidate).sum() == len(records)
-    worse = shadow_report("worse")
+    assert np.array(evaluation.confusion.candidate).sum() == rows
+    worse = shadow_report(root, "worse", versions["worse"], "shadow-worse")
     assert worse.returncode == 1, worse.stdout + worse.stderr
     gate = read_record(root / ".ci-ml/runs/shadow-worse/gate-report.json", GateReport)
     failed = {g.name for g in gate.gates if g.verdict == "fail"}

@@ -53,27 +53,34 @@ def trained(pulled_example: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     dest = tmp_path_factory.mktemp("shadow") / "project"
     shutil.copytree(pulled_example, dest, symlinks=True)
     params = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15}
+    return {"root": dest, **live_shadows(dest, params, {**params, "max_iter": 3})}
+
+
+def live_shadows(root: Path, params: dict[str, Any], weak: dict[str, Any]) -> dict[str, Any]:
+    """Production, a same-config shadow (another seed) and a clearly worse one (``weak``)
+    trained on the project at ``root``; the holdout served by production with each shadow
+    (logs-same, logs-worse) and its outcomes in labels.csv. The versions and the row count."""
     versions = {
-        "production": _train(dest, "production", params),
-        "same": _train(dest, "same", params, seed=1),
-        "worse": _train(dest, "worse", {**params, "max_iter": 3}),
+        "production": _train(root, "production", params),
+        "same": _train(root, "same", params, seed=1),
+        "worse": _train(root, "worse", weak),
     }
-    project = open_project(dest / "ci-ml.yaml")
+    project = open_project(root / "ci-ml.yaml")
     registry = project.registry()
     registry.promote(versions["production"], None, by="tests")
     dataset, _ = load_data(project, project.runs_dir / "production")
     records = jsonable(dataset.x("holdout").to_dict(orient="records"))
     for shadow in ("same", "worse"):
-        _traffic(registry, versions[shadow], records, dest / f"logs-{shadow}", shadow)
+        _traffic(registry, versions[shadow], records, root / f"logs-{shadow}", shadow)
     labels = pd.DataFrame(
         {
             "request_id": [f"{i // CHUNK}" for i in range(len(records))],
             "row_index": [i % CHUNK for i in range(len(records))],
-            "Status": dataset.y("holdout").to_numpy(),
+            dataset.target: dataset.y("holdout").to_numpy(),
         }
     )
-    labels.to_csv(dest / "labels.csv", index=False)
-    return {"root": dest, "versions": versions, "rows": len(records)}
+    labels.to_csv(root / "labels.csv", index=False)
+    return {"versions": versions, "rows": len(records)}
 
 
 def _traffic(registry: Any, shadow: str, records: list[Any], logs: Path, tag: str) -> None:
@@ -200,32 +207,15 @@ def test_a_regression_shadow_is_judged_on_its_errors(pulled_example: Path, tmp_p
     ]
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     params = {"max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15}
-    versions = {
-        "production": _train(dest, "production", params),
-        "same": _train(dest, "same", params, seed=1),
-        "worse": _train(dest, "worse", {**params, "max_iter": 3}),
-    }
-    project = open_project(path)
-    registry = project.registry()
-    registry.promote(versions["production"], None, by="tests")
-    dataset, _ = load_data(project, project.runs_dir / "production")
-    records = jsonable(dataset.x("holdout").to_dict(orient="records"))
-    for shadow in ("same", "worse"):
-        _traffic(registry, versions[shadow], records, dest / f"logs-{shadow}", shadow)
-    labels = pd.DataFrame(
-        {
-            "request_id": [f"{i // CHUNK}" for i in range(len(records))],
-            "row_index": [i % CHUNK for i in range(len(records))],
-            "Price": dataset.y("holdout").to_numpy(),
-        }
-    )
-    labels.to_csv(dest / "labels.csv", index=False)
+    live = live_shadows(dest, params, {**params, "max_iter": 3})
+    versions, rows = live["versions"], live["rows"]
+    registry = open_project(path).registry()
 
     done = shadow_report(dest, "same", versions["same"], "shadow-same")
     assert done.returncode == 0, done.stderr
     evaluation = json.loads((dest / ".ci-ml/runs/shadow-same/evaluation.json").read_text())
     rmse = evaluation["comparisons"]["rmse"]
-    assert rmse["delta"] == 0.0 and rmse["n"] == len(records)
+    assert rmse["delta"] == 0.0 and rmse["n"] == rows
     assert evaluation["candidate"]["metrics"]["r2"] > 0.3
     worse = shadow_report(dest, "worse", versions["worse"], "shadow-worse")
     assert worse.returncode == 1, worse.stdout + worse.stderr
