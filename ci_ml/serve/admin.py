@@ -27,7 +27,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
 from ci_ml.errors import CiMlError
-from ci_ml.serve.input import InvalidRequest, read_capped
+from ci_ml.serve.input import InvalidRequest, read_body
 from ci_ml.serve.model import ModelRefused, NoProduction
 from ci_ml.serve.status import error
 
@@ -83,7 +83,8 @@ def add_admin_routes(app: FastAPI, service: Service, token: str) -> None:
         if scorer is None:
             return error(409, "this service has no shadow; start it with --shadow VERSION")
         try:  # a sample is a few bytes: a flood is never read whole
-            data = await read_capped(request, ADMIN_BODY_BYTES, 'send {"sample": 0.2}')
+            hint = 'send {"sample": 0.2}'
+            data = await read_body(request.scope, request.receive, ADMIN_BODY_BYTES, hint)
         except InvalidRequest as err:
             return error(err.status, str(err))
         try:

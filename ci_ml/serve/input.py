@@ -24,11 +24,11 @@ from ci_ml.errors import BadInputError
 
 if TYPE_CHECKING:
     import pandas as pd
-    from starlette.requests import Request
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
 _SHOWN_NAMES = 8
+TOO_LARGE_HINT = "split the rows into smaller requests (--max-body)"  # /predict, V2 infer
 
 
 class InvalidRequest(BadInputError):
@@ -39,21 +39,30 @@ class InvalidRequest(BadInputError):
         self.status = status
 
 
-async def read_capped(request: Request, limit: int, hint: str) -> bytes:
-    """The body of ``request``, refused (InvalidRequest, 413) as soon as it is known to be
-    over ``limit`` bytes, from its Content-Length or while it arrives: a flood is never read
-    whole. ``hint`` ends the sentence (what to send instead)."""
-    length = request.headers.get("content-length", "")
+async def read_body(scope: Any, receive: Any, limit: int, hint: str) -> bytes:
+    """The body of the ASGI request (``scope``, ``receive``), refused (InvalidRequest, 413) as
+    soon as it is known to be over ``limit`` bytes, from its Content-Length or while it
+    arrives: a flood is never read whole. ``hint`` ends the sentence (what to send instead).
+    Starlette's ClientDisconnect when the client left."""
+    length = next((v for k, v in scope["headers"] if k == b"content-length"), b"").decode()
     if length.isdigit() and int(length) > limit:
         raise InvalidRequest(
             f"the body has {length} bytes, over the limit of {limit} bytes; {hint}", status=413
         )
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > limit:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            from starlette.requests import ClientDisconnect
+
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
             raise InvalidRequest(f"the body has over {limit} bytes, the limit; {hint}", status=413)
-    return bytes(data)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 @dataclass(frozen=True)

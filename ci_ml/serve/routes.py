@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from ci_ml.serve.admin import add_admin_routes
-from ci_ml.serve.input import InvalidRequest, parse_body, to_columns
+from ci_ml.serve.input import TOO_LARGE_HINT, InvalidRequest, parse_body, read_body, to_columns
 from ci_ml.serve.model import LoadedModel, PredictionFailed
 from ci_ml.serve.status import add_status_routes
 from ci_ml.serve.v2 import add_v2_routes
@@ -175,7 +175,7 @@ async def answer_predict(service: Service, scope: Scope, receive: Receive) -> An
     settings = service.settings
     try:
         _check_content_type(_header(scope, b"content-type"))
-        body = await _read_body(scope, receive, settings.max_body_bytes)
+        body = await read_body(scope, receive, settings.max_body_bytes, TOO_LARGE_HINT)
         rows = parse_body(body, settings.max_rows)
         columns = to_columns(rows, model.schema)
         answers = await asyncio.wrap_future(service.batcher.submit(model, columns, len(rows)))
@@ -230,33 +230,6 @@ def _check_content_type(value: str | None) -> None:
             "Content-Type: application/json",
             status=415,
         )
-
-
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is longer than ``limit`` bytes."""
-    length = _header(scope, b"content-length") or ""
-    if length.isdigit() and int(length) > limit:
-        raise _too_large(int(length), limit)
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(size, limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _too_large(size: int, limit: int) -> InvalidRequest:
-    return InvalidRequest(
-        f"the body has {size} bytes or more, over the limit of {limit} bytes (--max-body); "
-        "split the rows into smaller requests",
-        status=413,
-    )
 
 
 def service_app(app: FastAPI, service: Service) -> ASGIApp:

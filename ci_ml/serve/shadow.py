@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import queue
@@ -62,21 +63,20 @@ class SampleRate:
     """
 
     def __init__(self, value: float, shared: bool = False) -> None:
-        self._shared: Any = None
-        self._value = float(value)
-        if shared:  # one aligned double: read and written whole, no lock needed
-            self._shared = multiprocessing.get_context("fork").RawValue("d", float(value))
+        # one aligned double either way: read and written whole, no lock needed
+        self._cell: Any = (
+            multiprocessing.get_context("fork").RawValue("d", value)
+            if shared
+            else ctypes.c_double(value)
+        )
 
     @property
     def value(self) -> float:
-        return float(self._shared.value) if self._shared is not None else self._value
+        return float(self._cell.value)
 
     @value.setter
     def value(self, value: float) -> None:
-        if self._shared is not None:
-            self._shared.value = float(value)
-        else:
-            self._value = float(value)
+        self._cell.value = float(value)
 
 
 @dataclass(frozen=True)

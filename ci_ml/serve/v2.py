@@ -27,7 +27,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from ci_ml import __version__
-from ci_ml.serve.input import CATEGORICAL, InvalidRequest, read_capped, to_columns
+from ci_ml.serve.input import (
+    CATEGORICAL,
+    TOO_LARGE_HINT,
+    InvalidRequest,
+    read_body,
+    to_columns,
+)
 from ci_ml.serve.model import LoadedModel, PredictionFailed
 
 if TYPE_CHECKING:
@@ -142,8 +148,7 @@ async def _infer(
                 status=400,
             )
         limit = service.settings.max_body_bytes
-        hint = "split the rows into smaller requests (--max-body)"
-        body = await read_capped(request, limit, hint)
+        body = await read_body(request.scope, request.receive, limit, TOO_LARGE_HINT)
         payload = _json(body)
         rows = rows_of_tensors(payload, model, service.settings.max_rows)
         columns = to_columns(rows, model.schema)
